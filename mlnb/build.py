@@ -1,0 +1,171 @@
+"""``mlnb build``: the pipeline wrapped in one MLflow build run (application layer).
+
+Pure orchestration: returns a :class:`BuildResult`, prints nothing. The build run
+gets the git commit, the resolved env snapshot, per-task child runs (status,
+duration, executed notebook as an artifact), and the metrics and gate outcome
+found in products named ``metrics`` and ``gate``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlnb import pipeline, tracking
+from mlnb.config import apply_overrides, load_env
+from mlnb.errors import EnvError
+from mlnb.io import atomic_write
+from mlnb.spec import PipelineSpec, load_spec
+
+DEFAULT_EXPERIMENT = "mlnb"
+
+
+@dataclass
+class BuildResult:
+    ran: bool
+    ok: bool
+    outcomes: list[pipeline.TaskOutcome] = field(default_factory=list)
+    run_id: str | None = None
+    metrics: dict[str, float] | None = None
+    gate: dict[str, Any] | None = None
+    artifact: Path | None = None
+    elapsed: float = 0.0
+
+    @property
+    def failed(self) -> list[pipeline.TaskOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def load_project(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = ()) -> tuple[
+        PipelineSpec, dict[str, Any]]:
+    """Read env (with overrides) and check the spec; raises UserInputError subclasses."""
+    env_path = Path(env_file) if env_file else root / "env.yaml"
+    env = load_env(env_path) if env_path.exists() else {}
+    if env_file and not env_path.exists():
+        raise EnvError(f"{env_file}: env file not found")
+    env = apply_overrides(env, list(overrides), source=env_path.name)
+    return load_spec(root / "pipeline.yaml", env), env
+
+
+def experiment_name(env: dict[str, Any]) -> str:
+    return str((env.get("mlflow") or {}).get("experiment") or DEFAULT_EXPERIMENT)
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _product(spec: PipelineSpec, key: str) -> Path | None:
+    """The path of the product named ``key`` (or its quarantined copy after a failure)."""
+    for task in spec.tasks.values():
+        if key in task.products:
+            path = task.products[key]
+            failed = spec.root / "products" / pipeline.FAILED_DIR / task.name / path.name
+            return path if path.exists() else failed if failed.exists() else None
+    return None
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = (),
+              force: bool = False) -> BuildResult:
+    """Build what is outdated (everything with ``force``) under one MLflow build run."""
+    start = time.perf_counter()
+    spec, env = load_project(root, env_file, overrides)
+    dag = pipeline.open_dag(spec, env)
+    if not force and not any(s.outdated for s in pipeline.status(spec, dag)):
+        names = list(spec.tasks)
+        return BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in names],
+                           elapsed=time.perf_counter() - start)
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    tracking.configure(root, experiment_name(env))
+    tags = {"mlnb.kind": "build", "mlnb.git_commit": tracking.git_commit(root), "mlnb.force": str(force).lower()}
+    with mlflow.start_run(run_name="build", tags=tags) as run:
+        run_id = run.info.run_id
+        mlflow.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
+        mlflow.log_dict(env, "env.yaml")
+        with _environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
+            outcomes, ok = pipeline.build(spec, dag, force=force)
+        client = MlflowClient()
+        for outcome in outcomes:
+            if outcome.status in ("executed", "failed"):
+                _record_task(client, run_id, outcome)
+        result = BuildResult(True, ok, outcomes, run_id)
+        metrics_path, gate_path = _product(spec, "metrics"), _product(spec, "gate")
+        if metrics_path:
+            result.metrics = json.loads(metrics_path.read_text())
+            mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
+        if gate_path:
+            result.gate = json.loads(gate_path.read_text())
+            mlflow.set_tags({"mlnb.gate_passed": str(result.gate.get("passed")).lower(),
+                             "mlnb.gate_reason": str(result.gate.get("reason"))[:5000]})
+            mlflow.log_dict(result.gate, "gate.json")
+        artifact = next((p for t in spec.tasks.values() for p in t.products.values()
+                         if (p / "MLmodel").is_file()), None)
+        if ok and artifact:
+            result.artifact = artifact
+            mlflow.set_tag("mlnb.artifact", str(artifact.relative_to(root)))
+        summary = [{"task": o.name, "status": o.status, "elapsed_s": round(o.elapsed, 2),
+                    "failure": o.failure.describe() if o.failure else None} for o in outcomes]
+        mlflow.log_dict(summary, "tasks.json")
+        mlflow.set_tag("mlnb.status", "ok" if ok else "failed")
+        if not ok:
+            mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
+    if not ok:
+        client.set_terminated(run_id, status="FAILED")
+    result.elapsed = time.perf_counter() - start
+    _write_last_build(root, result)
+    return result
+
+
+def _record_task(client: Any, build_run_id: str, outcome: pipeline.TaskOutcome) -> None:
+    """Complete (or create) the task's child run: status, duration, executed notebook."""
+    run_id = tracking.find_task_run(build_run_id, outcome.name)
+    if run_id is None:
+        parent = client.get_run(build_run_id)
+        child = client.create_run(parent.info.experiment_id, run_name=outcome.name, tags={
+            "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
+        run_id = child.info.run_id
+    client.set_tag(run_id, "mlnb.status", outcome.status)
+    client.log_metric(run_id, "duration_s", round(outcome.elapsed, 3))
+    if outcome.failure:
+        client.set_tag(run_id, "mlnb.failure", outcome.failure.describe()[:5000])
+    if outcome.notebook and outcome.notebook.exists():
+        client.log_artifact(run_id, str(outcome.notebook), "notebooks")
+    client.set_terminated(run_id, status="FINISHED" if outcome.status == "executed" else "FAILED")
+
+
+def _write_last_build(root: Path, result: BuildResult) -> None:
+    data = {"run_id": result.run_id, "ok": result.ok, "elapsed_s": round(result.elapsed, 2),
+            "tasks": [{"task": o.name, "status": o.status, "elapsed_s": round(o.elapsed, 2),
+                       "failure": o.failure.describe() if o.failure else None} for o in result.outcomes]}
+    with atomic_write(root / "products" / "last_build.json", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)

@@ -1,0 +1,155 @@
+"""The ``mlnb`` command line: parse arguments, call the core, print, exit.
+
+Exit codes: 0 ok, 1 a task or the gate failed, 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlnb.errors import MlnbError
+from mlnb.tracking import telemetry_off
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"mlnb: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn mlnb errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MlnbError as exc:
+            _fail(str(exc), exc.exit_code)
+
+    return wrapper
+
+
+def _root() -> Path:
+    from mlnb.io import find_project_root
+
+    root = find_project_root()
+    os.chdir(root)  # CLI glue: Ploomber resolves resources_ paths against the working directory
+    return root
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*(str(x) for x in r)) for r in rows]
+    return "\n".join(lines)
+
+
+@click.group()
+@click.version_option(package_name="mlnb")
+def main() -> None:
+    """mlnb: notebooks -> a reproducible, tracked, gated pipeline."""
+    telemetry_off()
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Run every task, up to date or not.")
+@click.option("--env-file", type=click.Path(dir_okay=False), help="Use this env file instead of env.yaml.")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Override an env key for this build, e.g. -p train.C=0.5 (repeatable).")
+@handle_errors
+def build(force: bool, env_file: str | None, params: tuple[str, ...]) -> None:
+    """Run outdated tasks under one MLflow build run and print a summary."""
+    from mlnb.build import run_build
+
+    result = run_build(_root(), env_file, params, force)
+    if not result.ran:
+        click.echo(f"Nothing to do: all {len(result.outcomes)} tasks are up to date "
+                   f"({result.elapsed:.1f} s). Use --force to rebuild.")
+        return
+    rows = [[o.name, o.status, f"{o.elapsed:.1f}" if o.status in ("executed", "failed") else "-"]
+            for o in result.outcomes]
+    click.echo("\n" + _table(rows, ["task", "status", "seconds"]))
+    if result.metrics:
+        click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")
+    for o in result.failed:
+        where = o.failure.describe() if o.failure else "see the partial notebook"
+        click.echo(f"FAILED task {o.name}: {where}", err=True)
+        if o.notebook:
+            click.echo(f"  partial notebook and outputs kept in {o.notebook.parent.relative_to(Path.cwd())}/",
+                       err=True)
+    if not result.ok:
+        if result.gate and not result.gate.get("passed"):
+            click.echo(f"gate failed: {result.gate['reason']}", err=True)
+        sys.exit(1)
+    if result.gate:
+        click.echo(f"gate passed: {result.gate['reason']}")
+    if result.artifact:
+        click.echo(f"serving artifact: {result.artifact.relative_to(Path.cwd())}/ (MLflow pyfunc)")
+
+
+@main.command()
+@click.option("--env-file", type=click.Path(dir_okay=False), help="Use this env file instead of env.yaml.")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Env override, as for build.")
+@handle_errors
+def status(env_file: str | None, params: tuple[str, ...]) -> None:
+    """Which tasks are up to date or outdated, and why (runs nothing)."""
+    from mlnb import pipeline
+    from mlnb.build import load_project
+
+    spec, env = load_project(_root(), env_file, params)
+    states = pipeline.status(spec, pipeline.open_dag(spec, env))
+    rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
+    click.echo(_table(rows, ["task", "status", "why"]))
+
+
+@main.command()
+@click.option("-n", "--max-results", default=20, show_default=True, help="How many builds to list.")
+@handle_errors
+def runs(max_results: int) -> None:
+    """Recent builds with their metrics and gate result (from MLflow)."""
+    from mlnb import tracking
+    from mlnb.build import experiment_name, load_project
+
+    root = _root()
+    _, env = load_project(root)
+    tracking.configure(root, experiment_name(env))
+    builds = tracking.list_builds(max_results)
+    if not builds:
+        click.echo("No builds recorded yet: run `mlnb build`.")
+        return
+    rows = []
+    for b in builds:
+        when = datetime.fromtimestamp(b["start_time"] / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        m = b["metrics"]
+        rows.append([b["run_id"], when, b["status"], b["git_commit"][:12] or "-",
+                     f"{m['f1']:.4f}" if "f1" in m else "-", f"{m['roc_auc']:.4f}" if "roc_auc" in m else "-",
+                     b["gate"]])
+    click.echo(_table(rows, ["run_id", "started (UTC)", "status", "commit", "f1", "roc_auc", "gate"]))
+
+
+@main.command()
+@click.option("-o", "--output", default="reports/report.html", show_default=True, type=click.Path(dir_okay=False))
+@handle_errors
+def report(output: str) -> None:
+    """Write an HTML report of the last build (open it in a browser)."""
+    from mlnb.build import load_project
+    from mlnb.report import build_report
+
+    root = _root()
+    spec, _ = load_project(root)
+    path = build_report(spec, root / output)
+    click.echo(f"report written: {path}")
+
+
+if __name__ == "__main__":
+    main()

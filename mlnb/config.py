@@ -1,0 +1,85 @@
+"""``env.yaml``: load, apply ``-p key=value`` overrides, type-check (pure)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlnb.errors import EnvError
+
+
+def load_env(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EnvError(f"{path}: cannot read env file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise EnvError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise EnvError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def compatible(expected: Any, value: Any) -> bool:
+    """Is ``value`` acceptable where ``expected``'s type is declared? (int widens to float)."""
+    if expected is None or value is None:
+        return True
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return isinstance(expected, bool) and isinstance(value, bool)
+    if isinstance(expected, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(expected))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``train.C=0.5`` -> (``"train.C"``, 0.5); values are YAML scalars."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise EnvError(f"-p {text!r}: expected KEY=VALUE, e.g. -p train.C=0.5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_overrides(env: dict[str, Any], overrides: list[str], source: str = "env.yaml") -> dict[str, Any]:
+    """Return a copy of ``env`` with dotted-key overrides applied; keys must exist and types match."""
+    out = copy.deepcopy(env)
+    for text in overrides:
+        key, value = parse_override(text)
+        node: Any = out
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                raise EnvError(f"-p {key}: no key {'.'.join(parts[: i + 1])!r} in {source}")
+            if i < len(parts) - 1:
+                node = node[part]
+        old = node[parts[-1]]
+        if isinstance(old, dict):
+            raise EnvError(f"-p {key}: {key!r} is a section in {source}; set one of its keys")
+        if not compatible(old, value):
+            raise EnvError(f"-p {key}={value!r}: expected {type_name(old)} like {old!r}, got {type_name(value)}")
+        node[parts[-1]] = float(value) if isinstance(old, float) and isinstance(value, int) else value
+    return out
+
+
+def lookup(env: dict[str, Any], dotted: str) -> Any:
+    node: Any = env
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(dotted)
+        node = node[part]
+    return node

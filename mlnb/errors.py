@@ -1,0 +1,63 @@
+"""The one exceptions module of mlnb.
+
+Every error names the offending file, key/field and value so the CLI can print it
+as one line. ``UserInputError`` subclasses map to exit code 2, ``TaskFailed`` and
+``GateFailed`` to exit code 1.
+"""
+
+from __future__ import annotations
+
+
+class MlnbError(Exception):
+    """Base class: ``str(err)`` is a complete one-line message."""
+
+    exit_code = 1
+
+    def __str__(self) -> str:  # keep messages on one line whatever the cause
+        return " ".join(super().__str__().split())
+
+
+class UserInputError(MlnbError):
+    """Bad input from the user: a spec, env file, notebook, CSV or CLI value."""
+
+    exit_code = 2
+
+
+class SpecError(UserInputError):
+    """``pipeline.yaml`` is malformed (unknown key, unknown upstream, cycle, ...)."""
+
+
+class EnvError(UserInputError):
+    """``env.yaml`` or a ``-p key=value`` override is malformed or of the wrong type."""
+
+
+class NotebookError(UserInputError):
+    """A task notebook is not valid JSON or lacks a ``parameters`` cell."""
+
+
+class DataValidationError(MlnbError):
+    """Raw data violates the schema; raised inside the ``validate`` task."""
+
+    def __init__(self, column: str, rule: str, detail: str) -> None:
+        self.column, self.rule, self.detail = column, rule, detail
+        super().__init__(f"column {column!r} violates {rule}: {detail}")
+
+
+class GateFailed(MlnbError):
+    """The candidate model did not beat the champion (or the minimum F1)."""
+
+
+class TaskFailed(MlnbError):
+    """A pipeline task failed; carries the task name and failing cell."""
+
+    def __init__(self, task: str, message: str) -> None:
+        self.task = task
+        super().__init__(message)
+
+
+class TrackingError(MlnbError):
+    """MLflow could not be reached or returned something unexpected."""
+
+
+class UnsafePathError(UserInputError):
+    """A path escapes the project directory."""

@@ -1,0 +1,188 @@
+"""The only module that imports Ploomber: load the DAG, report status, build.
+
+Task life cycle under ``mlnb build`` (compare Ploomber's ``tasks/abc.py``)::
+
+    outdated --(run)--> executing --ok--------> executed  (Ploomber saves metadata)
+        ^                   |
+        |                   +--raise / kernel died--> failed:
+        |                          partial notebook and any products are moved to
+        |                          products/_failed/<task>/, the task's metadata is
+        +------------------------- deleted, so the next build re-runs it.
+    up to date --------------------------------> skipped
+
+The rest of mlnb speaks :class:`TaskState` / :class:`TaskOutcome` and never sees a
+Ploomber object, so Ploomber (unmaintained since 2024-09) can be replaced here alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlnb.errors import SpecError
+from mlnb.notebooks import cell_source, read_notebook
+from mlnb.spec import PipelineSpec, TaskSpec
+
+FAILED_DIR = "_failed"
+
+
+@dataclass(frozen=True)
+class TaskState:
+    name: str
+    outdated: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    cell_index: int  # position in the executed notebook (0-based, injected cell included)
+    cell_id: str
+    ename: str
+    evalue: str
+    first_line: str
+
+    def describe(self) -> str:
+        return f"cell {self.cell_index} ({self.first_line[:50]!r}): {self.ename}: {self.evalue}"
+
+
+@dataclass
+class TaskOutcome:
+    name: str
+    status: str  # executed | skipped | failed | not run
+    elapsed: float = 0.0
+    notebook: Path | None = None
+    failure: CellFailure | None = None
+    kept: list[Path] = field(default_factory=list)
+
+
+def _quiet_ploomber() -> None:
+    for name in ("ploomber", "papermill", "ploomber_core"):
+        logger = logging.getLogger(name)
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+def open_dag(spec: PipelineSpec, env: dict[str, Any]) -> Any:
+    """A rendered Ploomber DAG for ``spec`` with ``env`` (after overrides)."""
+    from mlnb.tracking import telemetry_off
+
+    telemetry_off()
+    _quiet_ploomber()
+    from ploomber.spec import DAGSpec
+
+    try:
+        dag = DAGSpec(str(spec.path), env=env).to_dag()
+        dag.render(show_progress=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(f"{spec.path.name}: ploomber rejected the spec: {first}") from None
+    return dag
+
+
+def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:
+    """Which tasks are outdated and why, without running anything."""
+    states = []
+    for name, task in spec.tasks.items():
+        product = dag[name].product
+        reasons: list[str] = []
+        if not product.exists():
+            reasons.append("product missing")
+        elif product.metadata.timestamp is None:
+            reasons.append("no record of a successful run")
+        else:
+            if product._outdated_code_dependency():
+                old = product.metadata.params or {}
+                new = dag[name].params.to_json_serializable(params_only=True)
+                changed = sorted(k for k in set(old) | set(new) if k != "resources_" and old.get(k) != new.get(k))
+                if changed:
+                    reasons.extend(f"param {k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+                if product.metadata.stored_source_code != str(dag[name].source):
+                    reasons.append(f"source changed: {task.source.relative_to(spec.root)}")
+                if not reasons:
+                    reasons.append("resource file changed")
+            for up in task.upstream:
+                up_product = dag[up].product
+                if up_product.metadata.timestamp is None or up_product.metadata.timestamp > product.metadata.timestamp:
+                    reasons.append(f"upstream {up} is newer")
+                elif up_product._is_outdated():
+                    reasons.append(f"upstream {up} is outdated")
+        states.append(TaskState(name, bool(reasons), tuple(reasons)))
+    return states
+
+
+def build(spec: PipelineSpec, dag: Any, force: bool = False) -> tuple[list[TaskOutcome], bool]:
+    """Run the DAG; return per-task outcomes and whether everything succeeded.
+
+    A failed task's products are quarantined (see module docstring)."""
+    from ploomber.constants import TaskStatus
+    from ploomber.exceptions import DAGBuildError, DAGBuildEarlyStop
+
+    ok = True
+    try:
+        dag.build(force=force, show_progress=True)
+    except (DAGBuildError, DAGBuildEarlyStop):
+        ok = False
+    outcomes = []
+    for name, task in spec.tasks.items():
+        st = dag[name].exec_status
+        nb_path = task.notebook_product
+        if st == TaskStatus.Executed:
+            outcomes.append(TaskOutcome(name, "executed", _duration(nb_path), nb_path))
+        elif st == TaskStatus.Errored:
+            outcomes.append(_quarantine(spec, task))
+        elif st == TaskStatus.Skipped:
+            outcomes.append(TaskOutcome(name, "skipped", notebook=nb_path if nb_path.exists() else None))
+        else:
+            outcomes.append(TaskOutcome(name, "not run"))
+    return outcomes, ok and all(o.status != "failed" for o in outcomes)
+
+
+def _duration(nb_path: Path) -> float:
+    try:
+        return float(read_notebook(nb_path).get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
+    except Exception:
+        return 0.0
+
+
+def find_failure(nb: dict[str, Any]) -> CellFailure | None:
+    """The failing cell of a partially executed notebook (error output, or where the kernel died)."""
+    for i, cell in enumerate(nb.get("cells", [])):
+        pm = cell.get("metadata", {}).get("papermill", {})
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors or pm.get("exception") or pm.get("status") == "running":
+            first = next((ln for ln in cell_source(cell).splitlines() if ln.strip()), "")
+            if errors:
+                ename, evalue = errors[0].get("ename", "Error"), errors[0].get("evalue", "")
+            else:
+                ename, evalue = "DeadKernelError", "the kernel died while executing this cell"
+            return CellFailure(i, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())
+    return None
+
+
+def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
+    """Move a failed task's products aside and forget its metadata."""
+    dest = spec.root / "products" / FAILED_DIR / task.name
+    shutil.rmtree(dest, ignore_errors=True)
+    kept: list[Path] = []
+    failure = None
+    for product in task.products.values():
+        for meta in (product.with_name(f".{product.name}.metadata"),):
+            meta.unlink(missing_ok=True)
+        if product.exists():
+            dest.mkdir(parents=True, exist_ok=True)
+            target = dest / product.name
+            shutil.move(str(product), target)
+            kept.append(target)
+    nb_kept = dest / task.notebook_product.name
+    duration = 0.0
+    if nb_kept.exists():
+        try:
+            nb = read_notebook(nb_kept)
+            failure = find_failure(nb)
+            duration = float(nb.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
+        except Exception:
+            failure = None
+    return TaskOutcome(task.name, "failed", duration, nb_kept if nb_kept.exists() else None, failure, kept)

@@ -1,0 +1,79 @@
+"""An HTML report of the last build: summary, metrics, gate, plots, executed notebooks."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from mlnb.errors import UserInputError
+from mlnb.io import atomic_write
+from mlnb.spec import PipelineSpec
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .7rem;text-align:left}
+.ok{color:#0a7d2c;font-weight:bold}.bad{color:#b00020;font-weight:bold}img{max-width:48%;margin:.5rem}
+details{margin:.5rem 0;border:1px solid #ddd;padding:.5rem}summary{cursor:pointer;font-weight:bold}"""
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _notebook_html(path: Path) -> str:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="basic")
+    body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))
+    return body
+
+
+def build_report(spec: PipelineSpec, out: Path) -> Path:
+    """Write ``out`` (self-contained HTML: images inlined) and return it."""
+    last = spec.root / "products" / "last_build.json"
+    if not last.exists():
+        raise UserInputError(f"{last}: no build recorded yet; run `mlnb build` first")
+    build = json.loads(last.read_text())
+    status = '<span class="ok">succeeded</span>' if build["ok"] else '<span class="bad">failed</span>'
+    parts = [f"<h1>mlnb build report</h1><p>Build {status} in {build['elapsed_s']} s; MLflow run "
+             f"<code>{html.escape(str(build.get('run_id')))}</code></p>", "<h2>Tasks</h2>", _table(build["tasks"])]
+    products = {k: p for t in spec.tasks.values() for k, p in t.products.items()}
+    if products.get("metrics") and products["metrics"].exists():
+        metrics = json.loads(products["metrics"].read_text())
+        parts += ["<h2>Metrics (test split)</h2>", _table([metrics])]
+    if products.get("gate") and products["gate"].exists():
+        gate = json.loads(products["gate"].read_text())
+        badge = '<span class="ok">PASSED</span>' if gate["passed"] else '<span class="bad">FAILED</span>'
+        sig = gate.get("significance", {})
+        parts += [f"<h2>Gate {badge}</h2><p>{html.escape(gate['reason'])}</p>"]
+        if sig:
+            mc, bs = sig["mcnemar"], sig["bootstrap"]
+            parts.append(_table([{"against": sig["reference"], "McNemar p": mc["p_value"],
+                                  "F1 diff (bootstrap mean)": bs["mean_diff"], "95% CI": bs["ci95"]}]))
+    images = [p for p in products.values() if p.suffix == ".png" and p.exists()]
+    if images:
+        parts.append("<h2>Plots</h2>")
+        for img in images:
+            data = base64.b64encode(img.read_bytes()).decode()
+            parts.append(f'<img alt="{html.escape(img.stem)}" src="data:image/png;base64,{data}">')
+    parts.append("<h2>Executed notebooks</h2>")
+    for name, task in spec.tasks.items():
+        nb = task.notebook_product
+        failed = spec.root / "products" / "_failed" / name / nb.name
+        path = nb if nb.exists() else failed if failed.exists() else None
+        if path is None:
+            continue
+        label = f"{name} ({'failed' if path == failed else 'executed'})"
+        parts.append(f"<details><summary>{html.escape(label)}</summary>{_notebook_html(path)}</details>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mlnb build report</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    with atomic_write(out, encoding="utf-8") as fh:
+        fh.write(page)
+    return out

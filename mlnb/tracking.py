@@ -1,0 +1,141 @@
+"""MLflow runs for builds and tasks.
+
+One *build* run per ``mlnb build`` (tag ``mlnb.kind=build``) and one nested *task*
+run per executed task (tag ``mlnb.kind=task``, ``mlnb.task=<name>``). Task notebooks
+open their own run through :func:`task_run`; when they run under ``mlnb build`` the
+environment variable ``MLNB_BUILD_RUN_ID`` makes that run a child of the build run.
+Under plain ``ploomber build`` each task run stands alone.
+
+Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<root>/mlflow.db``
+with artifacts in ``<root>/mlartifacts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mlnb.errors import TrackingError
+
+BUILD_RUN_ENV = "MLNB_BUILD_RUN_ID"
+TELEMETRY_OFF = {
+    "PLOOMBER_STATS_ENABLED": "false",
+    "PLOOMBER_VERSION_CHECK_DISABLED": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+}
+
+
+def telemetry_off() -> None:
+    """Turn off Ploomber, MLflow and DVC telemetry for this process and its children."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+def tracking_uri(root: str | Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+def configure(root: str | Path, experiment: str) -> str:
+    """Point MLflow at the project's store and experiment; return the experiment id."""
+    telemetry_off()
+    import mlflow
+
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    try:
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None:
+            location = None
+            if uri.startswith("sqlite:"):
+                location = (Path(root).resolve() / "mlartifacts").as_uri()
+            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+    except Exception as exc:  # MLflow raises many types for an unreachable store
+        raise TrackingError(f"MLflow store {uri}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def git_commit(root: str | Path) -> str:
+    """Current commit hash (with ``-dirty`` suffix when the tree has changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+@contextlib.contextmanager
+def task_run(task: str, root: str | Path, experiment: str) -> Iterator[Any]:
+    """Open the MLflow run of one task (a child of the build run under ``mlnb build``)."""
+    configure(root, experiment)
+    import mlflow
+
+    parent = os.environ.get(BUILD_RUN_ENV) or None
+    tags = {"mlnb.kind": "task", "mlnb.task": task, "mlnb.git_commit": git_commit(root)}
+    with mlflow.start_run(run_name=task, parent_run_id=parent, tags=tags) as run:
+        yield run
+
+
+def find_task_run(build_run_id: str, task: str) -> str | None:
+    """The id of the child run a task notebook opened under ``build_run_id``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    parent = client.get_run(build_run_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{build_run_id}' and tags.`mlnb.task` = '{task}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def champion(model_name: str, alias: str = "champion") -> dict[str, Any] | None:
+    """The registered version behind ``alias``, or ``None`` when there is none."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise TrackingError(f"MLflow registry: model {model_name!r} alias {alias!r}: {exc.message}") from None
+    return {"name": model_name, "version": str(mv.version), "run_id": mv.run_id,
+            "model_uri": f"models:/{model_name}@{alias}"}
+
+
+def list_builds(max_results: int = 20) -> list[dict[str, Any]]:
+    """Recent build runs of the active experiment, newest first (call :func:`configure` first)."""
+    import mlflow
+
+    exp = mlflow.get_experiment(mlflow.tracking.fluent._get_experiment_id())
+    runs = mlflow.search_runs([exp.experiment_id], filter_string="tags.`mlnb.kind` = 'build'",
+                              order_by=["attributes.start_time DESC"], max_results=max_results,
+                              output_format="list")
+    out = []
+    for r in runs:
+        tags, metrics = r.data.tags, r.data.metrics
+        out.append({
+            "run_id": r.info.run_id,
+            "start_time": r.info.start_time,
+            "status": tags.get("mlnb.status", r.info.status.lower()),
+            "git_commit": tags.get("mlnb.git_commit", ""),
+            "gate": {"true": "passed", "false": "failed"}.get(tags.get("mlnb.gate_passed", ""), "-"),
+            "gate_reason": tags.get("mlnb.gate_reason", ""),
+            "failed_task": tags.get("mlnb.failed_task", ""),
+            "metrics": {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc") if k in metrics},
+        })
+    return out
