@@ -9,7 +9,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,7 @@ def runs(max_results: int) -> None:
         return
     rows = []
     for b in builds:
-        when = datetime.fromtimestamp(b["start_time"] / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        when = datetime.fromtimestamp(b["start_time"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
         m = b["metrics"]
         rows.append([b["run_id"], when, b["status"], b["git_commit"][:12] or "-",
                      f"{m['f1']:.4f}" if "f1" in m else "-", f"{m['roc_auc']:.4f}" if "roc_auc" in m else "-",

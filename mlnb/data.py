@@ -92,7 +92,7 @@ def validate_frame(df: Any, schema: Schema) -> dict[str, Any]:
     if extra:
         raise DataValidationError(str(extra[0]), "schema.columns", "column is not in the schema")
 
-    report: dict[str, Any] = {"rows": int(len(df)), "columns": {}}
+    report: dict[str, Any] = {"rows": len(df), "columns": {}}
     for name, rule in schema.columns.items():
         col = df[name]
         if col.dtype.kind not in _DTYPE_KINDS[rule.dtype]:

@@ -118,7 +118,7 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False) -> tuple[list[TaskO
 
     A failed task's products are quarantined (see module docstring)."""
     from ploomber.constants import TaskStatus
-    from ploomber.exceptions import DAGBuildError, DAGBuildEarlyStop
+    from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 
     ok = True
     try:

@@ -169,7 +169,7 @@ def _toposort(tasks: dict[str, TaskSpec], name: str) -> list[str]:
         if state.get(n) == 2:
             return
         if state.get(n) == 1:
-            cycle = stack[stack.index(n):] + [n]
+            cycle = [*stack[stack.index(n):], n]
             raise SpecError(f"{name}: dependency cycle: {' -> '.join(cycle)}")
         state[n] = 1
         for up in tasks[n].upstream:

@@ -22,8 +22,17 @@ from typing import Any
 from mlnb.errors import GateFailed, UserInputError
 from mlnb.io import atomic_path, find_project_root, write_json
 
-__all__ = ["TaskContext", "context", "save_frame", "read_frame", "save_pickle", "load_pickle", "write_json",
-           "enforce_gate", "read_raw_csv"]
+__all__ = [
+    "TaskContext",
+    "context",
+    "enforce_gate",
+    "load_pickle",
+    "read_frame",
+    "read_raw_csv",
+    "save_frame",
+    "save_pickle",
+    "write_json",
+]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,46 @@
+# mlnb: the two commands. `make build` sets everything up and runs the example pipeline end to
+# end; `make test` sets everything up and runs the tests. Both work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+# No telemetry, anywhere we run things.
+export PLOOMBER_STATS_ENABLED := false
+export PLOOMBER_VERSION_CHECK_DISABLED := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup data build test lint lab clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mlnb needs Python 3.11+"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlnb)" >/dev/null
+	touch $@
+
+data: setup
+	$(PY) scripts/make_raw_data.py
+
+build: setup data
+	$(BIN)/mlnb build
+	$(BIN)/mlnb report
+
+lint: setup
+	$(BIN)/ruff check mlnb tests scripts benchmarks
+	$(BIN)/hadolint --failure-threshold warning Dockerfile
+
+test: setup data lint
+	$(BIN)/pytest
+
+lab: setup data
+	$(BIN)/jupyter lab --no-browser
+
+clean:
+	rm -rf products reports mlflow.db mlartifacts mlruns

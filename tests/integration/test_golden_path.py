@@ -1,0 +1,190 @@
+"""The example project end to end: real kernels, real MLflow (sqlite), real git.
+
+One build of the example project is shared by the module (it takes about a minute and a
+half); tests that change things work on a copy of the built project.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlnb.evaluation import tree_sha256
+from tests.conftest import copy_project, run_mlnb
+
+pytestmark = pytest.mark.integration
+TASKS = ["ingest", "validate", "features", "train", "evaluate", "export"]
+MODEL = "breast-cancer-classifier"
+
+
+def client_for(root: Path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def build_runs(root: Path) -> list:
+    client = client_for(root)
+    exp = client.get_experiment_by_name("mlnb-example")
+    return client.search_runs([exp.experiment_id], "tags.`mlnb.kind` = 'build'", order_by=["attributes.start_time ASC"])
+
+
+def statuses(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in TASKS:
+            out[parts[0]] = parts[1] if parts[1] != "up" else "up to date"
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_project(tmp_path_factory.mktemp("golden") / "project")
+    proc = run_mlnb(root, "build")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (root / "build.stdout").write_text(proc.stdout)
+    return root
+
+
+@pytest.fixture
+def built_copy(built: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "project"
+    shutil.copytree(built, dest, symlinks=True)
+    return dest
+
+
+def test_products_of_a_full_build(built: Path) -> None:
+    stdout = (built / "build.stdout").read_text()
+    assert statuses(stdout) == dict.fromkeys(TASKS, "executed")
+    assert "gate passed: no champion: candidate F1" in stdout
+    assert "serving artifact: products/export/model/" in stdout
+    assert (built / "products/export/model/MLmodel").is_file()
+    metrics = json.loads((built / "products/evaluate/metrics.json").read_text())
+    assert set(metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    assert all(0.9 < v <= 1 for v in metrics.values()), metrics
+    gate = json.loads((built / "products/evaluate/gate.json").read_text())
+    assert gate["passed"] and gate["against"] == "min_f1" and gate["candidate_f1"] == metrics["f1"]
+    assert gate["significance"]["mcnemar"]["p_value"] < 0.05  # beats the majority-class baseline
+    for png in ("confusion_matrix.png", "roc.png"):
+        assert (built / "products/evaluate" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((built / "products/validate/report.json").read_text())["status"] == "passed"
+    for task in TASKS:
+        nb = json.loads((built / f"products/{task}/{task}.ipynb").read_text())
+        errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+        assert not errors, task
+    assert not (built / "products/_failed").exists()
+
+
+def test_mlflow_records_the_build(built: Path) -> None:
+    client = client_for(built)
+    (run,) = build_runs(built)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=built, capture_output=True, text=True).stdout.strip()
+    assert run.data.tags["mlnb.git_commit"].startswith(head)
+    assert run.data.params["train.C"] == "1.0" and run.info.status == "FINISHED"
+    metrics = json.loads((built / "products/evaluate/metrics.json").read_text())
+    assert run.data.metrics["f1"] == pytest.approx(metrics["f1"])
+    assert run.data.tags["mlnb.gate_passed"] == "true"
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert sorted(c.data.tags["mlnb.task"] for c in children) == sorted(TASKS)
+    for child in children:
+        assert child.data.tags["mlnb.status"] == "executed"
+        assert child.data.metrics["duration_s"] > 0
+        names = [a.path for a in client.list_artifacts(child.info.run_id, "notebooks")]
+        assert names == [f"notebooks/{child.data.tags['mlnb.task']}.ipynb"]
+    train = next(c for c in children if c.data.tags["mlnb.task"] == "train")
+    assert train.data.params["model"] == "logistic_regression" and "cv_f1_mean" in train.data.metrics
+    (version,) = client.search_model_versions(f"name = '{MODEL}'")
+    assert version.aliases == []  # export registers, never promotes
+    assert version.tags["mlnb.artifact_sha256"] == tree_sha256(built / "products/export/model")
+
+
+def test_serving_artifact_predicts(built: Path) -> None:
+    import mlflow.pyfunc
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model(str(built / "products/export/model"))
+    inputs = model.metadata.get_input_schema().input_names()
+    assert len(inputs) == 30 and "mean_radius" in inputs
+    example = json.loads((built / "products/export/model/input_example.json").read_text())
+    frame = pd.DataFrame(example["data"], columns=example["columns"])
+    assert set(model.predict(frame)) <= {0, 1}
+
+
+def test_second_build_runs_nothing_and_ploomber_agrees(built: Path) -> None:
+    before = len(build_runs(built))
+    proc = run_mlnb(built, "build")
+    assert proc.returncode == 0, proc.stderr
+    assert "Nothing to do: all 6 tasks are up to date" in proc.stdout
+    assert len(build_runs(built)) == before
+    status = run_mlnb(built, "status")
+    assert statuses(status.stdout) == dict.fromkeys(TASKS, "up to date"), status.stdout
+    ploomber = subprocess.run([str(Path(shutil.which("ploomber") or "ploomber")), "build"], cwd=built,
+                              capture_output=True, text=True, timeout=300)
+    assert ploomber.returncode == 0, ploomber.stderr
+    ran = [ln.split()[1] for ln in ploomber.stdout.splitlines() if ln.split()[:1] and ln.split()[0] in TASKS]
+    assert ran == ["False"] * 6, ploomber.stdout
+
+
+def test_editing_a_notebook_reruns_it_and_its_downstream_only(built_copy: Path) -> None:
+    path = built_copy / "notebooks/evaluate.ipynb"
+    nb = json.loads(path.read_text())
+    nb["cells"].append({"cell_type": "code", "id": "added", "metadata": {}, "outputs": [], "execution_count": None,
+                        "source": "print('an extra look at the metrics', metrics['f1'])"})
+    path.write_text(json.dumps(nb, indent=1))
+    status = run_mlnb(built_copy, "status")
+    assert "source changed: notebooks/evaluate.ipynb" in status.stdout
+    assert "upstream evaluate is outdated" in status.stdout
+    assert statuses(status.stdout) == {**dict.fromkeys(TASKS[:4], "up to date"), "evaluate": "outdated",
+                                       "export": "outdated"}
+    proc = run_mlnb(built_copy, "build")
+    assert proc.returncode == 0, proc.stderr
+    assert statuses(proc.stdout) == {**dict.fromkeys(TASKS[:4], "skipped"), "evaluate": "executed",
+                                     "export": "executed"}
+    out = json.loads((built_copy / "products/evaluate/evaluate.ipynb").read_text())
+    assert "an extra look at the metrics" in json.dumps(out["cells"][-1]["outputs"])
+
+
+def test_failed_gate_against_champion_keeps_outputs_and_registers_nothing(built_copy: Path) -> None:
+    client = client_for(built_copy)
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    proc = run_mlnb(built_copy, "build", "-p", "gate.min_delta=0.05")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED task evaluate" in proc.stderr
+    assert "gate failed: candidate F1 0.9889 < champion F1 0.9889 + gate.min_delta 0.0500 (missed by 0.0500)" \
+        in proc.stderr
+    assert "Traceback" not in proc.stderr
+    kept = built_copy / "products/_failed/evaluate"
+    assert sorted(p.name for p in kept.iterdir()) == ["confusion_matrix.png", "evaluate.ipynb", "gate.json",
+                                                     "metrics.json", "roc.png"]
+    gate = json.loads((kept / "gate.json").read_text())
+    assert gate["against"] == "champion" and gate["champion"]["version"] == "1"
+    assert gate["significance"]["reference"] == "champion"
+    assert gate["significance"]["mcnemar"]["candidate_only_correct"] == 0  # same model, same rows
+    assert not (built_copy / "products/evaluate/gate.json").exists()
+    assert statuses(proc.stdout)["export"] == "not"  # "not run"
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
+    last = build_runs(built_copy)[-1]
+    assert last.info.status == "FAILED" and last.data.tags["mlnb.gate_passed"] == "false"
+    runs = run_mlnb(built_copy, "runs")
+    assert last.info.run_id in runs.stdout and "failed" in runs.stdout
+    status = run_mlnb(built_copy, "status")
+    assert statuses(status.stdout)["evaluate"] == "outdated"
+
+
+def test_report_and_runs(built_copy: Path) -> None:
+    proc = run_mlnb(built_copy, "report")
+    assert proc.returncode == 0, proc.stderr
+    page = (built_copy / "reports/report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2
+    assert "Gate <span class=\"ok\">PASSED</span>" in page
+    for task in TASKS:
+        assert f"<summary>{task} (executed)</summary>" in page
+    runs = run_mlnb(built_copy, "runs")
+    (run,) = build_runs(built_copy)
+    assert run.info.run_id in runs.stdout and "passed" in runs.stdout
