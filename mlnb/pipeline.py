@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ class TaskState:
 
 @dataclass(frozen=True)
 class CellFailure:
-    cell_index: int  # position in the executed notebook (0-based, injected cell included)
+    cell_index: int  # position in the source notebook (0-based; papermill's injected cell not counted)
     cell_id: str
     ename: str
     evalue: str
@@ -74,8 +75,10 @@ def open_dag(spec: PipelineSpec, env: dict[str, Any]) -> Any:
     from ploomber.spec import DAGSpec
 
     try:
-        dag = DAGSpec(str(spec.path), env=env).to_dag()
-        dag.render(show_progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "placeholders declared but unused": env.yaml is shared
+            dag = DAGSpec(str(spec.path), env=env).to_dag()
+            dag.render(show_progress=False)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpecError(f"{spec.path.name}: ploomber rejected the spec: {first}") from None
@@ -93,13 +96,14 @@ def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:
         elif product.metadata.timestamp is None:
             reasons.append("no record of a successful run")
         else:
+            meta = product.metadata.to_dict()  # MetaProduct.metadata.params is broken in ploomber 0.23
             if product._outdated_code_dependency():
-                old = product.metadata.params or {}
+                old = meta.get("params") or {}
                 new = dag[name].params.to_json_serializable(params_only=True)
                 changed = sorted(k for k in set(old) | set(new) if k != "resources_" and old.get(k) != new.get(k))
                 if changed:
                     reasons.extend(f"param {k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-                if product.metadata.stored_source_code != str(dag[name].source):
+                if meta.get("stored_source_code") != str(dag[name].source):
                     reasons.append(f"source changed: {task.source.relative_to(spec.root)}")
                 if not reasons:
                     reasons.append("resource file changed")
@@ -149,17 +153,27 @@ def _duration(nb_path: Path) -> float:
 
 def find_failure(nb: dict[str, Any]) -> CellFailure | None:
     """The failing cell of a partially executed notebook (error output, or where the kernel died)."""
-    for i, cell in enumerate(nb.get("cells", [])):
+    added = {"injected-parameters", "papermill-error-cell-tag"}  # cells papermill adds
+    source_cells = [c for c in nb.get("cells", []) if not added & set(c.get("metadata", {}).get("tags") or [])]
+    last_started = None
+    for i, cell in enumerate(source_cells):
         pm = cell.get("metadata", {}).get("papermill", {})
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if errors or pm.get("exception") or pm.get("status") == "running":
-            first = next((ln for ln in cell_source(cell).splitlines() if ln.strip()), "")
-            if errors:
-                ename, evalue = errors[0].get("ename", "Error"), errors[0].get("evalue", "")
-            else:
-                ename, evalue = "DeadKernelError", "the kernel died while executing this cell"
-            return CellFailure(i, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())
+            ename, evalue = (errors[0].get("ename", "Error"), errors[0].get("evalue", "")) if errors else (
+                "DeadKernelError", "the kernel died while executing this cell")
+            return _failure(i, cell, ename, evalue)
+        if pm.get("start_time"):
+            last_started = i
+    if last_started is not None:  # papermill records no error when the kernel is killed mid-cell
+        return _failure(last_started, source_cells[last_started], "DeadKernelError",
+                        "the kernel died while executing this cell (no Python exception was raised)")
     return None
+
+
+def _failure(index: int, cell: dict[str, Any], ename: str, evalue: str) -> CellFailure:
+    first = next((ln for ln in cell_source(cell).splitlines() if ln.strip()), "")
+    return CellFailure(index, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())
 
 
 def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
