@@ -24,7 +24,7 @@ RUN pip install --no-cache-dir . \
     && python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlnb)"
 
 COPY --chown=mlnb:mlnb . .
-USER mlnb
+USER 10001
 RUN python scripts/make_raw_data.py
 
 ENTRYPOINT ["mlnb"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,7 @@ def test_second_build_runs_nothing_and_ploomber_agrees(built: Path) -> None:
     assert len(build_runs(built)) == before
     status = run_mlnb(built, "status")
     assert statuses(status.stdout) == dict.fromkeys(TASKS, "up to date"), status.stdout
-    ploomber = subprocess.run([str(Path(shutil.which("ploomber") or "ploomber")), "build"], cwd=built,
+    ploomber = subprocess.run([str(Path(sys.executable).parent / "ploomber"), "build"], cwd=built,
                               capture_output=True, text=True, timeout=300)
     assert ploomber.returncode == 0, ploomber.stderr
     ran = [ln.split()[1] for ln in ploomber.stdout.splitlines() if ln.split()[:1] and ln.split()[0] in TASKS]
