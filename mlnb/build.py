@@ -133,9 +133,7 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         if ok and artifact:
             result.artifact = artifact
             mlflow.set_tag("mlnb.artifact", str(artifact.relative_to(root)))
-        summary = [{"task": o.name, "status": o.status, "elapsed_s": round(o.elapsed, 2),
-                    "failure": o.failure.describe() if o.failure else None} for o in outcomes]
-        mlflow.log_dict(summary, "tasks.json")
+        mlflow.log_dict(_task_rows(outcomes), "tasks.json")
         mlflow.set_tag("mlnb.status", "ok" if ok else "failed")
         if not ok:
             mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
@@ -163,9 +161,13 @@ def _record_task(client: Any, build_run_id: str, outcome: pipeline.TaskOutcome) 
     client.set_terminated(run_id, status="FINISHED" if outcome.status == "executed" else "FAILED")
 
 
+def _task_rows(outcomes: list[pipeline.TaskOutcome]) -> list[dict[str, Any]]:
+    return [{"task": o.name, "status": o.status, "elapsed_s": round(o.elapsed, 2),
+             "failure": o.failure.describe() if o.failure else None} for o in outcomes]
+
+
 def _write_last_build(root: Path, result: BuildResult) -> None:
     data = {"run_id": result.run_id, "ok": result.ok, "elapsed_s": round(result.elapsed, 2),
-            "tasks": [{"task": o.name, "status": o.status, "elapsed_s": round(o.elapsed, 2),
-                       "failure": o.failure.describe() if o.failure else None} for o in result.outcomes]}
+            "tasks": _task_rows(result.outcomes)}
     with atomic_write(root / "products" / "last_build.json", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2)

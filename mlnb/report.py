@@ -10,6 +10,7 @@ from typing import Any
 
 from mlnb.errors import UserInputError
 from mlnb.io import atomic_write
+from mlnb.pipeline import FAILED_DIR
 from mlnb.spec import PipelineSpec
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -66,7 +67,7 @@ def build_report(spec: PipelineSpec, out: Path) -> Path:
     parts.append("<h2>Executed notebooks</h2>")
     for name, task in spec.tasks.items():
         nb = task.notebook_product
-        failed = spec.root / "products" / "_failed" / name / nb.name
+        failed = spec.root / "products" / FAILED_DIR / name / nb.name
         path = nb if nb.exists() else failed if failed.exists() else None
         if path is None:
             continue
