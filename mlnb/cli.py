@@ -122,8 +122,8 @@ def runs(max_results: int) -> None:
 
     root = _root()
     _, env = load_project(root)
-    tracking.configure(root, experiment_name(env))
-    builds = tracking.list_builds(max_results)
+    experiment_id = tracking.configure(root, experiment_name(env))
+    builds = tracking.list_builds(experiment_id, max_results)
     if not builds:
         click.echo("No builds recorded yet: run `mlnb build`.")
         return

@@ -36,7 +36,10 @@ def run_gate(y_true: Any, pred: Any, X: Any, model_name: str, config: GateConfig
     champ_pred, info, note = champion_predictions(model_name, X)
     if info is not None and champ_pred is None:
         # keep the rule honest: an unscorable champion is a hard failure, not a free pass
-        return GateResult(False, f"gate cannot compare: {note}", 0.0, 0.0, "champion", info, {})
+        from sklearn.metrics import f1_score
+
+        cand_f1 = round(float(f1_score(y_true, pred, zero_division=0)), 6)
+        return GateResult(False, f"gate cannot compare: {note}", cand_f1, None, "champion", info, {})
     majority = np.full(len(y_true), np.bincount(np.asarray(y_true)).argmax())
     return evaluate_gate(y_true, pred, config, champion_pred=champ_pred, champion_info=info, baseline_pred=majority)
 

@@ -38,7 +38,7 @@ class GateResult:
     passed: bool
     reason: str
     candidate_f1: float
-    threshold: float
+    threshold: float | None  # None when the champion could not be scored
     against: str  # "champion" or "min_f1"
     champion: dict[str, Any] | None = None
     significance: dict[str, Any] = field(default_factory=dict)

@@ -117,12 +117,11 @@ def champion(model_name: str, alias: str = "champion") -> dict[str, Any] | None:
             "model_uri": f"models:/{model_name}@{alias}"}
 
 
-def list_builds(max_results: int = 20) -> list[dict[str, Any]]:
-    """Recent build runs of the active experiment, newest first (call :func:`configure` first)."""
+def list_builds(experiment_id: str, max_results: int = 20) -> list[dict[str, Any]]:
+    """Recent build runs of an experiment, newest first (call :func:`configure` first)."""
     import mlflow
 
-    exp = mlflow.get_experiment(mlflow.tracking.fluent._get_experiment_id())
-    runs = mlflow.search_runs([exp.experiment_id], filter_string="tags.`mlnb.kind` = 'build'",
+    runs = mlflow.search_runs([experiment_id], filter_string="tags.`mlnb.kind` = 'build'",
                               order_by=["attributes.start_time DESC"], max_results=max_results,
                               output_format="list")
     out = []
