@@ -46,9 +46,9 @@ def load_project(root: Path, env_file: str | None = None, overrides: tuple[str, 
         PipelineSpec, dict[str, Any]]:
     """Read env (with overrides) and check the spec; raises UserInputError subclasses."""
     env_path = Path(env_file) if env_file else root / "env.yaml"
-    env = load_env(env_path) if env_path.exists() else {}
     if env_file and not env_path.exists():
         raise EnvError(f"{env_file}: env file not found")
+    env = load_env(env_path) if env_path.exists() else {}
     env = apply_overrides(env, list(overrides), source=env_path.name)
     return load_spec(root / "pipeline.yaml", env), env
 

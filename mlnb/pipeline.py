@@ -183,8 +183,7 @@ def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
     kept: list[Path] = []
     failure = None
     for product in task.products.values():
-        for meta in (product.with_name(f".{product.name}.metadata"),):
-            meta.unlink(missing_ok=True)
+        product.with_name(f".{product.name}.metadata").unlink(missing_ok=True)
         if product.exists():
             dest.mkdir(parents=True, exist_ok=True)
             target = dest / product.name
