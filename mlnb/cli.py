@@ -151,5 +151,59 @@ def report(output: str) -> None:
     click.echo(f"report written: {path}")
 
 
+def _cell_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected cell indices like 5,12,30", param_hint="--at") from None
+
+
+@main.command()
+@click.argument("notebook", type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory to write the pipeline to.")
+@click.option("--by", type=click.Choice(["headings", "tags"]), default="headings", show_default=True,
+              help="Split at markdown headings, or at cells tagged step:NAME.")
+@click.option("--level", type=click.IntRange(1, 3), default=2, show_default=True,
+              help="With --by headings: split at headings of this level or higher.")
+@click.option("--at", "at", metavar="I,J,...", help="Split before these cell indices (0-based) instead.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite the generated files in a non-empty --out.")
+@click.option("--check", is_flag=True, help="Then run the original and the pipeline and compare their outputs.")
+@handle_errors
+def convert(notebook: str, out: str, by: str, level: int, at: str | None, dry_run: bool, force: bool,
+            check: bool) -> None:
+    """Turn one exploratory NOTEBOOK into a pipeline of task notebooks under --out."""
+    from mlnb.convert import convert as run_convert
+
+    cells = _cell_list(at)
+    result = run_convert(notebook, out, by="cells" if cells else by, level=level, at=cells, dry_run=dry_run,
+                         force=force)
+    plan = result.plan
+    click.echo(_table(result.rows, ["step", "cells", "inputs (var<step)", "outputs", "params"]))
+    for line in plan.merges:
+        click.echo(f"merge: {line}")
+    for line in plan.warnings:
+        click.echo(f"warning: {line}")
+    if result.cwd:
+        click.echo(f"note: tasks run in {result.cwd} (relative to {out}) because the notebook reads "
+                   f"{', '.join(result.relative_paths[:3])} relative to its folder")
+    if dry_run:
+        click.echo(f"dry run: {len(plan.steps)} steps; nothing written")
+        return
+    click.echo(f"wrote {len(plan.steps)} task notebooks, pipeline.yaml and env.yaml to {result.out}")
+    if check:
+        from mlnb.convert.compare import check_conversion
+
+        source = Path(notebook).resolve()
+        os.chdir(result.out)  # CLI glue: Ploomber resolves task working directories against the cwd
+        report = check_conversion(source, result.out)
+        click.echo(report.describe())
+        if not report.same:
+            sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -35,6 +35,14 @@ class NotebookError(UserInputError):
     """A task notebook is not valid JSON or lacks a ``parameters`` cell."""
 
 
+class ConvertError(UserInputError):
+    """A notebook cannot be converted (bad split option, unparsable cell, non-empty output dir)."""
+
+
+class HandoffError(MlnbError):
+    """A converted pipeline's step could not save or load a variable it hands off."""
+
+
 class DataValidationError(MlnbError):
     """Raw data violates the schema; raised inside the ``validate`` task."""
 
