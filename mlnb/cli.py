@@ -205,5 +205,22 @@ def convert(notebook: str, out: str, by: str, level: int, at: str | None, dry_ru
             sys.exit(1)
 
 
+@main.command()
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", help="Task name (default: the notebook's file name).")
+@handle_errors
+def add(notebook: str, name: str | None) -> None:
+    """Add an existing NOTEBOOK as a task of the current pipeline.yaml."""
+    from mlnb.convert.add import add_notebook
+
+    path = Path(notebook).resolve()
+    result = add_notebook(_root(), path, name)
+    click.echo(f"added task {result.name}: upstream {', '.join(result.upstream) or '(none)'}")
+    for key, product in result.products.items():
+        click.echo(f"  product {key}: {product}")
+    for note in result.notes:
+        click.echo(f"  note: {note}")
+
+
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlnb.errors import ConvertError
+from mlnb.notebooks import cell_source
 
 # Cell magics whose body is Python run in the user namespace.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
@@ -45,11 +46,6 @@ class CodeCell:
             return ast.parse(self.python)
         except SyntaxError as exc:
             raise ConvertError(f"cell {self.index}: line {exc.lineno}: cannot parse Python: {exc.msg}") from None
-
-
-def source_text(cell: dict[str, Any]) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
 
 
 def _line(line: str, where: str, out: CodeCell) -> tuple[str | None, str]:
@@ -85,7 +81,7 @@ def _line(line: str, where: str, out: CodeCell) -> tuple[str | None, str]:
 
 def code_cell(index: int, cell: dict[str, Any]) -> CodeCell:
     """Split one notebook code cell into kept text and analysable Python."""
-    text = source_text(cell)
+    text = cell_source(cell)
     tags = tuple(cell.get("metadata", {}).get("tags", []) or ())
     out = CodeCell(index=index, source="", python="", tags=tags)
     where = f"cell {index}"

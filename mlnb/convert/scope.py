@@ -19,7 +19,6 @@ when the function is *used* (their free globals come from :mod:`symtable`).
 from __future__ import annotations
 
 import ast
-import symtable
 from dataclasses import dataclass, field, replace
 
 from mlnb.convert.cells import CodeCell
@@ -28,39 +27,26 @@ from mlnb.convert.rules import (
     CONFIG_TARGETS,
     MUTATING_FUNCTIONS,
     NP_RNG,
-    PURE_METHODS,
     PY_RNG,
     RNG_CONSUMERS,
     unserialisable_call,
 )
+from mlnb.convert.symbols import (
+    CLASS,
+    DELETED,
+    FUNCTION,
+    IMPORT,
+    PARAM,
+    VALUE,
+    Binding,
+    FuncInfo,
+    function_info,
+    mutating_method,
+    nested_free,
+    root_name,
+)
 
-VALUE, PARAM, IMPORT, FUNCTION, CLASS, DELETED = "value", "param", "import", "function", "class", "deleted"
-
-
-@dataclass(frozen=True)
-class FuncInfo:
-    """A top-level ``def``/``class``: its text, and the globals it needs and touches."""
-
-    name: str
-    kind: str  # function | class
-    source: str
-    order: tuple[int, int]  # (cell index, line) of the definition
-    header: frozenset[str]  # read when the def runs: decorators, defaults, bases, class body
-    deferred: frozenset[str]  # free globals of the bodies, read when called
-    mutates: tuple[tuple[int, str], ...] = ()  # (position, parameter name) changed in place
-    assigns: frozenset[str] = frozenset()  # names bound through ``global``
-    generator: bool = False
-
-
-@dataclass(frozen=True)
-class Binding:
-    kind: str
-    step: int  # step that last bound or mutated the name (-1: the parameters cell)
-    statement: str = ""  # for imports: the import statement that binds just this name
-    qualname: str = ""  # for imports: the module/object path (``numpy``, ``os.path.join``)
-    func: FuncInfo | None = None
-    unserialisable: str = ""  # why the value cannot be handed off ("a generator", ...)
-
+__all__ = ["CLASS", "FUNCTION", "IMPORT", "PARAM", "VALUE", "Analyzer", "Binding", "FuncInfo", "StepFacts"]
 
 @dataclass
 class StepFacts:
@@ -70,107 +56,6 @@ class StepFacts:
     definite: set[str] = field(default_factory=set)
     config: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def _root(node: ast.AST) -> str | None:
-    """``df`` for ``df``, ``df.loc[...]``, ``df["a"].b`` (not through calls)."""
-    while isinstance(node, ast.Attribute | ast.Subscript | ast.Starred):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _target_names(node: ast.AST) -> list[str]:
-    if isinstance(node, ast.Name):
-        return [node.id]
-    if isinstance(node, ast.Tuple | ast.List):
-        return [n for elt in node.elts for n in _target_names(elt)]
-    if isinstance(node, ast.Starred):
-        return _target_names(node.value)
-    return []
-
-
-def _nested_free(node: ast.AST) -> tuple[set[str], set[str]]:
-    """Free names read in a lambda/comprehension, and names its walruses bind outside."""
-    local: set[str] = set()
-    walrus: set[str] = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Lambda):
-            a = sub.args
-            local.update(x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if x)
-        elif isinstance(sub, ast.comprehension):
-            local.update(_target_names(sub.target))
-        elif isinstance(sub, ast.NamedExpr):
-            walrus.add(sub.target.id)
-    loads = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return (loads - local) | (loads & walrus), walrus
-
-
-def _table_globals(table: symtable.SymbolTable) -> set[str]:
-    names: set[str] = set()
-    for sym in table.get_symbols():
-        if sym.is_referenced() and (sym.is_global() or sym.is_declared_global()):
-            names.add(sym.get_name())
-    for child in table.get_children():
-        names |= _table_globals(child)
-    return names
-
-
-def _mutated_params(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[tuple[int, str], ...]:
-    a = node.args
-    positional = [x.arg for x in [*a.posonlyargs, *a.args]]
-    params = set(positional) | {x.arg for x in a.kwonlyargs}
-    hit: set[str] = set()
-    for sub in ast.walk(node):
-        targets: list[ast.AST] = []
-        if isinstance(sub, ast.Assign | ast.Delete):
-            targets = list(sub.targets)
-        elif isinstance(sub, ast.AugAssign | ast.AnnAssign):
-            targets = [sub.target]
-        for t in targets:
-            if isinstance(t, ast.Subscript | ast.Attribute) and _root(t) in params:
-                hit.add(_root(t) or "")
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute):
-            root = _root(sub.func.value)
-            if root in params and _mutating_method(sub):
-                hit.add(root or "")
-    return tuple((positional.index(p) if p in positional else -1, p) for p in sorted(hit))
-
-
-def _mutating_method(call: ast.Call) -> bool:
-    assert isinstance(call.func, ast.Attribute)
-    inplace = any(k.arg == "inplace" and not (isinstance(k.value, ast.Constant) and not k.value.value)
-                  for k in call.keywords)
-    return inplace or call.func.attr not in PURE_METHODS
-
-
-def function_info(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, text: str, cell: int) -> FuncInfo:
-    """Describe a top-level definition; ``text`` is its cell's analysable source."""
-    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-    lines = text.split("\n")[start - 1: node.end_lineno]
-    source = "\n".join(lines)
-    table = symtable.symtable(source + "\n", "<cell>", "exec").get_children()[0]
-    header: set[str] = set()
-    for expr in node.decorator_list:
-        header |= {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
-    if isinstance(node, ast.ClassDef):
-        for expr in [*node.bases, *(k.value for k in node.keywords)]:
-            header |= {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
-        header |= {s.get_name() for s in table.get_symbols() if s.is_referenced() and s.is_global()}
-        deferred: set[str] = set()
-        for child in table.get_children():
-            deferred |= _table_globals(child)
-        return FuncInfo(node.name, CLASS, source, (cell, start), frozenset(header), frozenset(deferred))
-    a = node.args
-    for expr in [*a.defaults, *(d for d in a.kw_defaults if d is not None)]:
-        header |= {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
-    declared = {s.get_name() for s in table.get_symbols() if s.is_declared_global()}
-    assigns = {s.get_name() for s in table.get_symbols() if s.is_declared_global() and s.is_assigned()}
-    own = [n for n in ast.walk(node) if isinstance(n, ast.Yield | ast.YieldFrom)]
-    nested = {id(n) for d in ast.walk(node) if d is not node and isinstance(
-        d, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) for n in ast.walk(d)}
-    generator = any(id(n) not in nested for n in own)
-    return FuncInfo(node.name, FUNCTION, source, (cell, start), frozenset(header),
-                    frozenset(_table_globals(table) | declared), _mutated_params(node), frozenset(assigns), generator)
 
 
 class Analyzer:
@@ -276,7 +161,7 @@ class Analyzer:
                     self.expr(d)
             else:
                 self.expr(node.generators[0].iter)
-            free, walrus = _nested_free(node)
+            free, walrus = nested_free(node)
             for name in sorted(free):
                 self.load(name)
             for sub in ast.walk(node):
@@ -294,11 +179,11 @@ class Analyzer:
         f = call.func
         qual = self.qualname(f) or ""
         if qual in MUTATING_FUNCTIONS and call.args:
-            self.mutate(_root(call.args[MUTATING_FUNCTIONS[qual]]))
+            self.mutate(root_name(call.args[MUTATING_FUNCTIONS[qual]]))
         self._rng(call, qual)
         if isinstance(f, ast.Attribute):
-            if not qual and _mutating_method(call):
-                self.mutate(_root(f.value))
+            if not qual and mutating_method(call):
+                self.mutate(root_name(f.value))
             return
         if not isinstance(f, ast.Name):
             return
@@ -307,10 +192,10 @@ class Analyzer:
             return
         for pos, pname in b.func.mutates:
             if 0 <= pos < len(call.args):
-                self.mutate(_root(call.args[pos]))
+                self.mutate(root_name(call.args[pos]))
             for k in call.keywords:
                 if k.arg == pname:
-                    self.mutate(_root(k.value))
+                    self.mutate(root_name(k.value))
         for name in sorted(b.func.assigns):
             self._maybe += 1
             self.bind_value(name)
@@ -421,7 +306,7 @@ class Analyzer:
                     self.facts.mutated.pop(t.id, None)
                 else:
                     self.expr(t)
-                    self.mutate(_root(t))
+                    self.mutate(root_name(t))
         elif isinstance(s, ast.Match):
             self.expr(s.subject)
             for case in s.cases:
@@ -470,7 +355,7 @@ class Analyzer:
             self.expr(t.value)
             if isinstance(t, ast.Subscript):
                 self.expr(t.slice)
-            self.mutate(_root(t))
+            self.mutate(root_name(t))
 
     def imports(self, s: ast.Import | ast.ImportFrom) -> None:
         for alias in s.names:
