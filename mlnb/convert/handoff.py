@@ -5,7 +5,8 @@ the variables later steps read into its ``data`` product, a directory::
 
     products/<step>/data/manifest.json   {"df": {"format": "parquet", ...}, ...}
     products/<step>/data/df.parquet      pandas objects, when parquet round-trips them exactly
-    products/<step>/data/model.pkl       everything else (cloudpickle; notebook classes by reference)
+    products/<step>/data/objects.pkl     everything else, in one pickle so objects shared between
+                                         names stay shared (cloudpickle; notebook classes by reference)
 
 The directory is written beside its final place and renamed into it, so a failed step
 never leaves a half-written product. Run interactively (no Ploomber-injected
@@ -115,6 +116,7 @@ def save(product: Any, step: str, names: list[str], namespace: dict[str, Any]) -
     """Save ``names`` from ``namespace`` (the step's globals) for downstream steps."""
     target = Path(product["data"]) if isinstance(product, dict) and "data" in product else _default_dir(step)
     manifest: dict[str, Any] = {}
+    objects: dict[str, Any] = {}
     with atomic_dir(target) as tmp:
         for name in names:
             if name == NP_RNG:
@@ -133,23 +135,43 @@ def save(product: Any, step: str, names: list[str], namespace: dict[str, Any]) -
             if why:
                 raise HandoffError(f"step `{step}`: variable `{name}` is {why} and cannot be handed to later steps; "
                                    f"re-run `mlnb convert` so the steps that share it are merged")
+            kind = f"{type(value).__module__}.{type(value).__qualname__}"
             parquet = _parquet(value)
             if parquet is not None:
                 data, meta = parquet
-                fname, meta = f"{name}.parquet", {**meta, "format": "parquet"}
+                (tmp / f"{name}.parquet").write_bytes(data)
+                manifest[name] = {**meta, "format": "parquet", "file": f"{name}.parquet", "type": kind}
             else:
-                try:
-                    data = _pickle(value)
-                except Exception as exc:  # report which variable, whatever the pickling error
-                    raise HandoffError(f"step `{step}`: variable `{name}` ({type(value).__name__}) cannot be "
-                                       f"pickled: {exc}") from None
-                fname, meta = f"{name}.pkl", {"format": "pickle"}
-            (tmp / fname).write_bytes(data)
-            manifest[name] = {**meta, "file": fname, "type": f"{type(value).__module__}.{type(value).__qualname__}"}
+                objects[name] = value
+                manifest[name] = {"format": "pickle", "file": "objects.pkl", "type": kind}
+        if objects:
+            try:
+                data = _pickle(objects)
+            except Exception:  # find the culprit, whatever the pickling error
+                for name, value in objects.items():
+                    try:
+                        _pickle(value)
+                    except Exception as exc:
+                        raise HandoffError(f"step `{step}`: variable `{name}` ({type(value).__name__}) cannot be "
+                                           f"pickled: {exc}") from None
+                raise
+            (tmp / "objects.pkl").write_bytes(data)
         with open(tmp / "manifest.json", "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=1, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+_OBJECTS: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _objects(path: Path) -> dict[str, Any]:
+    """One unpickling per producer and process: names that shared an object share it again."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _OBJECTS:
+        _OBJECTS[key] = pickle.loads(path.read_bytes())
+    return _OBJECTS[key]
 
 
 def load(upstream: Any, step: str, name: str) -> Any:
@@ -166,8 +188,10 @@ def load(upstream: Any, step: str, name: str) -> Any:
     if name not in manifest:
         raise NameError(f"name {name!r} is not defined (step `{step}` did not define it)")
     entry = manifest[name]
-    data = (source / entry["file"]).read_bytes()
-    value = _from_parquet(data, entry) if entry["format"] == "parquet" else pickle.loads(data)
+    if entry["format"] == "parquet":
+        value = _from_parquet((source / entry["file"]).read_bytes(), entry)
+    else:
+        value = _objects(source / entry["file"])[name]
     if name == NP_RNG:
         import numpy
 

@@ -112,8 +112,9 @@ def _resolve(sections: list[Section], code: dict[int, CodeCell], params: dict[st
     seeded = _seeded(code)
     steps = [Step(s.name, s.cells, s.title) for s in sections]
     config: list[str] = []
+    links: dict[str, set[str]] = {}
     for k, sec in enumerate(sections):
-        an = Analyzer(env, k, seeded)
+        an = Analyzer(env, k, seeded, links)
         for i in sec.cells:
             if i in code:
                 an.cell(code[i])

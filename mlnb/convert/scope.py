@@ -61,8 +61,12 @@ class StepFacts:
 class Analyzer:
     """Def/use facts for one step; feed it the step's cells in order."""
 
-    def __init__(self, env: dict[str, Binding], step: int, seeded: frozenset[str] = frozenset()) -> None:
+    def __init__(self, env: dict[str, Binding], step: int, seeded: frozenset[str] = frozenset(),
+                 links: dict[str, set[str]] | None = None) -> None:
         self.env = env  # bindings visible when the step starts
+        # name -> names whose objects it may share (``a = b``, ``pipe = make_pipeline(scaler, clf)``);
+        # shared across steps: changing one changes what the others see
+        self.links = links if links is not None else {}
         self.step = step
         self.seeded = seeded  # RNGs the notebook seeds somewhere: their consumers chain
         self.facts = StepFacts()
@@ -103,17 +107,48 @@ class Analyzer:
 
     def bind_value(self, name: str, value: ast.AST | None = None) -> None:
         self.bind(name, Binding(VALUE, self.step, unserialisable=self._why_not(value)))
+        for others in self.links.values():
+            others.discard(name)
+        self.links.pop(name, None)
+        shared = {n for n in self._held(value) if n != name}
+        if shared:
+            self.links[name] = shared
+            for n in shared:
+                self.links.setdefault(n, set()).add(name)
+
+    def _held(self, value: ast.AST | None) -> set[str]:
+        """Values an expression's result may hold by reference: ``b`` in ``b``, ``f(b)``, ``[b]``."""
+        if isinstance(value, ast.Name):
+            b = self.scope(value.id)
+            return {value.id} if b is not None and b.kind in (VALUE, PARAM) else set()
+        if isinstance(value, ast.Call):
+            parts: list[ast.AST] = [*value.args, *(k.value for k in value.keywords)]
+        elif isinstance(value, ast.List | ast.Tuple | ast.Set):
+            parts = list(value.elts)
+        elif isinstance(value, ast.Dict):
+            parts = [v for v in value.values if v is not None]
+        elif isinstance(value, ast.Starred):
+            parts = [value.value]
+        else:
+            return set()
+        return {n for p in parts for n in self._held(p)}
 
     def mutate(self, name: str | None) -> None:
         if name is None:
             return
-        b = self.scope(name)
-        if b is None or b.kind not in (VALUE, PARAM):
-            return
-        self.read(name)
-        if name in self.facts.bindings:
-            return  # bound here: exported anyway
-        self.facts.mutated.setdefault(name, None)
+        todo, seen = [name], set()
+        while todo:  # an object changed in place changes every name that shares it
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            todo += sorted(self.links.get(n, ()))
+            b = self.scope(n)
+            if b is None or b.kind not in (VALUE, PARAM):
+                continue
+            self.read(n)
+            if n not in self.facts.bindings:  # bound here: exported anyway
+                self.facts.mutated.setdefault(n, None)
 
     def qualname(self, node: ast.AST) -> str | None:
         if isinstance(node, ast.Name):

@@ -195,3 +195,16 @@ def test_heading_parsing():
 def test_unparsable_cell_names_the_cell():
     with pytest.raises(ConvertError, match="cell 1: line 1: cannot parse"):
         plan_of("## A", "x = (")
+
+
+def test_changing_an_object_changes_the_names_that_share_it():
+    p = steps(plan_of("## A", "clf = make()\nscaler = make()\npipe = make_pipeline(scaler, clf)\nalias = clf",
+                      "## B", "pipe.fit(X)", "## C", "print(clf, alias)"))
+    assert p["c"].loads == {"clf": "b", "alias": "b"}
+    assert p["b"].exports == ["alias", "clf"]
+
+
+def test_rebinding_breaks_the_sharing():
+    p = steps(plan_of("## A", "clf = make()\npipe = wrap(clf)", "## B", "clf = make()", "## C", "pipe.fit(X)",
+                      "## D", "print(clf)"))
+    assert p["d"].loads == {"clf": "b"}
