@@ -13,6 +13,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import nbformat
 
 from mlnb.convert.plan import Plan, make_plan
 from mlnb.convert.render import summary_rows, write_project
@@ -50,8 +53,20 @@ def _relative_paths(plan: Plan, src_dir: Path) -> list[str]:
     return sorted(set(found))
 
 
-def plan_notebook(path: Path, by: str = "headings", level: int = 2, at: list[int] | None = None) -> Plan:
-    nb = read_notebook(path)
+def load_notebook(path: Path) -> dict[str, Any]:
+    """The notebook as an nbformat 4 dict (older formats upgraded)."""
+    nb = read_notebook(path) if path.suffix == ".ipynb" else {}
+    if nb.get("nbformat", 4) < 4 or not nb:
+        try:
+            nb = dict(nbformat.read(str(path), as_version=4))
+        except Exception as exc:  # nbformat raises many types for unreadable input
+            raise ConvertError(f"{path}: cannot read as a notebook: {exc}") from None
+    return nb
+
+
+def plan_notebook(path: Path, by: str = "headings", level: int = 2, at: list[int] | None = None,
+                  nb: dict[str, Any] | None = None) -> Plan:
+    nb = nb if nb is not None else load_notebook(path)
     cells = nb.get("cells", [])
     if not cells:
         raise ConvertError(f"{path}: the notebook has no cells")
@@ -67,7 +82,8 @@ def convert(path: str | Path, out: str | Path, *, by: str = "headings", level: i
         raise ConvertError(f"{path}: no such notebook")
     if by == "cells" and not at:
         raise ConvertError("--at: give the cell indices where steps start, e.g. --at 5,12")
-    plan = plan_notebook(path, by, level, at)
+    nb = load_notebook(path)
+    plan = plan_notebook(path, by, level, at, nb)
     src_dir = path.parent
     rel = _relative_paths(plan, src_dir)
     cwd = os.path.relpath(src_dir, out) if rel and src_dir != out else None
@@ -83,7 +99,7 @@ def convert(path: str | Path, out: str | Path, *, by: str = "headings", level: i
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".mlnb-convert-", dir=out))
     try:
-        write_project(plan, read_notebook(path), tmp, os.path.relpath(path, out), cwd)
+        write_project(plan, nb, tmp, os.path.relpath(path, out), cwd)
         for name in GENERATED:  # each generated file or folder replaces the old one in one rename
             target = out / name
             old = None

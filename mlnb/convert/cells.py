@@ -20,7 +20,7 @@ from mlnb.notebooks import cell_source
 # Cell magics whose body is Python run in the user namespace.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
 # Line magics that set up the session: replicated into every later step.
-CONFIG_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext", "autoreload", "env"})
+CONFIG_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext", "autoreload", "env", "cd"})
 # Line magics harmless to keep where they are.
 KEEP_MAGICS = frozenset({"time", "timeit", "precision", "pprint", "xmode", "alias_magic", "autocall"})
 _INSTALL = re.compile(r"^\s*(?:[!%]\s*(?:pip3?|conda|mamba|micromamba)\b|!\s*(?:sudo\s+)?apt(?:-get)?\b)")

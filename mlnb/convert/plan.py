@@ -45,6 +45,7 @@ class Plan:
     code: dict[int, CodeCell]  # original cell index -> analysed code cell (parameters cell excluded)
     warnings: list[str] = field(default_factory=list)
     merges: list[str] = field(default_factory=list)
+    stash: bool = False  # the notebook uses `product`/`upstream` itself: keep Ploomber's under other names
 
 
 @dataclass
@@ -191,4 +192,5 @@ def make_plan(cells: list[dict[str, Any]], sections: list[Section]) -> Plan:
         merged = Section(names[0], [i for s in sections[first:last + 1] for i in s.cells], sections[first].title)
         sections[first:last + 1] = [merged]
         merges.append(f"merged steps {', '.join(f'`{n}`' for n in names)} into `{names[0]}`: {result.message}")
-    return Plan(result, params, code, warnings, merges)
+    used = {n.id for c in code.values() for n in ast.walk(c.tree()) if isinstance(n, ast.Name)}
+    return Plan(result, params, code, warnings, merges, stash=bool(used & {"product", "upstream"}))

@@ -4,9 +4,12 @@ Each generated task notebook is laid out as::
 
     [markdown of the section up to its first code cell]
     parameters cell      upstream = [...]; product = None; <params it reads>
-    mlnb-inputs cell     imports, session set-up and definitions it needs; handoff.load(...)
+    mlnb-inputs cell     imports, session set-up and definitions it needs; mlnb_handoff.load(...)
     [the section's cells, unchanged, each tagged with its original index]
-    mlnb-outputs cell    handoff.save(...) of what later steps read
+    mlnb-outputs cell    mlnb_handoff.save(...) of what later steps read
+
+If the notebook itself uses the names ``product`` or ``upstream``, Ploomber's values are
+kept as ``mlnb_product``/``mlnb_upstream`` before the notebook's code can rebind them.
 """
 
 from __future__ import annotations
@@ -32,8 +35,15 @@ def _params_cell(step: Step) -> str:
     return "\n".join(lines)
 
 
-def _inputs_cell(step: Step) -> str:
+def _names(plan: Plan) -> tuple[str, str]:
+    return ("mlnb_upstream", "mlnb_product") if plan.stash else ("upstream", "product")
+
+
+def _inputs_cell(plan: Plan, step: Step) -> str:
+    upstream, _ = _names(plan)
     parts: list[str] = []
+    if plan.stash:
+        parts.append("mlnb_upstream, mlnb_product = upstream, product  # the notebook uses these names itself")
     if step.imports:
         parts.append("\n".join(step.imports))
     if step.config:
@@ -41,19 +51,17 @@ def _inputs_cell(step: Step) -> str:
     for func in step.carried:
         parts.append(f"# carried from an earlier step\n{func.source}")
     if step.loads:
-        lines = ["from mlnb.convert import handoff", ""]
+        lines = ["import mlnb.convert.handoff as mlnb_handoff", ""]
         for name, producer in step.loads.items():
-            if name.startswith("__"):
-                lines.append(f"handoff.load(upstream, {producer!r}, {name!r})  # restores the global RNG state")
-            else:
-                lines.append(f"{name} = handoff.load(upstream, {producer!r}, {name!r})")
+            call = f"mlnb_handoff.load({upstream}, {producer!r}, {name!r})"
+            lines.append(f"{call}  # restores the global RNG state" if name.startswith("__") else f"{name} = {call}")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
 
-def _outputs_cell(step: Step) -> str:
-    return ("from mlnb.convert import handoff\n\n"
-            f"handoff.save(product, {step.name!r}, {step.exports!r}, globals())")
+def _outputs_cell(plan: Plan, step: Step) -> str:
+    return ("import mlnb.convert.handoff as mlnb_handoff\n\n"
+            f"mlnb_handoff.save({_names(plan)[1]}, {step.name!r}, {step.exports!r}, globals())")
 
 
 def _code(source: str, cid: str, tags: list[str] | None = None) -> Any:
@@ -77,7 +85,7 @@ def step_notebook(plan: Plan, step: Step, original: dict[str, Any]) -> Any:
     while lead < len(step.cells) and cells[step.cells[lead]].get("cell_type") != "code":
         lead += 1
     generated = [_code(_params_cell(step), "mlnb-parameters", ["parameters"])]
-    inputs = _inputs_cell(step)
+    inputs = _inputs_cell(plan, step)
     if inputs:
         generated.append(_code(inputs, "mlnb-inputs", [INPUTS_TAG]))
     out: list[Any] = []
@@ -105,7 +113,7 @@ def step_notebook(plan: Plan, step: Step, original: dict[str, Any]) -> Any:
     if lead >= len(step.cells):
         out += generated
     if step.exports:
-        out.append(_code(_outputs_cell(step), "mlnb-outputs", [OUTPUTS_TAG]))
+        out.append(_code(_outputs_cell(plan, step), "mlnb-outputs", [OUTPUTS_TAG]))
     nb["cells"] = out
     return nb
 

@@ -59,9 +59,10 @@ CONFIG_CALLS = (
     "set_option", "set_printoptions", "set_theme", "set_style", "set_context", "set_palette",
     "seaborn.set", "style.use", "filterwarnings", "simplefilter", "matplotlib.rc", "pyplot.rc",
     "rcParams.update", "sklearn.set_config", "set_config", "use_inf_as_na",
+    "os.chdir", "sys.path.append", "sys.path.insert", "os.environ.update", "os.environ.setdefault",
 )
 # Attribute/item assignments on these module paths are session set-up too.
-CONFIG_TARGETS = ("rcParams", "pandas.options", ".options.display", "options.mode")
+CONFIG_TARGETS = ("rcParams", "pandas.options", ".options.display", "options.mode", "os.environ")
 
 _UNSERIALISABLE = {
     "open": "an open file", "io.open": "an open file", "gzip.open": "an open file", "bz2.open": "an open file",
