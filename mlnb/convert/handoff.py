@@ -93,9 +93,11 @@ def _parquet(value: Any) -> tuple[bytes, dict[str, Any]] | None:
         data = buf.getvalue()
         back = _from_parquet(data, meta)
         if isinstance(value, pd.Series):
-            pd.testing.assert_series_equal(value, back, check_exact=True, check_freq=True, check_flags=True)
+            pd.testing.assert_series_equal(value, back, check_exact=True, check_freq=True, check_flags=True,
+                                           check_index_type=True, check_series_type=True)
         else:
-            pd.testing.assert_frame_equal(value, back, check_exact=True, check_freq=True, check_flags=True)
+            pd.testing.assert_frame_equal(value, back, check_exact=True, check_freq=True, check_flags=True,
+                                          check_index_type=True, check_column_type=True, check_frame_type=True)
         if list(back.index.names) != list(value.index.names):
             return None
     except Exception:  # any failure means "not lossless": fall back to pickle

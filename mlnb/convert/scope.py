@@ -270,7 +270,7 @@ class Analyzer:
             if not any(qual == c or qual.endswith("." + c) for c in CONFIG_CALLS):
                 return False
             names = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
-            return all((b := self.scope(n)) is not None and b.kind == IMPORT for n in names)
+            return all((b := self.scope(n)) is None or b.kind == IMPORT for n in names)  # builtins are fine
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
             base = target.value if isinstance(target, ast.Subscript) else target

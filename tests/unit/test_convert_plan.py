@@ -149,8 +149,9 @@ def test_parameters_cell_becomes_params():
 
 def test_config_replicated_into_later_steps():
     p = steps(plan_of("import pandas as pd\nimport warnings\npd.set_option('display.max_columns', 3)\n"
-                      "warnings.filterwarnings('ignore')", "## A", "x = 1", "## B", "print(x)"))
+                      "warnings.simplefilter('ignore', category=FutureWarning)", "## A", "x = 1", "## B", "print(x)"))
     assert "pd.set_option('display.max_columns', 3)" in p["b"].config
+    assert "warnings.simplefilter('ignore', category=FutureWarning)" in p["b"].config
     assert "import pandas as pd" in p["b"].imports
 
 
