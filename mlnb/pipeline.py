@@ -80,9 +80,17 @@ def open_dag(spec: PipelineSpec, env: dict[str, Any]) -> Any:
             dag = DAGSpec(str(spec.path), env=env).to_dag()
             dag.render(show_progress=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpecError(f"{spec.path.name}: ploomber rejected the spec: {first}") from None
+        raise SpecError(f"{spec.path.name}: ploomber rejected the spec: {_reason(exc)}") from None
     return dag
+
+
+def _reason(exc: BaseException) -> str:
+    """The informative line of a Ploomber error (skipping its ``=== DAG render failed ===`` banners)."""
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    useful = [ln for ln in lines if ln and not set(ln) <= set("=-") and "render failed" not in ln
+              and not ln.startswith(("Traceback", "Need help?", "Please ", "https://"))]
+    errors = [ln for ln in useful if "Error" in ln.split(":")[0]]
+    return (errors or useful or [type(exc).__name__])[-1 if errors else 0]
 
 
 def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:

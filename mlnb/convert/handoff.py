@@ -164,6 +164,45 @@ def save(product: Any, step: str, names: list[str], namespace: dict[str, Any]) -
             os.fsync(fh.fileno())
 
 
+class _Unpickler(pickle.Unpickler):
+    """Unpickle so that notebook functions (lambdas too) live in *this* step's namespace.
+
+    cloudpickle gives a function pickled by value a private copy of the globals it reads,
+    frozen at save time. A notebook function reads globals when called, so here such a
+    function gets ``__main__``'s namespace instead; globals the step lacks are filled in
+    from the copy (never overwriting the step's own).
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "cloudpickle.cloudpickle" and name == "_make_function":
+            return _make_function
+        if module == "cloudpickle.cloudpickle" and name == "_function_setstate":
+            return _function_setstate
+        return super().find_class(module, name)
+
+
+def _make_function(code: Any, base_globals: dict[str, Any], name: str, argdefs: Any, closure: Any) -> Any:
+    main = sys.modules.get("__main__")
+    if base_globals.get("__name__") == "__main__" and main is not None:
+        base_globals = main.__dict__
+    return types.FunctionType(code, base_globals, name, argdefs, closure)
+
+
+def _function_setstate(obj: Any, state: Any) -> None:
+    from cloudpickle import cloudpickle as cp
+
+    main = sys.modules.get("__main__")
+    if main is None or obj.__globals__ is not main.__dict__:
+        cp._function_setstate(obj, state)
+        return
+    own, slots = state
+    for key, value in slots["__globals__"].items():
+        main.__dict__.setdefault(key, value)
+    builtins = main.__dict__.get("__builtins__")
+    cp._function_setstate(obj, (own, {**slots, "__globals__": {}}))
+    main.__dict__["__builtins__"] = builtins
+
+
 _OBJECTS: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
@@ -172,7 +211,8 @@ def _objects(path: Path) -> dict[str, Any]:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _OBJECTS:
-        _OBJECTS[key] = pickle.loads(path.read_bytes())
+        with open(path, "rb") as fh:
+            _OBJECTS[key] = _Unpickler(fh).load()
     return _OBJECTS[key]
 
 

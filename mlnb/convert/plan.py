@@ -114,8 +114,9 @@ def _resolve(sections: list[Section], code: dict[int, CodeCell], params: dict[st
     steps = [Step(s.name, s.cells, s.title) for s in sections]
     config: list[str] = []
     links: dict[str, set[str]] = {}
+    calls: dict[str, set[str]] = {}
     for k, sec in enumerate(sections):
-        an = Analyzer(env, k, seeded, links)
+        an = Analyzer(env, k, seeded, links, calls)
         for i in sec.cells:
             if i in code:
                 an.cell(code[i])
@@ -140,6 +141,13 @@ def _resolve(sections: list[Section], code: dict[int, CodeCell], params: dict[st
                 continue
             if b.kind == IMPORT:
                 step.imports.append(b.statement)
+            elif b.kind == FUNCTION and b.func is not None and any(
+                    (h := env.get(n)) is not None and h.kind in (VALUE, PARAM) for n in b.func.header):
+                # defaults/decorators computed from values at definition time: hand the function object on
+                step.loads[name] = steps[b.step].name
+                if name not in steps[b.step].exports:
+                    steps[b.step].exports.append(name)
+                queue += sorted(b.func.deferred)
             elif b.kind in (FUNCTION, CLASS) and b.func is not None:
                 carried[name] = b.func
                 queue += sorted(b.func.header | b.func.deferred)
@@ -167,6 +175,22 @@ def _resolve(sections: list[Section], code: dict[int, CodeCell], params: dict[st
     return steps
 
 
+def _without_codeless(sections: list[Section], code: dict[int, CodeCell]) -> list[Section]:
+    """Fold sections with no code left (e.g. only the parameters cell) into the next one."""
+    out: list[Section] = []
+    pending: list[int] = []
+    for sec in sections:
+        if not any(i in code and code[i].python.strip() for i in sec.cells):
+            pending += sec.cells
+            continue
+        sec.cells = sorted(pending + sec.cells)
+        pending = []
+        out.append(sec)
+    if pending and out:
+        out[-1].cells = sorted(out[-1].cells + pending)
+    return out or sections
+
+
 def make_plan(cells: list[dict[str, Any]], sections: list[Section]) -> Plan:
     """Resolve dependencies, merging steps across any value that cannot be handed off."""
     from mlnb.convert.cells import code_cell
@@ -180,7 +204,7 @@ def make_plan(cells: list[dict[str, Any]], sections: list[Section]) -> Plan:
             del code[pindex]
     warnings = [w for c in code.values() for w in c.warnings]
     merges: list[str] = []
-    sections = [Section(s.name, list(s.cells), s.title) for s in sections]
+    sections = _without_codeless([Section(s.name, list(s.cells), s.title) for s in sections], code)
     if not any(i in code and code[i].python.strip() for s in sections for i in s.cells):
         raise ConvertError("the notebook has no code cells to convert")
     while True:

@@ -48,7 +48,8 @@ def _inputs_cell(plan: Plan, step: Step) -> str:
         parts.append("\n".join(step.imports))
     if step.config:
         parts.append("# session set-up from earlier steps\n" + "\n".join(step.config))
-    for func in step.carried:
+    # classes before the loads (instances unpickle against them), functions after (defaults may read inputs)
+    for func in (f for f in step.carried if f.kind == "class"):
         parts.append(f"# carried from an earlier step\n{func.source}")
     if step.loads:
         lines = ["import mlnb.convert.handoff as mlnb_handoff", ""]
@@ -56,6 +57,8 @@ def _inputs_cell(plan: Plan, step: Step) -> str:
             call = f"mlnb_handoff.load({upstream}, {producer!r}, {name!r})"
             lines.append(f"{call}  # restores the global RNG state" if name.startswith("__") else f"{name} = {call}")
         parts.append("\n".join(lines))
+    for func in (f for f in step.carried if f.kind != "class"):
+        parts.append(f"# carried from an earlier step\n{func.source}")
     return "\n\n".join(parts)
 
 

@@ -62,11 +62,13 @@ class Analyzer:
     """Def/use facts for one step; feed it the step's cells in order."""
 
     def __init__(self, env: dict[str, Binding], step: int, seeded: frozenset[str] = frozenset(),
-                 links: dict[str, set[str]] | None = None) -> None:
+                 links: dict[str, set[str]] | None = None, calls: dict[str, set[str]] | None = None) -> None:
         self.env = env  # bindings visible when the step starts
         # name -> names whose objects it may share (``a = b``, ``pipe = make_pipeline(scaler, clf)``);
         # shared across steps: changing one changes what the others see
         self.links = links if links is not None else {}
+        # value -> globals that functions it holds read when called (``ops = {"f": lambda a: a + BASE}``)
+        self.calls = calls if calls is not None else {}
         self.step = step
         self.seeded = seeded  # RNGs the notebook seeds somewhere: their consumers chain
         self.facts = StepFacts()
@@ -85,15 +87,17 @@ class Analyzer:
         """Read ``name``; reading a function also reads what its body needs."""
         self.read(name)
         b = self.scope(name)
-        if b is None or b.func is None:
+        if b is None or (b.func is None and name not in self.calls):
             return
         seen = _seen if _seen is not None else set()
         if name in seen:
             return
         seen.add(name)
-        needs = set(b.func.deferred)
-        if name not in self.facts.bindings:  # carried from an earlier step: its header runs here too
-            needs |= b.func.header
+        needs = set(self.calls.get(name, ()))
+        if b.func is not None:
+            needs |= b.func.deferred
+            if name not in self.facts.bindings:  # carried from an earlier step: its header runs here too
+                needs |= b.func.header
         for n in sorted(needs - {name}):
             self.load(n, seen)
 
@@ -110,11 +114,29 @@ class Analyzer:
         for others in self.links.values():
             others.discard(name)
         self.links.pop(name, None)
+        self.calls.pop(name, None)
+        self._note_calls(name, value)
         shared = {n for n in self._held(value) if n != name}
         if shared:
             self.links[name] = shared
             for n in shared:
                 self.links.setdefault(n, set()).add(name)
+
+    def _note_calls(self, name: str | None, value: ast.AST | None) -> None:
+        """Record the globals read by lambdas and notebook functions that ``value`` holds."""
+        if name is None or value is None:
+            return
+        needs: set[str] = set()
+        called = {id(n.func) for n in ast.walk(value) if isinstance(n, ast.Call)}  # f(x) holds f's result
+        for node in ast.walk(value):
+            if id(node) in called:
+                continue
+            if isinstance(node, ast.Lambda):
+                needs |= nested_free(node)[0]
+            elif isinstance(node, ast.Name) and (b := self.scope(node.id)) is not None and b.func is not None:
+                needs |= b.func.deferred | {node.id}
+        if needs:
+            self.calls.setdefault(name, set()).update(needs - {name})
 
     def _held(self, value: ast.AST | None) -> set[str]:
         """Values an expression's result may hold by reference: ``b`` in ``b``, ``f(b)``, ``[b]``."""
@@ -336,6 +358,7 @@ class Analyzer:
         elif isinstance(s, ast.Delete):
             for t in s.targets:
                 if isinstance(t, ast.Name):
+                    self.read(t.id)  # `del x` needs x: bring it in from an earlier step
                     self.facts.bindings[t.id] = Binding(DELETED, self.step)
                     self.facts.definite.discard(t.id)
                     self.facts.mutated.pop(t.id, None)
@@ -391,6 +414,7 @@ class Analyzer:
             if isinstance(t, ast.Subscript):
                 self.expr(t.slice)
             self.mutate(root_name(t))
+            self._note_calls(root_name(t), value)
 
     def imports(self, s: ast.Import | ast.ImportFrom) -> None:
         for alias in s.names:

@@ -209,3 +209,27 @@ def test_rebinding_breaks_the_sharing():
     p = steps(plan_of("## A", "clf = make()\npipe = wrap(clf)", "## B", "clf = make()", "## C", "pipe.fit(X)",
                       "## D", "print(clf)"))
     assert p["d"].loads == {"clf": "b"}
+
+
+def test_lambda_in_a_dict_reads_globals_when_called():
+    p = steps(plan_of("## A", "BASE = 100\nops = {'inc': lambda a: a + 1}\nops['offset'] = lambda a: a + BASE",
+                      "## B", "BASE = 0", "## C", "print(ops['offset'](1))"))
+    assert p["c"].loads == {"ops": "a", "BASE": "b"}
+
+
+def test_function_with_value_defaults_is_handed_on_not_re_run():
+    p = steps(plan_of("## A", "BASE = 7\ndef add(v, base=BASE):\n    return v + base\nBASE = 1000",
+                      "## B", "print(add(1), BASE)"))
+    assert p["b"].loads == {"add": "a", "BASE": "a"}
+    assert p["b"].carried == []
+
+
+def test_del_of_an_earlier_name_brings_it_in():
+    p = steps(plan_of("## A", "scratch = [1]", "## B", "del scratch\nx = 1", "## C", "print(x)"))
+    assert p["b"].loads == {"scratch": "a"}
+
+
+def test_section_with_only_the_parameters_cell_joins_the_next():
+    plan = plan_of("# Title", "P:n = 3", "## Build", "print(n)")
+    assert [s.name for s in plan.steps] == ["build"]
+    assert plan.steps[0].params == {"n": 3}
