@@ -109,14 +109,15 @@ class Analyzer:
         else:
             self.facts.definite.add(name)
 
-    def bind_value(self, name: str, value: ast.AST | None = None) -> None:
+    def bind_value(self, name: str, value: ast.AST | None = None, holder: ast.AST | None = None) -> None:
+        """Bind ``name`` to ``value``'s result, or to a part of ``holder`` (unpacking, ``for`` targets)."""
         self.bind(name, Binding(VALUE, self.step, unserialisable=self._why_not(value)))
         for others in self.links.values():
             others.discard(name)
         self.links.pop(name, None)
         self.calls.pop(name, None)
         self._note_calls(name, value)
-        shared = {n for n in self._held(value) if n != name}
+        shared = {n for n in self._held(value) | self._held(holder) if n != name}
         if shared:
             self.links[name] = shared
             for n in shared:
@@ -145,6 +146,10 @@ class Analyzer:
             return {value.id} if b is not None and b.kind in (VALUE, PARAM) else set()
         if isinstance(value, ast.Call):
             parts: list[ast.AST] = [*value.args, *(k.value for k in value.keywords)]
+            if isinstance(value.func, ast.Attribute):  # models.items(), df.head(): may hand out parts
+                parts.append(value.func.value)
+        elif isinstance(value, ast.Subscript | ast.Attribute):  # models["rf"], pipe.steps
+            parts = [value.value]
         elif isinstance(value, ast.List | ast.Tuple | ast.Set):
             parts = list(value.elts)
         elif isinstance(value, ast.Dict):
@@ -328,7 +333,7 @@ class Analyzer:
             self.definition(s, top)
         elif isinstance(s, ast.For | ast.AsyncFor):
             self.expr(s.iter)
-            self.assign_target(s.target, None)  # definite inside the body (and, loosely, after it)
+            self.assign_target(s.target, None, s.iter)  # definite inside the body (and, loosely, after it)
             self.branch([s.body, s.orelse], merge=False)
         elif isinstance(s, ast.While):
             self.expr(s.test)
@@ -401,14 +406,14 @@ class Analyzer:
             self.stmt(s)
             self._maybe = depth
 
-    def assign_target(self, t: ast.AST, value: ast.AST | None) -> None:
+    def assign_target(self, t: ast.AST, value: ast.AST | None, holder: ast.AST | None = None) -> None:
         if isinstance(t, ast.Name):
-            self.bind_value(t.id, value)
+            self.bind_value(t.id, value, holder)
         elif isinstance(t, ast.Tuple | ast.List):
             for elt in t.elts:
-                self.assign_target(elt, None)
+                self.assign_target(elt, None, value if value is not None else holder)
         elif isinstance(t, ast.Starred):
-            self.assign_target(t.value, None)
+            self.assign_target(t.value, None, value if value is not None else holder)
         elif isinstance(t, ast.Attribute | ast.Subscript):
             self.expr(t.value)
             if isinstance(t, ast.Subscript):

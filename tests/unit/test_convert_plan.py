@@ -233,3 +233,10 @@ def test_section_with_only_the_parameters_cell_joins_the_next():
     plan = plan_of("# Title", "P:n = 3", "## Build", "print(n)")
     assert [s.name for s in plan.steps] == ["build"]
     assert plan.steps[0].params == {"n": 3}
+
+
+def test_fitting_loop_targets_changes_the_container():
+    p = steps(plan_of("## A", "models = {'rf': make(), 'lr': make()}",
+                      "## B", "for name, model in models.items():\n    model.fit(X)",
+                      "## C", "best = models['rf']\nprint(best.predict(X))"))
+    assert p["c"].loads == {"models": "b"}
