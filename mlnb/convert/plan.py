@@ -109,7 +109,7 @@ def _config_names(statement: str) -> list[str]:
 
 
 def _resolve(sections: list[Section], code: dict[int, CodeCell], params: dict[str, Any]) -> list[Step] | _Blocked:
-    env: dict[str, Binding] = {p: Binding(PARAM, -1) for p in params}
+    env: dict[str, Binding] = {p: Binding(PARAM, -1, scalar=not isinstance(v, list | dict)) for p, v in params.items()}
     seeded = _seeded(code)
     steps = [Step(s.name, s.cells, s.title) for s in sections]
     config: list[str] = []

@@ -58,6 +58,21 @@ class StepFacts:
     warnings: list[str] = field(default_factory=list)
 
 
+ACCESSORS = frozenset({"items", "values", "get", "pop", "popitem", "setdefault", "__getitem__"})
+
+
+def _scalar(value: ast.AST | None) -> bool:
+    """An expression whose result is an immutable number/string/bool (nothing can share it)."""
+    if isinstance(value, ast.Constant | ast.JoinedStr | ast.Compare | ast.BoolOp):
+        return True
+    if isinstance(value, ast.UnaryOp):
+        return _scalar(value.operand)
+    if isinstance(value, ast.BinOp):
+        return _scalar(value.left) and _scalar(value.right)
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in (
+        "len", "int", "float", "str", "bool", "round", "repr", "format", "abs", "hash", "ord", "chr")
+
+
 class Analyzer:
     """Def/use facts for one step; feed it the step's cells in order."""
 
@@ -111,7 +126,7 @@ class Analyzer:
 
     def bind_value(self, name: str, value: ast.AST | None = None, holder: ast.AST | None = None) -> None:
         """Bind ``name`` to ``value``'s result, or to a part of ``holder`` (unpacking, ``for`` targets)."""
-        self.bind(name, Binding(VALUE, self.step, unserialisable=self._why_not(value)))
+        self.bind(name, Binding(VALUE, self.step, unserialisable=self._why_not(value), scalar=_scalar(value)))
         for others in self.links.values():
             others.discard(name)
         self.links.pop(name, None)
@@ -143,10 +158,10 @@ class Analyzer:
         """Values an expression's result may hold by reference: ``b`` in ``b``, ``f(b)``, ``[b]``."""
         if isinstance(value, ast.Name):
             b = self.scope(value.id)
-            return {value.id} if b is not None and b.kind in (VALUE, PARAM) else set()
+            return {value.id} if b is not None and b.kind in (VALUE, PARAM) and not b.scalar else set()
         if isinstance(value, ast.Call):
             parts: list[ast.AST] = [*value.args, *(k.value for k in value.keywords)]
-            if isinstance(value.func, ast.Attribute):  # models.items(), df.head(): may hand out parts
+            if isinstance(value.func, ast.Attribute) and value.func.attr in ACCESSORS:  # models.items()
                 parts.append(value.func.value)
         elif isinstance(value, ast.Subscript | ast.Attribute):  # models["rf"], pipe.steps
             parts = [value.value]
@@ -258,6 +273,7 @@ class Analyzer:
             for k in call.keywords:
                 if k.arg == pname:
                     self.mutate(root_name(k.value))
+        self.body_effects(b.func, set())
         for name in sorted(b.func.assigns):
             self._maybe += 1
             self.bind_value(name)
@@ -265,20 +281,44 @@ class Analyzer:
 
     def _rng(self, call: ast.Call, qual: str) -> None:
         """The global RNGs are state too: seeding binds it, drawing reads and mutates it."""
+        if any(k.arg == "random_state" for k in call.keywords):
+            return
         for rng, prefix in ((NP_RNG, "numpy.random."), (PY_RNG, "random.")):
-            if rng not in self.seeded:
-                continue
-            last = qual.rsplit(".", 1)[-1]
-            if qual.startswith(prefix) and qual.count(".") == prefix.count(".") and last == "seed":
+            if rng in self.seeded and qual.startswith(prefix) and qual.count(".") == prefix.count(".") and \
+                    qual.endswith(".seed"):
                 self.bind(rng, Binding(VALUE, self.step))
+                return
+        self._draw(qual, call.func.attr if isinstance(call.func, ast.Attribute) else "")
+
+    def _draw(self, qual: str, method: str) -> None:
+        """Record a call that may draw from a seeded global RNG."""
+        last = qual.rsplit(".", 1)[-1]
+        for rng, prefix in ((NP_RNG, "numpy.random."), (PY_RNG, "random.")):
+            if rng not in self.seeded or self.scope(rng) is None:
                 continue
-            method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
             uses = (qual.startswith(prefix) and last not in RNG_CONSUMERS["constructors"]) or (
                 rng == NP_RNG and (qual.startswith("sklearn.") or (not qual and method in RNG_CONSUMERS["methods"])))
-            if uses and not any(k.arg == "random_state" for k in call.keywords) and self.scope(rng) is not None:
+            if uses:
                 self.read(rng)
                 if rng not in self.facts.bindings:
                     self.facts.mutated.setdefault(rng, None)
+
+    def body_effects(self, func: FuncInfo, seen: set[str]) -> None:
+        """What calling a notebook function does to globals: in-place changes and RNG draws."""
+        if func.name in seen:
+            return
+        seen.add(func.name)
+        for name in sorted(func.touches):
+            self.mutate(name)
+        for called in func.calls:
+            root, _, rest = called.partition(".")
+            b = self.scope(root)
+            if b is not None and b.kind == IMPORT:
+                self._draw(b.qualname + ("." + rest if rest else ""), "")
+            elif b is not None and b.func is not None and not rest:
+                self.body_effects(b.func, seen)
+            elif rest:
+                self._draw("", called.rsplit(".", 1)[-1])
 
     # -- statements --------------------------------------------------------------------
     def cell(self, cell: CodeCell) -> None:

@@ -30,6 +30,8 @@ class FuncInfo:
     mutates: tuple[tuple[int, str], ...] = ()  # (position, parameter name) changed in place
     assigns: frozenset[str] = frozenset()  # names bound through ``global``
     generator: bool = False
+    touches: frozenset[str] = frozenset()  # globals the body changes in place (``results.append(row)``)
+    calls: tuple[str, ...] = ()  # dotted names the body calls (``np.random.randint``, ``helper``)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Binding:
     qualname: str = ""  # for imports: the module/object path (``numpy``, ``os.path.join``)
     func: FuncInfo | None = None
     unserialisable: str = ""  # why the value cannot be handed off ("a generator", ...)
+    scalar: bool = False  # a number/string/bool: nothing can share it or change it in place
 
 
 def root_name(node: ast.AST) -> str | None:
@@ -139,5 +142,39 @@ def function_info(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, t
     nested = {id(n) for d in ast.walk(node) if d is not node and isinstance(
         d, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) for n in ast.walk(d)}
     generator = any(id(n) not in nested for n in own)
-    return FuncInfo(node.name, FUNCTION, source, (cell, start), frozenset(header),
-                    frozenset(_table_globals(table) | declared), _mutated_params(node), frozenset(assigns), generator)
+    free = _table_globals(table) | declared
+    return FuncInfo(node.name, FUNCTION, source, (cell, start), frozenset(header), frozenset(free),
+                    _mutated_params(node), frozenset(assigns), generator, _changed(node, free), _called(node))
+
+
+def dotted(node: ast.AST) -> str | None:
+    """``np.random.rand`` for that attribute chain on a name; None otherwise."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
+
+
+def _called(node: ast.AST) -> tuple[str, ...]:
+    """Dotted names a body calls without an explicit ``random_state``."""
+    found = [d for sub in ast.walk(node) if isinstance(sub, ast.Call) and (d := dotted(sub.func))
+             and not any(k.arg == "random_state" for k in sub.keywords)]
+    return tuple(dict.fromkeys(found))
+
+
+def _changed(node: ast.AST, names: set[str]) -> frozenset[str]:
+    """Which of ``names`` the body changes in place (item/attribute stores, ``del``, mutating calls)."""
+    hit: set[str] = set()
+    for sub in ast.walk(node):
+        targets: list[ast.AST] = []
+        if isinstance(sub, ast.Assign | ast.Delete):
+            targets = list(sub.targets)
+        elif isinstance(sub, ast.AugAssign | ast.AnnAssign):
+            targets = [sub.target]
+        hit |= {r for t in targets if isinstance(t, ast.Subscript | ast.Attribute) and (r := root_name(t)) in names}
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and mutating_method(sub):
+            root = root_name(sub.func.value)
+            if root in names:
+                hit.add(root)
+    return frozenset(hit)

@@ -240,3 +240,25 @@ def test_fitting_loop_targets_changes_the_container():
                       "## B", "for name, model in models.items():\n    model.fit(X)",
                       "## C", "best = models['rf']\nprint(best.predict(X))"))
     assert p["c"].loads == {"models": "b"}
+
+
+def test_function_changing_a_global_in_place_changes_it_at_the_call():
+    p = steps(plan_of("## A", "results = []\ndef evaluate(name):\n    results.append(name)",
+                      "## B", "evaluate('lr')", "## C", "evaluate('rf')", "## D", "print(results)"))
+    assert p["b"].loads == {"results": "a"}
+    assert p["c"].loads == {"results": "b"}
+    assert p["d"].loads == {"results": "c"}
+
+
+def test_function_drawing_from_the_seeded_rng_chains_the_state():
+    p = steps(plan_of("import numpy as np\nnp.random.seed(0)",
+                      "## A", "def boot(x):\n    return np.random.randint(0, 9, size=x)",
+                      "## B", "print(boot(3))", "## C", "print(np.random.rand())"))
+    assert p["b"].loads["__np_random__"] == "step_1"
+    assert p["c"].loads["__np_random__"] == "b"
+
+
+def test_scalars_are_not_shared():
+    p = steps(plan_of("## A", "n = 3\nlabel = f'run {n}'\nitems = []", "## B", "pair = make(items, n)\npair.fit()",
+                      "## C", "print(n, items)"))
+    assert p["c"].loads == {"n": "a", "items": "b"}
