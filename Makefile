@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data build test lint lab clean
+.PHONY: setup data build test lint lab clean convert-check
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,9 @@ lint: setup
 
 test: setup data lint
 	$(BIN)/pytest
+
+convert-check: setup
+	$(PY) scripts/check_conversions.py examples/exploratory
 
 lab: setup data
 	$(BIN)/jupyter lab --no-browser
