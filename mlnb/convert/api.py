@@ -59,6 +59,21 @@ def load_notebook(path: Path) -> dict[str, Any]:
     return nb
 
 
+def kernel_for(nb: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The notebook's kernelspec if installed here, else ``python3`` (and a warning saying so)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = dict(nb.get("metadata", {}).get("kernelspec") or {})
+    installed = KernelSpecManager().find_kernel_specs()
+    if spec.get("name") in installed:
+        return spec, ""
+    fallback = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if spec.get("language", "python").lower() != "python":
+        raise ConvertError(f"kernelspec {spec.get('name')!r}: only Python notebooks can be converted")
+    return fallback, (f"kernel {spec.get('name')!r} is not installed here: the pipeline uses 'python3'"
+                      if spec.get("name") else "")
+
+
 def plan_notebook(path: Path, by: str = "headings", level: int = 2, at: list[int] | None = None,
                   nb: dict[str, Any] | None = None) -> Plan:
     nb = nb if nb is not None else load_notebook(path)
@@ -80,7 +95,11 @@ def convert(path: str | Path, out: str | Path, *, by: str = "headings", level: i
     elif by == "cells":
         raise ConvertError("--at: give the cell indices where steps start, e.g. --at 5,12")
     nb = load_notebook(path)
+    kernelspec, kernel_warning = kernel_for(nb)
+    nb.setdefault("metadata", {})["kernelspec"] = kernelspec
     plan = plan_notebook(path, by, level, at, nb)
+    if kernel_warning:
+        plan.warnings.append(kernel_warning)
     src_dir = path.parent
     rel = _relative_paths(plan, src_dir)
     cwd = os.path.relpath(src_dir, out) if rel and src_dir != out else None

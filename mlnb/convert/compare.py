@@ -143,8 +143,9 @@ def run_original(path: Path, workdir: Path) -> dict[str, Any]:
     from mlnb.tracking import telemetry_off
 
     telemetry_off()
-    nb = read_notebook(path)
-    kernel = (nb.get("metadata", {}).get("kernelspec") or {}).get("name") or "python3"
+    from mlnb.convert.api import kernel_for, load_notebook
+
+    kernel = kernel_for(load_notebook(path))[0]["name"]
     out = workdir / f"original-{path.stem}.ipynb"
     try:
         papermill.execute_notebook(str(path), str(out), cwd=str(path.parent), kernel_name=kernel,

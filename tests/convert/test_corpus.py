@@ -319,3 +319,15 @@ def test_cli_malformed_notebook_is_a_one_line_error(tmp_path):
     assert "broken_notebook.ipynb" in err[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_kernel_not_installed_here_falls_back_to_python3(tmp_path):
+    nb = json.loads(source("single_section").read_text())
+    nb["metadata"]["kernelspec"] = {"name": "conda-env-ml-py", "display_name": "Python [conda env:ml]",
+                                    "language": "python"}
+    foreign = tmp_path / "foreign.ipynb"
+    foreign.write_text(json.dumps(nb))
+    result = convert(foreign, tmp_path / "out")
+    assert "kernel 'conda-env-ml-py' is not installed here: the pipeline uses 'python3'" in result.plan.warnings
+    for generated in (tmp_path / "out/notebooks").glob("*.ipynb"):
+        assert json.loads(generated.read_text())["metadata"]["kernelspec"]["name"] == "python3"
