@@ -48,6 +48,8 @@ def cell_outputs(cell: dict[str, Any]) -> CellOutput:
             out.stdout += "".join(text) if isinstance(text, list) else text
         elif kind in ("execute_result", "display_data"):
             data = o.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                continue  # widgets (tqdm.notebook progress bars): their text is timing, not results
             if any(m in data for m in _IMAGE):
                 out.figures += 1
             elif "text/plain" in data:
