@@ -92,20 +92,7 @@ def _mutated_params(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[tuple
     a = node.args
     positional = [x.arg for x in [*a.posonlyargs, *a.args]]
     params = set(positional) | {x.arg for x in a.kwonlyargs}
-    hit: set[str] = set()
-    for sub in ast.walk(node):
-        targets: list[ast.AST] = []
-        if isinstance(sub, ast.Assign | ast.Delete):
-            targets = list(sub.targets)
-        elif isinstance(sub, ast.AugAssign | ast.AnnAssign):
-            targets = [sub.target]
-        for t in targets:
-            if isinstance(t, ast.Subscript | ast.Attribute) and root_name(t) in params:
-                hit.add(root_name(t) or "")
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute):
-            root = root_name(sub.func.value)
-            if root in params and mutating_method(sub):
-                hit.add(root or "")
+    hit = _changed(node, params)
     return tuple((positional.index(p) if p in positional else -1, p) for p in sorted(hit))
 
 
