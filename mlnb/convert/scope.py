@@ -22,16 +22,12 @@ import ast
 from dataclasses import dataclass, field, replace
 
 from mlnb.convert.cells import CodeCell
+from mlnb.convert.effects import Effects
 from mlnb.convert.rules import (
-    CONFIG_CALLS,
-    CONFIG_TARGETS,
-    MUTATING_FUNCTIONS,
-    NP_RNG,
-    PY_RNG,
-    RNG_CONSUMERS,
     unserialisable_call,
 )
 from mlnb.convert.symbols import (
+    ACCESSORS,
     CLASS,
     DELETED,
     FUNCTION,
@@ -41,9 +37,9 @@ from mlnb.convert.symbols import (
     Binding,
     FuncInfo,
     function_info,
-    mutating_method,
     nested_free,
     root_name,
+    scalar,
 )
 
 __all__ = ["CLASS", "FUNCTION", "IMPORT", "PARAM", "VALUE", "Analyzer", "Binding", "FuncInfo", "StepFacts"]
@@ -58,22 +54,7 @@ class StepFacts:
     warnings: list[str] = field(default_factory=list)
 
 
-ACCESSORS = frozenset({"items", "values", "get", "pop", "popitem", "setdefault", "__getitem__"})
-
-
-def _scalar(value: ast.AST | None) -> bool:
-    """An expression whose result is an immutable number/string/bool (nothing can share it)."""
-    if isinstance(value, ast.Constant | ast.JoinedStr | ast.Compare | ast.BoolOp):
-        return True
-    if isinstance(value, ast.UnaryOp):
-        return _scalar(value.operand)
-    if isinstance(value, ast.BinOp):
-        return _scalar(value.left) and _scalar(value.right)
-    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in (
-        "len", "int", "float", "str", "bool", "round", "repr", "format", "abs", "hash", "ord", "chr")
-
-
-class Analyzer:
+class Analyzer(Effects):
     """Def/use facts for one step; feed it the step's cells in order."""
 
     def __init__(self, env: dict[str, Binding], step: int, seeded: frozenset[str] = frozenset(),
@@ -126,7 +107,7 @@ class Analyzer:
 
     def bind_value(self, name: str, value: ast.AST | None = None, holder: ast.AST | None = None) -> None:
         """Bind ``name`` to ``value``'s result, or to a part of ``holder`` (unpacking, ``for`` targets)."""
-        self.bind(name, Binding(VALUE, self.step, unserialisable=self._why_not(value), scalar=_scalar(value)))
+        self.bind(name, Binding(VALUE, self.step, unserialisable=self._why_not(value), scalar=scalar(value)))
         for others in self.links.values():
             others.discard(name)
         self.links.pop(name, None)
@@ -252,74 +233,6 @@ class Analyzer:
         if isinstance(node, ast.Call):
             self.call_effects(node)
 
-    def call_effects(self, call: ast.Call) -> None:
-        f = call.func
-        qual = self.qualname(f) or ""
-        if qual in MUTATING_FUNCTIONS and call.args:
-            self.mutate(root_name(call.args[MUTATING_FUNCTIONS[qual]]))
-        self._rng(call, qual)
-        if isinstance(f, ast.Attribute):
-            if not qual and mutating_method(call):
-                self.mutate(root_name(f.value))
-            return
-        if not isinstance(f, ast.Name):
-            return
-        b = self.scope(f.id)
-        if b is None or b.func is None:
-            return
-        for pos, pname in b.func.mutates:
-            if 0 <= pos < len(call.args):
-                self.mutate(root_name(call.args[pos]))
-            for k in call.keywords:
-                if k.arg == pname:
-                    self.mutate(root_name(k.value))
-        self.body_effects(b.func, set())
-        for name in sorted(b.func.assigns):
-            self._maybe += 1
-            self.bind_value(name)
-            self._maybe -= 1
-
-    def _rng(self, call: ast.Call, qual: str) -> None:
-        """The global RNGs are state too: seeding binds it, drawing reads and mutates it."""
-        if any(k.arg == "random_state" for k in call.keywords):
-            return
-        for rng, prefix in ((NP_RNG, "numpy.random."), (PY_RNG, "random.")):
-            if rng in self.seeded and qual.startswith(prefix) and qual.count(".") == prefix.count(".") and \
-                    qual.endswith(".seed"):
-                self.bind(rng, Binding(VALUE, self.step))
-                return
-        self._draw(qual, call.func.attr if isinstance(call.func, ast.Attribute) else "")
-
-    def _draw(self, qual: str, method: str) -> None:
-        """Record a call that may draw from a seeded global RNG."""
-        last = qual.rsplit(".", 1)[-1]
-        for rng, prefix in ((NP_RNG, "numpy.random."), (PY_RNG, "random.")):
-            if rng not in self.seeded or self.scope(rng) is None:
-                continue
-            uses = (qual.startswith(prefix) and last not in RNG_CONSUMERS["constructors"]) or (
-                rng == NP_RNG and (qual.startswith("sklearn.") or (not qual and method in RNG_CONSUMERS["methods"])))
-            if uses:
-                self.read(rng)
-                if rng not in self.facts.bindings:
-                    self.facts.mutated.setdefault(rng, None)
-
-    def body_effects(self, func: FuncInfo, seen: set[str]) -> None:
-        """What calling a notebook function does to globals: in-place changes and RNG draws."""
-        if func.name in seen:
-            return
-        seen.add(func.name)
-        for name in sorted(func.touches):
-            self.mutate(name)
-        for called in func.calls:
-            root, _, rest = called.partition(".")
-            b = self.scope(root)
-            if b is not None and b.kind == IMPORT:
-                self._draw(b.qualname + ("." + rest if rest else ""), "")
-            elif b is not None and b.func is not None and not rest:
-                self.body_effects(b.func, seen)
-            elif rest:
-                self._draw("", called.rsplit(".", 1)[-1])
-
     # -- statements --------------------------------------------------------------------
     def cell(self, cell: CodeCell) -> None:
         self._cell = cell
@@ -329,22 +242,6 @@ class Analyzer:
             if self._is_config(stmt):
                 self.facts.config.append(ast.get_source_segment(cell.python, stmt) or ast.unparse(stmt))
             self.stmt(stmt, top=True)
-
-    def _is_config(self, stmt: ast.stmt) -> bool:
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            call = stmt.value
-            qual = self.qualname(call.func) or ""
-            if not any(qual == c or qual.endswith("." + c) for c in CONFIG_CALLS):
-                return False
-            names = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
-            return all((b := self.scope(n)) is None or b.kind == IMPORT for n in names)  # builtins are fine
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target = stmt.targets[0]
-            base = target.value if isinstance(target, ast.Subscript) else target
-            qual = self.qualname(base) or ""
-            constant = not any(isinstance(n, ast.Name) for n in ast.walk(stmt.value))
-            return constant and any(t in qual for t in CONFIG_TARGETS)
-        return False
 
     def stmt(self, s: ast.stmt, top: bool = False) -> None:
         if isinstance(s, ast.Assign):

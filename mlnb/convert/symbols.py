@@ -165,3 +165,18 @@ def _changed(node: ast.AST, names: set[str]) -> frozenset[str]:
             if root in names:
                 hit.add(root)
     return frozenset(hit)
+
+
+ACCESSORS = frozenset({"items", "values", "get", "pop", "popitem", "setdefault", "__getitem__"})
+
+
+def scalar(value: ast.AST | None) -> bool:
+    """An expression whose result is an immutable number/string/bool (nothing can share it)."""
+    if isinstance(value, ast.Constant | ast.JoinedStr | ast.Compare | ast.BoolOp):
+        return True
+    if isinstance(value, ast.UnaryOp):
+        return scalar(value.operand)
+    if isinstance(value, ast.BinOp):
+        return scalar(value.left) and scalar(value.right)
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in (
+        "len", "int", "float", "str", "bool", "round", "repr", "format", "abs", "hash", "ord", "chr")
