@@ -19,9 +19,10 @@ from typing import Any
 
 from mlnb import pipeline, tracking
 from mlnb.config import apply_overrides, load_env
-from mlnb.errors import EnvError
+from mlnb.errors import EnvError, MlnbError, SpecError
 from mlnb.io import atomic_write
 from mlnb.spec import PipelineSpec, load_spec
+from mlnb.versioning import repo as versioning
 
 DEFAULT_EXPERIMENT = "mlnb"
 
@@ -36,6 +37,10 @@ class BuildResult:
     gate: dict[str, Any] | None = None
     artifact: Path | None = None
     elapsed: float = 0.0
+    recorded: list[str] = field(default_factory=list)  # stages recorded in dvc.lock by this build
+    synced: bool = False  # dvc.yaml was regenerated from pipeline.yaml first
+    record_note: str | None = None  # why outputs were deliberately not recorded in DVC
+    record_error: str | None = None  # DVC failed to record them
 
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
@@ -71,10 +76,13 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _product(spec: PipelineSpec, key: str) -> Path | None:
-    """The path of the product named ``key`` (or its quarantined copy after a failure)."""
+def _product(spec: PipelineSpec, key: str, ran: set[str]) -> Path | None:
+    """The path of the product named ``key`` (or its quarantined copy after a failure), if this
+    build ran the task that makes it (an older file would misdescribe the build)."""
     for task in spec.tasks.values():
         if key in task.products:
+            if task.name not in ran:
+                return None
             path = task.products[key]
             failed = spec.root / "products" / pipeline.FAILED_DIR / task.name / path.name
             return path if path.exists() else failed if failed.exists() else None
@@ -93,33 +101,47 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = (),
-              force: bool = False) -> BuildResult:
-    """Build what is outdated (everything with ``force``) under one MLflow build run."""
+              force: bool = False, only: str | None = None, record: bool = True) -> BuildResult:
+    """Build what is outdated (everything with ``force``; exactly task ``only`` when given) under
+    one MLflow build run, then record the outputs in DVC (``dvc commit``) when the project uses it."""
     start = time.perf_counter()
     spec, env = load_project(root, env_file, overrides)
+    if only is not None and only not in spec.tasks:
+        raise SpecError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
+    dvc_repo = record and only is None and versioning.is_dvc_repo(root)
+    synced = False
+    if dvc_repo:  # dvc.yaml is generated: keep it current (moving env.yaml is left to `mlnb dvc sync`)
+        versioning.require_params_linked(spec)
+        synced = versioning.sync(spec).changed
     dag = pipeline.open_dag(spec, env)
-    if not force and not any(s.outdated for s in pipeline.status(spec, dag)):
+    if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
         names = list(spec.tasks)
-        return BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in names],
-                           elapsed=time.perf_counter() - start)
+        result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in names], synced=synced)
+        if dvc_repo:
+            _record(spec, result, env_file, overrides, only_if_stale=True)
+        result.elapsed = time.perf_counter() - start
+        return result
 
     import mlflow
     from mlflow.tracking import MlflowClient
 
     tracking.configure(root, experiment_name(env))
     tags = {"mlnb.kind": "build", "mlnb.git_commit": tracking.git_commit(root), "mlnb.force": str(force).lower()}
+    if only is not None:
+        tags["mlnb.only"] = only
     with mlflow.start_run(run_name="build", tags=tags) as run:
         run_id = run.info.run_id
         mlflow.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
         mlflow.log_dict(env, "env.yaml")
         with _environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
-            outcomes, ok = pipeline.build(spec, dag, force=force)
+            outcomes, ok = pipeline.build(spec, dag, force=force, only=only)
         client = MlflowClient()
         for outcome in outcomes:
             if outcome.status in ("executed", "failed"):
                 _record_task(client, run_id, outcome)
-        result = BuildResult(True, ok, outcomes, run_id)
-        metrics_path, gate_path = _product(spec, "metrics"), _product(spec, "gate")
+        result = BuildResult(True, ok, outcomes, run_id, synced=synced)
+        ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
+        metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
         if metrics_path:
             result.metrics = json.loads(metrics_path.read_text())
             mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
@@ -139,9 +161,24 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
             mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
     if not ok:
         client.set_terminated(run_id, status="FAILED")
+    if dvc_repo:
+        _record(spec, result, env_file, overrides)
     result.elapsed = time.perf_counter() - start
     _write_last_build(root, result)
     return result
+
+
+def _record(spec: PipelineSpec, result: BuildResult, env_file: str | None, overrides: tuple[str, ...],
+            only_if_stale: bool = False) -> None:
+    """``dvc commit`` the outputs; a DVC failure is reported on the result, not raised (the build ran)."""
+    if env_file or overrides:
+        result.record_note = ("not recorded in DVC: built with --env-file/-p overrides, which dvc.lock "
+                              "(keyed on env.yaml) would misdescribe")
+        return
+    try:
+        result.recorded = versioning.commit(spec, only_if_stale=only_if_stale)
+    except MlnbError as exc:
+        result.record_error = f"outputs not recorded in DVC: {exc}"
 
 
 def _record_task(client: Any, build_run_id: str, outcome: pipeline.TaskOutcome) -> None:

@@ -5,52 +5,19 @@ Exit codes: 0 ok, 1 a task or the gate failed, 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mlnb.errors import MlnbError
+from mlnb import cli_data
+from mlnb.clikit import handle_errors
+from mlnb.clikit import root as _root
+from mlnb.clikit import table as _table
 from mlnb.tracking import telemetry_off
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"mlnb: error: {message}", err=True)
-    sys.exit(code)
-
-
-def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn mlnb errors into one line on stderr and the documented exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except MlnbError as exc:
-            _fail(str(exc), exc.exit_code)
-
-    return wrapper
-
-
-def _root() -> Path:
-    from mlnb.io import find_project_root
-
-    root = find_project_root()
-    os.chdir(root)  # CLI glue: Ploomber resolves resources_ paths against the working directory
-    return root
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-    lines += [fmt.format(*(str(x) for x in r)) for r in rows]
-    return "\n".join(lines)
 
 
 @click.group()
@@ -65,28 +32,51 @@ def main() -> None:
 @click.option("--env-file", type=click.Path(dir_okay=False), help="Use this env file instead of env.yaml.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Override an env key for this build, e.g. -p train.C=0.5 (repeatable).")
+@click.option("--no-dvc", is_flag=True, help="Do not record the outputs in DVC (dvc.lock) afterwards.")
 @handle_errors
-def build(force: bool, env_file: str | None, params: tuple[str, ...]) -> None:
-    """Run outdated tasks under one MLflow build run and print a summary."""
+def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool) -> None:
+    """Run outdated tasks under one MLflow build run, then record the outputs in DVC."""
     from mlnb.build import run_build
 
-    result = run_build(_root(), env_file, params, force)
+    result = run_build(_root(), env_file, params, force, record=not no_dvc)
     if not result.ran:
         click.echo(f"Nothing to do: all {len(result.outcomes)} tasks are up to date "
                    f"({result.elapsed:.1f} s). Use --force to rebuild.")
-        return
-    rows = [[o.name, o.status, f"{o.elapsed:.1f}" if o.status in ("executed", "failed") else "-"]
-            for o in result.outcomes]
-    click.echo("\n" + _table(rows, ["task", "status", "seconds"]))
-    if result.metrics:
-        click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
-    click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")
+    _report_build(result)
+
+
+@main.command("run")
+@click.argument("task")
+@handle_errors
+def run_task(task: str) -> None:
+    """Run exactly TASK (forced; its upstream products must exist). `dvc repro` stages call this."""
+    from mlnb.build import run_build
+
+    _report_build(run_build(_root(), only=task, record=False))
+
+
+def _report_build(result: Any) -> None:
+    if result.synced:
+        click.echo("dvc.yaml regenerated from pipeline.yaml (`mlnb dvc sync`)")
+    if result.ran:
+        rows = [[o.name, o.status, f"{o.elapsed:.1f}" if o.status in ("executed", "failed") else "-"]
+                for o in result.outcomes]
+        click.echo("\n" + _table(rows, ["task", "status", "seconds"]))
+        if result.metrics:
+            click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+        click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")
     for o in result.failed:
         where = o.failure.describe() if o.failure else "see the partial notebook"
         click.echo(f"FAILED task {o.name}: {where}", err=True)
         if o.notebook:
             click.echo(f"  partial notebook and outputs kept in {o.notebook.parent.relative_to(Path.cwd())}/",
                        err=True)
+    if result.recorded:
+        click.echo(f"recorded in DVC (dvc.lock): {', '.join(result.recorded)}")
+    if result.record_note:
+        click.echo(f"note: {result.record_note}")
+    if result.record_error:
+        click.echo(f"mlnb: error: {result.record_error}", err=True)
     if not result.ok:
         if result.gate and not result.gate.get("passed"):
             click.echo(f"gate failed: {result.gate['reason']}", err=True)
@@ -95,6 +85,8 @@ def build(force: bool, env_file: str | None, params: tuple[str, ...]) -> None:
         click.echo(f"gate passed: {result.gate['reason']}")
     if result.artifact:
         click.echo(f"serving artifact: {result.artifact.relative_to(Path.cwd())}/ (MLflow pyfunc)")
+    if result.record_error:
+        sys.exit(1)
 
 
 @main.command()
@@ -214,13 +206,22 @@ def add(notebook: str, name: str | None) -> None:
     from mlnb.convert.add import add_notebook
 
     path = Path(notebook).resolve()
-    result = add_notebook(_root(), path, name)
+    root = _root()
+    result = add_notebook(root, path, name)
     click.echo(f"added task {result.name}: upstream {', '.join(result.upstream) or '(none)'}")
     for key, product in result.products.items():
         click.echo(f"  product {key}: {product}")
     for note in result.notes:
         click.echo(f"  note: {note}")
+    from mlnb.build import load_project
+    from mlnb.versioning import repo as versioning
 
+    if versioning.is_dvc_repo(root) and versioning.sync(load_project(root)[0]).changed:
+        click.echo(f"dvc.yaml regenerated: stage {result.name} added")
+
+
+for _command in cli_data.COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

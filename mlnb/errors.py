@@ -69,3 +69,11 @@ class TrackingError(MlnbError):
 
 class UnsafePathError(UserInputError):
     """A path escapes the project directory."""
+
+
+class VersioningError(MlnbError):
+    """DVC could not record, push or pull: remote missing or unreachable, corrupted object, DVC failed."""
+
+
+class OutOfSync(MlnbError):
+    """``dvc.yaml`` differs from what ``pipeline.yaml`` generates (``mlnb dvc sync --check``)."""

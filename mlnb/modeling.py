@@ -81,3 +81,16 @@ def plot_roc(y_true: Any, y_score: Any, path: str | Path, champion_score: Any = 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return fig
+
+
+def write_roc_curve(y_true: Any, y_score: Any, path: str | Path) -> int:
+    """Save the ROC curve's points (``fpr,tpr,threshold``, 6 decimals) as CSV atomically, for
+    ``dvc plots``; returns the number of points."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(y_true, y_score, drop_intermediate=True)
+    lines = ["fpr,tpr,threshold"]
+    lines += [f"{f:.6f},{t:.6f},{min(th, 1.0):.6f}" for f, t, th in zip(fpr, tpr, thresholds, strict=True)]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines) - 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb.errors import SpecError
+from mlnb.errors import SpecError, TaskFailed
 from mlnb.notebooks import cell_source, read_notebook
 from mlnb.spec import PipelineSpec, TaskSpec
 
@@ -125,13 +125,17 @@ def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:
     return states
 
 
-def build(spec: PipelineSpec, dag: Any, force: bool = False) -> tuple[list[TaskOutcome], bool]:
+def build(spec: PipelineSpec, dag: Any, force: bool = False,
+          only: str | None = None) -> tuple[list[TaskOutcome], bool]:
     """Run the DAG; return per-task outcomes and whether everything succeeded.
 
-    A failed task's products are quarantined (see module docstring)."""
+    With ``only``, run exactly that task (forced; its upstream products must exist, as when
+    ``dvc repro`` runs one stage). A failed task's products are quarantined (see module docstring)."""
     from ploomber.constants import TaskStatus
     from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 
+    if only is not None:
+        return _build_one(spec, dag, only)
     ok = True
     try:
         dag.build(force=force, show_progress=True)
@@ -150,6 +154,27 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False) -> tuple[list[TaskO
         else:
             outcomes.append(TaskOutcome(name, "not run"))
     return outcomes, ok and all(o.status != "failed" for o in outcomes)
+
+
+def _build_one(spec: PipelineSpec, dag: Any, name: str) -> tuple[list[TaskOutcome], bool]:
+    from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
+
+    task = spec.tasks[name]
+    for up in task.upstream:
+        missing = [p for p in spec.tasks[up].products.values() if not p.exists()]
+        if missing:
+            raise TaskFailed(name, f"task {name} needs the products of {up}, and "
+                                   f"{missing[0].relative_to(spec.root)} is missing: run `mlnb build` or `mlnb pull`")
+    ok = True
+    try:
+        dag.build_partially(name, force=True, show_progress=True, skip_upstream=True)
+    except (DAGBuildError, DAGBuildEarlyStop):
+        ok = False
+    outcomes = [TaskOutcome(n, "skipped") for n in spec.tasks]
+    index = list(spec.tasks).index(name)
+    nb_path = task.notebook_product
+    outcomes[index] = TaskOutcome(name, "executed", _duration(nb_path), nb_path) if ok else _quarantine(spec, task)
+    return outcomes, ok
 
 
 def _duration(nb_path: Path) -> float:

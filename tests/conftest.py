@@ -13,7 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
-PROJECT_FILES = ("pipeline.yaml", "env.yaml", "notebooks", "data/schema.yaml", "data/raw")
+PROJECT_FILES = ("pipeline.yaml", "params.yaml", "env.yaml", "notebooks", "data/schema.yaml", "data/raw", ".gitignore",
+                 "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", "data/raw.dvc", "data/.gitignore")
 MLNB = [sys.executable, "-m", "mlnb.cli"]
 
 os.environ.update({"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true",
@@ -29,7 +30,7 @@ def copy_project(dest: Path) -> Path:
             shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         else:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+            shutil.copy2(src, dest / rel, follow_symlinks=False)  # env.yaml is a symlink to params.yaml
     git_init(dest)
     return dest
 

@@ -1,0 +1,112 @@
+"""Commands for data and output versioning (DVC): ``mlnb dvc ...``, ``push``, ``pull``, ``remote``.
+
+CLI glue over :mod:`mlnb.versioning.repo`; exit codes as in :mod:`mlnb.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from mlnb.clikit import handle_errors, root
+
+if TYPE_CHECKING:
+    from mlnb.spec import PipelineSpec
+
+
+def _spec() -> PipelineSpec:
+    from mlnb.build import load_project
+
+    spec, _ = load_project(root())
+    return spec
+
+
+@click.group("dvc")
+def dvc_group() -> None:
+    """Keep dvc.yaml generated from pipeline.yaml, and record outputs in dvc.lock."""
+
+
+@dvc_group.command("sync")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when dvc.yaml is out of date.")
+@handle_errors
+def dvc_sync(check: bool) -> None:
+    """Generate dvc.yaml (one stage per task) from pipeline.yaml."""
+    from mlnb.versioning import repo
+
+    result = repo.sync(_spec(), check=check)
+    if not result.changed:
+        click.echo(f"{result.path.name} is up to date with pipeline.yaml")
+        return
+    if check:
+        click.echo(result.diff, nl=False)
+        click.echo(f"mlnb: error: {result.path.name} is out of date with pipeline.yaml: run `mlnb dvc sync`",
+                   err=True)
+        sys.exit(1)
+    click.echo(result.diff, nl=False)
+    click.echo(f"wrote {result.path.name}")
+
+
+@dvc_group.command("commit")
+@handle_errors
+def dvc_commit() -> None:
+    """Record the current outputs in dvc.lock and the DVC cache (nothing re-runs)."""
+    from mlnb.versioning import repo
+
+    recorded = repo.commit(_spec())
+    click.echo(f"recorded in DVC (dvc.lock): {', '.join(recorded) or 'nothing (no task has all its outputs)'}")
+
+
+@click.command()
+@handle_errors
+def push() -> None:
+    """Upload raw data and task outputs to the DVC remote."""
+    from mlnb.versioning import repo
+
+    here = root()
+    click.echo("pushing to the DVC remote ...", err=True)
+    remote, summary = repo.push(here)
+    click.echo(f"pushed to {remote.name!r} ({remote.url}): {summary}")
+
+
+@click.command()
+@handle_errors
+def pull() -> None:
+    """Download raw data and task outputs from the DVC remote, verifying every object's hash."""
+    from mlnb.versioning import repo
+
+    here = root()
+    click.echo("pulling from the DVC remote ...", err=True)
+    remote, summary = repo.pull(here)
+    click.echo(f"pulled from {remote.name!r} ({remote.url}): {summary}; every object verified")
+
+
+@click.group("remote")
+def remote_group() -> None:
+    """Where `mlnb push`/`pull` keep data (configured in .dvc/config.local, never committed)."""
+
+
+@remote_group.command("set")
+@click.argument("url")
+@click.option("--name", default="mlnb", show_default=True, help="DVC remote name.")
+@handle_errors
+def remote_set(url: str, name: str) -> None:
+    """Use URL (a directory, or s3://, gs://, ssh://, ...) as the default remote."""
+    from mlnb.versioning import repo
+
+    remote = repo.set_remote(root(), url, name)
+    click.echo(f"default DVC remote {remote.name!r}: {remote.url} (in .dvc/config.local; hash verification on)")
+
+
+@remote_group.command("show")
+@handle_errors
+def remote_show() -> None:
+    """Print the default remote."""
+    from mlnb.versioning import repo
+
+    remote = repo.remote(root())
+    click.echo(f"{remote.name}\t{remote.url}" if remote else "no DVC remote configured: `mlnb remote set PATH`")
+
+
+COMMANDS = [dvc_group, push, pull, remote_group]

@@ -1,0 +1,48 @@
+"""Helpers shared by the click command modules (CLI glue only)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlnb.errors import MlnbError
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"mlnb: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn mlnb errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MlnbError as exc:
+            fail(str(exc), exc.exit_code)
+
+    return wrapper
+
+
+def root() -> Path:
+    from mlnb.io import find_project_root
+
+    found = find_project_root()
+    os.chdir(found)  # CLI glue: Ploomber resolves resources_ paths against the working directory
+    return found
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*(str(x) for x in r)) for r in rows]
+    return "\n".join(lines)

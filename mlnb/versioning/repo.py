@@ -1,0 +1,278 @@
+"""DVC for an mlnb project: sync ``dvc.yaml``, record outputs, move them to and from the remote.
+
+DVC runs as a subprocess (``python -m dvc``) of the interpreter running mlnb, with analytics
+off, so its logging and locks stay its own; its multi-line errors become one-line
+:class:`VersioningError`\\ s. The remote is configured in ``.dvc/config.local`` (never
+committed), so no machine's path and no credential lands in a tracked file; ``MLNB_DVC_REMOTE``
+points a checkout (e.g. CI) at a remote without any config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mlnb.errors import OutOfSync, UserInputError, VersioningError
+from mlnb.io import atomic_write
+from mlnb.spec import PipelineSpec
+from mlnb.tracking import TELEMETRY_OFF
+from mlnb.versioning import objects, stages
+
+REMOTE_ENV = "MLNB_DVC_REMOTE"
+DEFAULT_REMOTE = "mlnb"
+# Config keys that hold secrets in DVC's remote sections (S3, GCS, Azure, SSH, HTTP, ...).
+SECRET_KEYS = {"password", "secret_access_key", "access_key_id", "session_token", "account_key", "sas_token",
+               "client_secret", "connection_string", "token", "gdrive_client_secret", "passphrase",
+               "key_secret", "oss_key_secret"}
+_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]+@", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Remote:
+    name: str
+    url: str
+
+    @property
+    def local_path(self) -> Path | None:
+        """The directory of a local remote (a plain path or ``file://``), else None."""
+        if self.url.startswith("file://"):
+            return Path(self.url[len("file://"):])
+        return None if re.match(r"^[a-z][a-z0-9+.-]*://", self.url, re.IGNORECASE) else Path(self.url)
+
+
+def is_dvc_repo(root: Path) -> bool:
+    return (root / ".dvc").is_dir() and (root / stages.DVC_YAML).is_file()
+
+
+def dvc(root: Path, *args: str) -> str:
+    """Run ``dvc ARGS`` in ``root``; return its output or raise a one-line :class:`VersioningError`."""
+    env = {**os.environ, **TELEMETRY_OFF}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        raise VersioningError(f"cannot run dvc: {exc}") from None
+    if proc.returncode != 0:
+        raise VersioningError(f"dvc {args[0]}: {_dvc_error(proc.stderr or proc.stdout)}")
+    return proc.stdout
+
+
+def _dvc_error(text: str) -> str:
+    """The informative part of DVC's error output, on one line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("ERROR:")), None)
+    if start is None:
+        return lines[-1] if lines else "failed with no message"
+    kept = [lines[start].removeprefix("ERROR:").strip()]
+    for ln in lines[start + 1:]:
+        if ln.startswith(("<https://", "Having any troubles?")) or ln.startswith(("ERROR:", "WARNING:")):
+            break
+        kept.append(ln)
+    return " ".join(kept)[:1000]
+
+
+def _read_config(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    from configobj import ConfigObj, ConfigObjError
+
+    try:
+        return dict(ConfigObj(str(path), interpolation=False))
+    except ConfigObjError as exc:
+        raise UserInputError(f"{path}: invalid DVC config: {exc}") from None
+
+
+def config(root: Path) -> dict:
+    """The project's DVC config: ``.dvc/config`` overlaid with ``.dvc/config.local``."""
+    merged: dict = {}
+    for name in ("config", "config.local"):
+        for section, values in _read_config(root / ".dvc" / name).items():
+            merged.setdefault(section, {}).update(values if isinstance(values, dict) else {})
+    return merged
+
+
+def tracked_secrets(root: Path) -> list[str]:
+    """``section.key`` of every credential found in the committed ``.dvc/config``."""
+    found = []
+    for section, values in _read_config(root / ".dvc" / "config").items():
+        for key, value in (values or {}).items() if isinstance(values, dict) else ():
+            if key.lower() in SECRET_KEYS or (key == "url" and _URL_PASSWORD.match(str(value))):
+                found.append(f"{section}.{key}")
+    return found
+
+
+def remote(root: Path) -> Remote | None:
+    """The default remote (after applying ``MLNB_DVC_REMOTE``), or None when none is configured."""
+    if os.environ.get(REMOTE_ENV):
+        set_remote(root, os.environ[REMOTE_ENV])
+    cfg = config(root)
+    name = (cfg.get("core") or {}).get("remote")
+    if not name:
+        return None
+    url = (cfg.get(f'remote "{name}"') or {}).get("url")
+    if not url:
+        raise UserInputError(f".dvc/config: core.remote is {name!r} but no remote of that name has a url")
+    return Remote(name, str(url))
+
+
+def set_remote(root: Path, url: str, name: str = DEFAULT_REMOTE) -> Remote:
+    """Make ``url`` the default remote, in ``.dvc/config.local`` (untracked), with hash verification on."""
+    if _URL_PASSWORD.match(url):
+        raise UserInputError(f"remote url {url.split('@')[0].split(':')[0]}://...: contains a password; give "
+                             f"credentials with `dvc remote modify --local {name} ...` instead")
+    new = Remote(name, url)
+    if new.local_path is not None:
+        path = (root / new.local_path).resolve()
+        if not path.parent.is_dir():
+            raise VersioningError(f"remote {url}: parent directory {path.parent} does not exist")
+        path.mkdir(exist_ok=True)
+        new = Remote(name, str(path))
+    cfg = config(root)
+    current = cfg.get(f'remote "{name}"') or {}
+    if (cfg.get("core") or {}).get("remote") == name and current.get("url") == new.url \
+            and str(current.get("verify", "")).lower() == "true":
+        return new
+    dvc(root, "remote", "add", "--local", "--default", "--force", name, new.url)
+    dvc(root, "remote", "modify", "--local", name, "verify", "true")
+    return new
+
+
+def _require_remote(root: Path) -> Remote:
+    secrets = tracked_secrets(root)
+    if secrets:
+        raise UserInputError(f".dvc/config: credential {secrets[0]} is in a tracked file; move it to "
+                             f".dvc/config.local (`dvc remote modify --local ...`) and rewrite that commit")
+    rem = remote(root)
+    if rem is None:
+        raise UserInputError(f"no DVC remote configured: run `mlnb remote set PATH_OR_URL` or set {REMOTE_ENV}")
+    path = rem.local_path
+    if path is not None and not (root / path).is_dir():
+        raise VersioningError(f"DVC remote {rem.name!r} at {rem.url}: directory does not exist or is unreachable")
+    return rem
+
+
+def sync(spec: PipelineSpec, check: bool = False) -> stages.SyncResult:
+    """Regenerate ``dvc.yaml`` (atomically); with ``check``, only report the difference."""
+    current, wanted = stages.compare(spec)
+    path = spec.root / stages.DVC_YAML
+    diff = stages.unified_diff(current, wanted) if current != wanted else ""
+    link_missing = not stages.params_linked(spec.root)
+    if link_missing:
+        diff += f"+ {stages.ENV_FILE} -> {stages.PARAMS_FILE}: parameters move to {stages.PARAMS_FILE}, " \
+                f"{stages.ENV_FILE} becomes a symlink to it\n"
+    if diff and not check:
+        if link_missing:
+            stages.link_params(spec.root)
+        if current != wanted:
+            with atomic_write(path, encoding="utf-8") as fh:
+                fh.write(wanted)
+    return stages.SyncResult(path, bool(diff), diff)
+
+
+def require_sync(spec: PipelineSpec) -> None:
+    current, wanted = stages.compare(spec)
+    if current != wanted or not stages.params_linked(spec.root):
+        raise OutOfSync(f"{stages.DVC_YAML} is out of date with pipeline.yaml: run `mlnb dvc sync` "
+                        f"(`mlnb dvc sync --check` shows the diff)")
+
+
+def _lock_md5s(root: Path) -> dict[str, dict[str, str]]:
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return {}
+    data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    return {name: {o["path"]: o.get("md5", "") for o in (st or {}).get("outs", []) if isinstance(o, dict)}
+            for name, st in (data.get("stages") or {}).items()}
+
+
+def recordable(spec: PipelineSpec) -> list[str]:
+    """Stages whose products (and Ploomber metadata) all exist, so ``dvc commit`` can record them."""
+    ready: list[str] = []
+    for name, task in spec.tasks.items():  # pipeline order: upstream first
+        if all(up in ready for up in task.upstream) and all(
+                p.exists() and stages.metadata_path(p).exists() for p in task.products.values()):
+            ready.append(name)
+    return ready
+
+
+def lock_stale(spec: PipelineSpec) -> list[str]:
+    """Stages whose ``dvc.lock`` record is older than their outputs (cheap: hashes only Ploomber's
+    small metadata files, which change on every run of a task)."""
+    locked = _lock_md5s(spec.root)
+    stale = []
+    for name in recordable(spec):
+        for product in spec.tasks[name].products.values():
+            meta = stages.metadata_path(product)
+            rel = meta.relative_to(spec.root).as_posix()
+            if locked.get(name, {}).get(rel) != objects.file_md5(meta):
+                stale.append(name)
+                break
+    return stale
+
+
+def commit(spec: PipelineSpec, only_if_stale: bool = False) -> list[str]:
+    """Record the current outputs in ``dvc.lock`` and the cache (``dvc commit``; nothing re-runs).
+
+    Returns the stages recorded; stages with missing outputs (a failed task) are left out."""
+    require_sync(spec)
+    targets = lock_stale(spec) if only_if_stale else recordable(spec)
+    if targets:
+        dvc(spec.root, "commit", "--force", "--quiet", *targets)
+    return targets
+
+
+def push(root: Path) -> tuple[Remote, str]:
+    """Upload the cache objects the workspace's ``dvc.lock``/``.dvc`` files name."""
+    rem = _require_remote(root)
+    out = dvc(root, "push", "--remote", rem.name)
+    return rem, _summary(out, "pushed")
+
+
+def pull(root: Path) -> tuple[Remote, str]:
+    """Fetch, verify every object's hash, then check out. Nothing local is deleted on failure:
+    a corrupted object is named and the workspace is left as it was."""
+    rem = _require_remote(root)
+    out = dvc(root, "fetch", "--remote", rem.name)
+    entries = objects.needed(root)
+    cache = cache_dir(root)
+    problems = objects.verify(cache, entries)
+    if problems:
+        for p in problems:  # a bad cache copy: drop it and fetch the remote's copy again
+            if p.kind == "corrupt" and p.where.is_file():
+                p.where.chmod(0o644)
+                p.where.unlink()
+        dvc(root, "fetch", "--remote", rem.name)
+        problems = objects.verify(cache, entries)
+    if problems:
+        first = problems[0]
+        remote_base = rem.local_path
+        origin = "missing from"
+        if remote_base is not None:
+            kind = objects.check_object(objects.object_path(root / remote_base, first.md5), first.md5)
+            origin = {"corrupt": "corrupted in", "missing": "missing from"}.get(kind or "", "unreadable from")
+        raise VersioningError(f"{first.path}: object {first.md5} {origin} remote {rem.name!r} ({rem.url}); "
+                              f"{len(problems)} object(s) bad; workspace left unchanged")
+    dvc(root, "checkout")
+    return rem, _summary(out, "fetched")
+
+
+def cache_dir(root: Path) -> Path:
+    configured = (config(root).get("cache") or {}).get("dir")
+    return (root / ".dvc" / configured).resolve() if configured else root / ".dvc" / "cache"
+
+
+def _summary(output: str, verb: str) -> str:
+    line = next((ln.strip() for ln in output.splitlines() if verb in ln or "up to date" in ln.lower()), "")
+    return line or f"0 files {verb}"
+
+
+def require_params_linked(spec: PipelineSpec) -> None:
+    if not stages.params_linked(spec.root):
+        raise OutOfSync(f"{stages.ENV_FILE}: this DVC project keeps parameters in {stages.PARAMS_FILE}; run "
+                        f"`mlnb dvc sync` to move them there (env.yaml stays, as a symlink)")
