@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data build test lint lab clean convert-check
+.PHONY: setup data build test unit nbval lint lab clean convert-check
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,14 @@ lint: setup
 test: setup data lint
 	$(BIN)/pytest
 
+unit: setup
+	$(BIN)/pytest tests/unit
+
+# nbval regression checks of the blessed task notebooks (tests/nbval/); CI runs this stage.
+nbval: setup
+	@if ls tests/nbval/*.ipynb >/dev/null 2>&1; then $(BIN)/pytest --nbval tests/nbval; \
+	else echo "nbval: no blessed notebooks in tests/nbval/ yet; nothing to check"; fi
+
 convert-check: setup
 	$(PY) scripts/check_conversions.py examples/exploratory
 
@@ -46,4 +54,4 @@ lab: setup data
 	$(BIN)/jupyter lab --no-browser
 
 clean:
-	rm -rf products reports mlflow.db mlartifacts mlruns
+	rm -rf products reports mlflow.db mlartifacts mlruns dvc.lock

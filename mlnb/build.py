@@ -120,6 +120,8 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         if dvc_repo:
             _record(spec, result, env_file, overrides, only_if_stale=True)
         result.elapsed = time.perf_counter() - start
+        if not (root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
+            _write_last_build(root, result)
         return result
 
     import mlflow
@@ -204,7 +206,7 @@ def _task_rows(outcomes: list[pipeline.TaskOutcome]) -> list[dict[str, Any]]:
 
 
 def _write_last_build(root: Path, result: BuildResult) -> None:
-    data = {"run_id": result.run_id, "ok": result.ok, "elapsed_s": round(result.elapsed, 2),
+    data = {"run_id": result.run_id, "ran": result.ran, "ok": result.ok, "elapsed_s": round(result.elapsed, 2),
             "tasks": _task_rows(result.outcomes)}
     with atomic_write(root / "products" / "last_build.json", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2)

@@ -78,7 +78,9 @@ def pull() -> None:
 
     here = root()
     click.echo("pulling from the DVC remote ...", err=True)
-    remote, summary = repo.pull(here)
+    remote, summary, repaired = repo.pull(here)
+    if repaired:
+        click.echo(f"replaced {repaired} corrupted object(s) in the local DVC cache with the remote's copy", err=True)
     click.echo(f"pulled from {remote.name!r} ({remote.url}): {summary}; every object verified")
 
 

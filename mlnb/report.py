@@ -43,8 +43,10 @@ def build_report(spec: PipelineSpec, out: Path) -> Path:
         raise UserInputError(f"{last}: no build recorded yet; run `mlnb build` first")
     build = json.loads(last.read_text())
     status = '<span class="ok">succeeded</span>' if build["ok"] else '<span class="bad">failed</span>'
-    parts = [f"<h1>mlnb build report</h1><p>Build {status} in {build['elapsed_s']} s; MLflow run "
-             f"<code>{html.escape(str(build.get('run_id')))}</code></p>", "<h2>Tasks</h2>", _table(build["tasks"])]
+    summary = (f"Build {status} in {build['elapsed_s']} s; MLflow run <code>{html.escape(str(build.get('run_id')))}"
+               f"</code>" if build.get("ran", True) else
+               "Every task was up to date (outputs from an earlier build, e.g. pulled from DVC); nothing re-ran")
+    parts = [f"<h1>mlnb build report</h1><p>{summary}</p>", "<h2>Tasks</h2>", _table(build["tasks"])]
     products = {k: p for t in spec.tasks.values() for k, p in t.products.items()}
     if products.get("metrics") and products["metrics"].exists():
         metrics = json.loads(products["metrics"].read_text())

@@ -71,7 +71,12 @@ def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
 @pytest.fixture
 def tiny_project(tmp_path: Path) -> Path:
     """Two quick tasks (``first`` -> ``second``) with no heavy imports: fast fault tests."""
-    root = tmp_path / "tiny"
+    return make_tiny_project(tmp_path)
+
+
+def make_tiny_project(base: Path) -> Path:
+    """``base/tiny``: the tiny project, as a git repo."""
+    root = base / "tiny"
     write_notebook(root / "notebooks/first.ipynb", [
         ("params", "upstream = None\nproduct = None\nvalue = 1"),
         ("code", "from pathlib import Path\nPath(product['data']).write_text(str(value))\nprint('first wrote', value)"),

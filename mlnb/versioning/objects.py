@@ -64,14 +64,24 @@ def needed(root: Path) -> list[Entry]:
         data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
         for stage in (data.get("stages") or {}).values():
             entries.extend(_outs(stage, ""))
+    for path in dvc_files(root):
+        entries.extend(needed_by(path, root))
+    return entries
+
+
+def needed_by(dvc_file: Path, root: Path) -> list[Entry]:
+    """The outs one ``*.dvc`` file names (paths relative to ``root``)."""
+    rel = os.path.relpath(dvc_file.parent, root)
+    return list(_outs(yaml.safe_load(dvc_file.read_text(encoding="utf-8")), "" if rel == "." else rel))
+
+
+def dvc_files(root: Path) -> list[Path]:
+    """The project's ``*.dvc`` files (data tracked with ``dvc add``)."""
+    found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and d != "products")
-        for name in sorted(filenames):
-            if name.endswith(".dvc"):
-                rel = os.path.relpath(dirpath, root)
-                data = yaml.safe_load((Path(dirpath) / name).read_text(encoding="utf-8"))
-                entries.extend(_outs(data, "" if rel == "." else rel))
-    return entries
+        found.extend(Path(dirpath) / name for name in sorted(filenames) if name.endswith(".dvc"))
+    return found
 
 
 def check_object(obj: Path, md5: str) -> str | None:

@@ -1,0 +1,335 @@
+"""The CI/CD templates (.github/workflows/ci.yml, .gitlab-ci.yml) are valid and run real commands.
+
+Schemas: check-jsonschema's bundled (vendored) schemas, offline. Commands: every `make X` is a
+Makefile target and every `mlnb ...` parses with the real click CLI. Stages run in the documented
+order, telemetry is off, and no credential is written in either file.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+GITHUB = REPO / ".github/workflows/ci.yml"
+GITLAB = REPO / ".gitlab-ci.yml"
+TELEMETRY_OFF = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true",
+                 "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
+# Tools the templates may call besides make and mlnb (a typo such as `mlbn pull` fails the test).
+OTHER_TOOLS = {"apt-get", "cat", "cd", "docker", "echo", "export", "git", "ls", "mkdir", "pip", "printf", "python",
+               "python3", "test", "[", "true"}
+SHELL_KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}"}
+SEPARATORS = {"&&", "||", ";", "|", "(", ")", "&", ";;"}
+# Stages, in order: (label, tool, first argument).
+ORDER = [("install", "make", "setup"), ("pull", "mlnb", "pull"), ("lint", "make", "lint"), ("unit", "make", "unit"),
+         ("nbval", "make", "nbval"), ("build", "mlnb", "build"), ("push", "mlnb", "push"),
+         ("image", "docker", "build")]
+GITLAB_KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
+                   "before_script", "after_script", "spec"}
+DEFAULT_BRANCH_RULE = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _github_on(workflow: dict) -> dict:
+    return workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as True
+
+
+def _check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess:
+    """check-jsonschema with a bundled schema, in a subprocess that cannot reach the network."""
+    assert importlib.util.find_spec("check_jsonschema") is not None, \
+        "check-jsonschema is not installed: it is part of the test extras (pip install -e '.[test]')"
+    dead = "http://127.0.0.1:9"  # any download attempt fails instead of silently using the network
+    env = {**os.environ, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "https_proxy": dead,
+           "NO_PROXY": "", "no_proxy": ""}
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def _lines(script: object) -> list[str]:
+    """Shell lines of a `run:`/`script:` value (a string or a possibly nested list of strings)."""
+    if isinstance(script, list):
+        return [line for item in script for line in _lines(item)]
+    assert isinstance(script, str), f"a script must be text, got {script!r}"
+    text = re.sub(r"\\\n\s*", " ", script)  # join continued lines
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+
+
+def _commands(line: str) -> list[list[str]]:
+    """The simple commands of one shell line, as word lists (keywords, assignments, redirections dropped)."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands, words = [], []
+    tokens = list(lexer)
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok in SEPARATORS:
+            commands.append(words)
+            words = []
+        elif re.fullmatch(r"\d*[<>]+&?", tok):
+            i += 1  # a redirection and its target
+        elif not words and (tok in SHELL_KEYWORDS or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", tok)):
+            pass  # `if`/`then`/... before a command, or an environment assignment `VAR=value cmd`
+        else:
+            words.append(tok)
+        i += 1
+    commands.append(words)
+    return [c for c in commands if c]
+
+
+def github_commands(workflow: dict) -> list[list[str]]:
+    """Every command of every `run:`, jobs in dependency (`needs`) order, steps in order."""
+    jobs = workflow["jobs"]
+    ordered: list[str] = []
+    while len(ordered) < len(jobs):
+        ready = [name for name, job in jobs.items() if name not in ordered
+                 and all(n in ordered for n in ([job["needs"]] if isinstance(job.get("needs"), str)
+                                                else job.get("needs", [])))]
+        assert ready, f"cycle or unknown job in `needs`: {set(jobs) - set(ordered)}"
+        ordered.append(ready[0])
+    return [cmd for name in ordered for step in jobs[name].get("steps", []) if "run" in step
+            for line in _lines(step["run"]) for cmd in _commands(line)]
+
+
+def gitlab_jobs(pipeline: dict) -> dict[str, dict]:
+    return {name: job for name, job in pipeline.items()
+            if name not in GITLAB_KEYWORDS and not str(name).startswith(".") and isinstance(job, dict)}
+
+
+def gitlab_commands(pipeline: dict) -> list[list[str]]:
+    """Every command of every job, jobs in stage order: before_script (the job's or default's),
+    script, after_script."""
+    stages = pipeline.get("stages", ["build", "test", "deploy"])
+    default = pipeline.get("default", {})
+    jobs = gitlab_jobs(pipeline)
+    for name, job in jobs.items():
+        assert job.get("stage", "test") in stages, f"job {name}: stage {job.get('stage')!r} is not in `stages`"
+    ordered = sorted(jobs, key=lambda name: stages.index(jobs[name].get("stage", "test")))  # stable: file order
+    out = []
+    for name in ordered:
+        job = jobs[name]
+        for key in ("before_script", "script", "after_script"):
+            script = job.get(key, default.get(key, pipeline.get(key, []))) if key != "script" else job["script"]
+            out += [cmd for line in _lines(script) for cmd in _commands(line)]
+    return out
+
+
+def makefile_targets() -> set[str]:
+    text = (REPO / "Makefile").read_text(encoding="utf-8")
+    return {m.group(1) for m in re.finditer(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", text, re.M)
+            if not m.group(1).startswith(".")}
+
+
+def check_mlnb(words: list[str]) -> None:
+    """`mlnb ARGS` names a real (sub)command, with options it has, and parses with click."""
+    from mlnb.cli import main
+
+    cmd: click.Command = main
+    path = ["mlnb"]
+    args = words[1:]
+    while args and isinstance(cmd, click.Group) and not args[0].startswith("-"):
+        assert args[0] in cmd.commands, f"`{' '.join(words)}`: {' '.join(path)} has no command {args[0]!r} " \
+                                        f"(it has {sorted(cmd.commands)})"
+        cmd = cmd.commands[args[0]]
+        path.append(args.pop(0))
+    opts = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+    given = [a.split("=", 1)[0] for a in args if a.startswith("-")]
+    for opt in given:
+        assert opt in opts, f"`{' '.join(words)}`: {' '.join(path)} has no option {opt} (it has {sorted(opts)})"
+    if isinstance(cmd, click.Group):
+        eager = {o for p in cmd.params if p.is_eager for o in p.opts} | {"--help"}
+        assert given and set(given) <= eager, f"`{' '.join(words)}`: {' '.join(path)} needs a subcommand"
+    try:
+        cmd.make_context(" ".join(path), list(args))
+    except click.exceptions.Exit as exc:  # --version/--help: parsed, printed, done
+        assert exc.exit_code == 0
+    except click.UsageError as exc:
+        pytest.fail(f"`{' '.join(words)}`: {exc.format_message()}")
+
+
+TEMPLATES = {"github": (GITHUB, github_commands), "gitlab": (GITLAB, gitlab_commands)}
+
+
+# --- 1. schemas -----------------------------------------------------------------------------------------
+
+def test_check_jsonschema_is_installed() -> None:
+    assert importlib.util.find_spec("check_jsonschema") is not None, "check-jsonschema must be installed"
+    major, minor = (int(x) for x in importlib.metadata.version("check-jsonschema").split(".")[:2])
+    assert (major, minor) >= (0, 29)
+
+
+@pytest.mark.parametrize(("path", "schema"), [(GITHUB, "vendor.github-workflows"),
+                                              (GITHUB, "custom.github-workflows-require-timeout"),
+                                              (GITLAB, "vendor.gitlab-ci")], ids=lambda v: str(v).split("/")[-1])
+def test_template_is_valid_under_the_bundled_schema(path: Path, schema: str) -> None:
+    proc = _check_jsonschema(schema, path)
+    assert proc.returncode == 0, f"{path.name} is invalid under {schema}:\n{proc.stdout}{proc.stderr}"
+
+
+def test_validation_catches_a_github_job_without_runs_on(tmp_path: Path) -> None:
+    text = GITHUB.read_text(encoding="utf-8")
+    broken, n = re.subn(r"^    runs-on: .*\n", "", text, count=1, flags=re.M)
+    assert n == 1
+    (tmp_path / "ok.yml").write_text(text, encoding="utf-8")
+    (tmp_path / "broken.yml").write_text(broken, encoding="utf-8")
+    assert _check_jsonschema("vendor.github-workflows", tmp_path / "ok.yml").returncode == 0
+    proc = _check_jsonschema("vendor.github-workflows", tmp_path / "broken.yml")
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # 1: invalid (not a crash, which is 2+)
+    assert "validation errors" in (proc.stdout + proc.stderr).lower()
+
+
+def test_validation_catches_a_gitlab_job_whose_script_is_a_number(tmp_path: Path) -> None:
+    pipeline = _load(GITLAB)
+    (tmp_path / ".gitlab-ci.yml").write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
+    assert _check_jsonschema("vendor.gitlab-ci", tmp_path / ".gitlab-ci.yml").returncode == 0  # round trip ok
+    pipeline["nbval"]["script"] = 42
+    (tmp_path / ".gitlab-ci.yml").write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
+    proc = _check_jsonschema("vendor.gitlab-ci", tmp_path / ".gitlab-ci.yml")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "validation errors" in (proc.stdout + proc.stderr).lower()
+
+
+# --- 2. commands and their order ------------------------------------------------------------------------
+
+def test_command_parsing() -> None:
+    assert _commands('echo "$PWD/.venv/bin" >> "$GITHUB_PATH"') == [["echo", "$PWD/.venv/bin"]]
+    assert _commands("if [ -f x ]; then mlnb report; fi") == [["[", "-f", "x", "]"], ["mlnb", "report"]]
+    assert _commands("apt-get update -qq && FOO=1 make setup > /dev/null") == [
+        ["apt-get", "update", "-qq"], ["make", "setup"]]
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_every_command_exists(name: str) -> None:
+    path, collect = TEMPLATES[name]
+    commands = collect(_load(path))
+    assert commands, f"{path.name}: no commands found"
+    targets = makefile_targets()
+    for words in commands:
+        tool = words[0].rsplit("/", 1)[-1]  # .venv/bin/mlnb is mlnb
+        if tool == "make":
+            wanted = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+            assert wanted, f"{path.name}: `{' '.join(words)}` names no target"
+            missing = [t for t in wanted if t not in targets]
+            assert not missing, f"{path.name}: `{' '.join(words)}`: no Makefile target {missing} " \
+                                f"(targets: {sorted(targets)})"
+        elif tool == "mlnb":
+            check_mlnb(words)
+        else:
+            assert tool in OTHER_TOOLS, f"{path.name}: `{' '.join(words)}`: unexpected tool {tool!r}"
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_stages_run_in_order(name: str) -> None:
+    path, collect = TEMPLATES[name]
+    commands = [(w[0].rsplit("/", 1)[-1], w[1] if len(w) > 1 else "") for w in collect(_load(path))]
+    first = {}
+    for label, tool, arg in ORDER:
+        assert (tool, arg) in commands, f"{path.name}: `{tool} {arg}` ({label}) is never run"
+        first[label] = commands.index((tool, arg))
+    assert first["install"] < first["pull"] < min(first["lint"], first["unit"])
+    assert max(first["lint"], first["unit"]) < first["nbval"] < first["build"] < first["push"] < first["image"], first
+    assert ("mlnb", "dvc") in commands and ["mlnb", "dvc", "sync", "--check"] in collect(_load(path))
+
+
+def test_github_structure() -> None:
+    wf = _load(GITHUB)
+    on = _github_on(wf)
+    assert "push" in on and "pull_request" in on
+    assert wf["permissions"] == {"contents": "read"}
+    assert wf["concurrency"]["cancel-in-progress"] is True and "github.ref" in wf["concurrency"]["group"]
+    jobs = wf["jobs"]
+    assert all("timeout-minutes" in job for job in jobs.values())
+    steps = jobs["pipeline"]["steps"]
+    setup = next(s for s in steps if "setup-python" in s.get("uses", ""))
+    assert str(setup["with"]["python-version"]) == "3.11"
+    assert any('.venv/bin" >> "$GITHUB_PATH"' in s.get("run", "") for s in steps)
+    cached = {s["with"]["path"]: s["with"]["key"] for s in steps if s.get("uses", "").startswith("actions/cache")}
+    assert "hashFiles('pyproject.toml')" in cached["~/.cache/pip"]
+    assert "hashFiles('dvc.lock')" in cached[".dvc/cache"]
+    uploaded = "\n".join(s["with"]["path"] for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    for path in ("reports/", "products/evaluate/metrics.json", "dvc.lock"):
+        assert path in uploaded
+    default_branch = "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+    push = next(s for s in steps if s.get("run") == "mlnb push")
+    assert "github.event_name == 'push'" in push["if"] and default_branch in push["if"]
+    for step in steps:
+        if step.get("run") in ("mlnb pull", "mlnb push"):
+            assert step["env"]["MLNB_DVC_REMOTE"] == "${{ vars.MLNB_DVC_REMOTE }}"
+    image = jobs["image"]
+    assert image["needs"] == "pipeline" and default_branch in image["if"]
+
+
+def test_gitlab_structure() -> None:
+    pipeline = _load(GITLAB)
+    default = pipeline["default"]
+    assert default["image"] == "python:3.11-slim"
+    assert any("apt-get install" in line and "git" in line and "make" in line for line in default["before_script"])
+    assert "make setup" in default["before_script"]
+    assert any(line.startswith("export PATH=") and ".venv/bin" in line for line in default["before_script"])
+    cached = {p for c in default["cache"] for p in c["paths"]}
+    assert {".dvc/cache", ".cache/pip"} <= cached
+    assert pipeline["variables"]["PIP_CACHE_DIR"].startswith("$CI_PROJECT_DIR/")
+    jobs = gitlab_jobs(pipeline)
+    build = next(job for job in jobs.values() if "mlnb build" in job["script"])
+    assert build["artifacts"]["when"] == "always"
+    paths = build["artifacts"]["paths"]
+    assert "dvc.lock" in paths and "reports/" in paths
+    assert "products/" in paths or "products/evaluate/metrics.json" in paths
+    for command in ("mlnb push", "docker build"):
+        job = next(job for job in jobs.values() if any(line.startswith(command) for line in job["script"]))
+        assert {"if": DEFAULT_BRANCH_RULE} in job["rules"], f"`{command}` must run on the default branch only"
+    for name, job in jobs.items():
+        if name not in ("push", "package"):
+            assert "rules" not in job and "only" not in job, f"job {name} must run on every pipeline"
+
+
+# --- 3. telemetry and credentials -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "key"), [(GITHUB, "env"), (GITLAB, "variables")], ids=["github", "gitlab"])
+def test_telemetry_is_off(path: Path, key: str) -> None:
+    env = _load(path)[key]
+    for var, value in TELEMETRY_OFF.items():
+        assert var in env, f"{path.name}: {key}.{var} is not set"
+        assert env[var] == value, f"{path.name}: {key}.{var} = {env[var]!r}, want the string {value!r}"
+
+
+CREDENTIAL = re.compile(r"(?i)[\w.-]*(secret|password|passwd|token|access_key|api_key|private_key)[\w.-]*"
+                        r"\s*[:=]\s*[\"']?([^\s\"'#]+)")
+LITERAL_KEYS = re.compile(r"AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+                          r"|gh[pousr]_[A-Za-z0-9]{20,}|glpat-[A-Za-z0-9_-]{20}")
+
+
+def test_credential_pattern() -> None:
+    assert CREDENTIAL.search("AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG").group(2).startswith("wJalr")
+    assert CREDENTIAL.search("AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}").group(2) == "${{"
+    assert LITERAL_KEYS.search("key: AKIAIOSFODNN7EXAMPLE")
+
+
+@pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
+def test_no_credentials_in_the_templates(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert not LITERAL_KEYS.search(text), f"{path.name}: a credential-looking literal"
+    for n, line in enumerate(text.splitlines(), 1):
+        for m in CREDENTIAL.finditer(line):
+            value = m.group(2)
+            assert value.startswith(("${{", "$")), f"{path.name}:{n}: a literal credential? {line.strip()!r}"
+            if path == GITHUB:
+                assert value == "${{" and "secrets." in line[m.end():], f"{path.name}:{n}: use ${{{{ secrets.X }}}}"
+    assert "MLNB_DVC_REMOTE" in text, f"{path.name}: say where the DVC remote comes from"
+    assert not re.search(r"dvc remote (add|modify)(?! --local)", text), "remote config belongs in .dvc/config.local"
