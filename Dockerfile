@@ -28,4 +28,6 @@ USER 10001
 RUN python scripts/make_raw_data.py
 
 ENTRYPOINT ["mlnb"]
-CMD ["build"]
+# The image has no git checkout (see .dockerignore), so DVC cannot record outputs here: CI records
+# and pushes them from its checkout (`mlnb build` then `mlnb push`).
+CMD ["build", "--no-dvc"]

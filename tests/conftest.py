@@ -20,6 +20,7 @@ MLNB = [sys.executable, "-m", "mlnb.cli"]
 os.environ.update({"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true",
                    "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"})
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("MLNB_DVC_REMOTE", None)
 
 
 def copy_project(dest: Path) -> Path:

@@ -28,7 +28,7 @@ def statuses(stdout: str) -> dict[str, str]:
 def test_incremental_ci_path(tmp_path: Path):
     timings: dict[str, float] = {}
 
-    def timed(label: str, res_fn):  # noqa: ANN001, ANN202 - tiny local helper
+    def timed(label: str, res_fn):
         start = time.perf_counter()
         res = res_fn()
         timings[label] = round(time.perf_counter() - start, 1)

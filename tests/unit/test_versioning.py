@@ -1,0 +1,157 @@
+"""dvc.yaml generation, object verification and DVC config handling (pure: no DVC process)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlnb.config import load_env
+from mlnb.errors import SpecError, UserInputError
+from mlnb.spec import load_spec
+from mlnb.versioning import objects, repo, stages
+from tests.conftest import REPO, copy_project, write_notebook
+
+
+def example_spec(root: Path = REPO):
+    return load_spec(root / "pipeline.yaml", load_env(root / "env.yaml"))
+
+
+def test_committed_dvc_yaml_is_generated_from_pipeline_yaml():
+    """Fails when someone edits pipeline.yaml (or a notebook's imports) without `mlnb dvc sync`."""
+    current, wanted = stages.compare(example_spec())
+    assert current == wanted, stages.unified_diff(current, wanted)
+    assert stages.params_linked(REPO)  # params.yaml holds the parameters; env.yaml links to it
+
+
+def test_generation_is_stable_sorted_and_in_pipeline_order():
+    spec = example_spec()
+    text = stages.generate(spec)
+    assert text == stages.generate(spec)
+    data = yaml.safe_load(text)
+    assert list(data["stages"]) == list(spec.tasks)
+    for body in data["stages"].values():
+        for key in ("deps", "outs", "metrics", "plots"):
+            assert body.get(key, []) == sorted(body.get(key, [])), key
+
+
+def test_evaluate_stage_declares_what_dvc_needs():
+    spec = example_spec()
+    st = stages.stage(spec, spec.tasks["evaluate"])
+    assert st["cmd"] == "mlnb run evaluate"
+    assert st["metrics"] == ["products/evaluate/metrics.json"]
+    assert st["plots"] == ["products/evaluate/confusion_matrix.png", "products/evaluate/roc.png"]
+    assert "products/evaluate/roc_curve.csv" in st["outs"]
+    # Ploomber's up-to-date record travels with every product, and upstream records are deps
+    assert "products/evaluate/.metrics.json.metadata" in st["outs"]
+    assert "products/train/.model.joblib.metadata" in st["deps"]
+    assert "products/train/model.joblib" in st["deps"] and "notebooks/evaluate.ipynb" in st["deps"]
+    assert {"mlnb/gate.py", "mlnb/evaluation.py", "mlnb/task.py"} <= set(st["deps"])
+    assert not any("site-packages" in d or d.startswith("sklearn") for d in st["deps"])
+    assert st["params"] == [{"params.yaml": list(spec.tasks["evaluate"].env_keys)}]
+    assert "gate.min_delta" in spec.tasks["evaluate"].env_keys
+    ingest = stages.stage(spec, spec.tasks["ingest"])
+    assert "data/raw/breast_cancer.csv" in ingest["deps"]  # a resources_ file
+
+
+def test_module_deps_follow_project_imports_transitively(tmp_path: Path):
+    pkg = tmp_path / "helpers"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("import os\nfrom . import b\n\ndef f():\n    from helpers.sub import c\n")
+    (pkg / "b.py").write_text("import numpy\n")
+    (pkg / "sub").mkdir()
+    (pkg / "sub" / "__init__.py").write_text("from .c import X\n")
+    (pkg / "sub" / "c.py").write_text("X = 1\n")
+    (tmp_path / "unused.py").write_text("")
+    nb = write_notebook(tmp_path / "nb.ipynb", [("params", "upstream = None\nproduct = None"),
+                                                 ("code", "%matplotlib inline\nfrom helpers.a import f\nimport pandas")])
+    found = {p.relative_to(tmp_path).as_posix() for p in stages.module_deps(tmp_path, nb)}
+    assert found == {"helpers/__init__.py", "helpers/a.py", "helpers/b.py", "helpers/sub/__init__.py",
+                     "helpers/sub/c.py"}
+
+
+def test_user_sections_are_kept(tmp_path: Path):
+    root = copy_project(tmp_path / "p")
+    spec = example_spec(root)
+    extra = "artifacts:\n  model:\n    path: products/export/model\n    type: model\n"
+    text = stages.generate(spec, extra)
+    assert text.endswith(stages.USER_MARKER + "\n" + extra)
+    assert stages.user_part(text, root / "dvc.yaml").strip() == extra.strip()
+    # a hand-written dvc.yaml without the marker: its non-stage sections survive the first sync
+    hand = yaml.safe_dump({"stages": {"x": {"cmd": "echo"}}, "plots": [{"roc.csv": {"x": "fpr"}}]})
+    assert yaml.safe_load(stages.user_part(hand, root / "dvc.yaml")) == {"plots": [{"roc.csv": {"x": "fpr"}}]}
+    (root / "dvc.yaml").write_text(hand)
+    current, wanted = stages.compare(spec)
+    assert current != wanted and "plots:" in wanted.split(stages.USER_MARKER)[1]
+    assert "-  x:" in stages.unified_diff(current, wanted)
+
+
+def test_params_layouts(tmp_path: Path):
+    (tmp_path / "env.yaml").write_text("a: 1\n")
+    assert stages.params_linked(tmp_path) is False
+    stages.link_params(tmp_path)
+    assert stages.params_linked(tmp_path) is True
+    assert (tmp_path / "env.yaml").is_symlink() and (tmp_path / "params.yaml").read_text() == "a: 1\n"
+    os.unlink(tmp_path / "env.yaml")
+    (tmp_path / "env.yaml").write_text("a: 2\n")  # two real files: two sources of truth
+    with pytest.raises(SpecError, match="params.yaml"):
+        stages.params_linked(tmp_path)
+
+
+def _put(base: Path, data: bytes) -> str:
+    md5 = hashlib.md5(data).hexdigest()
+    path = objects.object_path(base, md5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return md5
+
+
+def test_verify_names_corrupt_and_missing_objects(tmp_path: Path):
+    cache = tmp_path / "cache"
+    good, bad = _put(cache, b"good"), _put(cache, b"bad!")
+    listing = json.dumps([{"md5": good, "relpath": "a.txt"}, {"md5": bad, "relpath": "b.txt"},
+                          {"md5": "0" * 32, "relpath": "c.txt"}]).encode()
+    dir_md5 = _put(cache, listing) + ".dir"
+    os.rename(objects.object_path(cache, dir_md5[:-4]), objects.object_path(cache, dir_md5))
+    assert objects.verify(cache, [objects.Entry("data/raw", dir_md5), objects.Entry("m.txt", good)]) == \
+        [objects.Problem("data/raw/c.txt", "0" * 32, "missing", objects.object_path(cache, "0" * 32))]
+    objects.object_path(cache, bad).write_bytes(b"bAd!")  # one flipped byte
+    problems = objects.verify(cache, [objects.Entry("data/raw", dir_md5)])
+    assert [(p.path, p.kind) for p in problems] == [("data/raw/b.txt", "corrupt"), ("data/raw/c.txt", "missing")]
+
+
+def test_needed_reads_lock_and_dvc_files(tmp_path: Path):
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"s": {"outs": [
+        {"path": "products/s/x.txt", "md5": "a" * 32, "hash": "md5"}]}}}))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "raw.dvc").write_text(yaml.safe_dump({"outs": [{"md5": "b" * 32 + ".dir", "path": "raw"}]}))
+    assert objects.needed(tmp_path) == [objects.Entry("products/s/x.txt", "a" * 32),
+                                        objects.Entry("data/raw", "b" * 32 + ".dir")]
+
+
+def test_dvc_errors_become_one_line():
+    text = ("Collecting  |0.00 [00:00, ?entry/s]\n"
+            "ERROR: failed to push data to the cloud - Cannot connect to host 127.0.0.1:9\n"
+            "  [Errno 111] Connect call failed\n"
+            "<https://error.dvc.org/missing-files>\n")
+    assert repo._dvc_error(text) == ("failed to push data to the cloud - Cannot connect to host 127.0.0.1:9 "
+                                     "[Errno 111] Connect call failed")
+    assert repo._dvc_error("") == "failed with no message"
+
+
+def test_credentials_in_the_tracked_config_are_found(tmp_path: Path):
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text(
+        "[core]\n    remote = s3\n['remote \"s3\"']\n    url = s3://bucket/path\n    region = eu-west-1\n"
+        "['remote \"web\"']\n    url = https://bob:pw@example.com/x\n")
+    assert repo.tracked_secrets(tmp_path) == ['remote "web".url']
+    (tmp_path / ".dvc" / "config.local").write_text("['remote \"s3\"']\n    secret_access_key = x\n")
+    assert repo.tracked_secrets(tmp_path) == ['remote "web".url']  # config.local is untracked: fine there
+    assert repo.remote(tmp_path) == repo.Remote("s3", "s3://bucket/path")
+    with pytest.raises(UserInputError, match="contains a password"):
+        repo.set_remote(tmp_path, "https://bob:pw@example.com/x")
