@@ -23,6 +23,7 @@ from mlnb.errors import EnvError, MlnbError, SpecError
 from mlnb.io import atomic_write
 from mlnb.spec import PipelineSpec, load_spec
 from mlnb.versioning import repo as versioning
+from mlnb.versioning import stages
 
 DEFAULT_EXPERIMENT = "mlnb"
 
@@ -111,14 +112,17 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
     dvc_repo = record and only is None and versioning.is_dvc_repo(root)
     synced = False
     if dvc_repo:  # dvc.yaml is generated: keep it current (moving env.yaml is left to `mlnb dvc sync`)
-        versioning.require_params_linked(spec)
-        synced = versioning.sync(spec).changed
+        base = load_project(root)[0] if env_file or overrides else spec  # dvc.yaml describes params.yaml
+        versioning.require_params_linked(base)
+        synced = versioning.sync(base).changed
+        if not force:
+            invalidate_changed_modules(spec)
     dag = pipeline.open_dag(spec, env)
     if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
         names = list(spec.tasks)
         result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in names], synced=synced)
         if dvc_repo:
-            _record(spec, result, env_file, overrides, only_if_stale=True)
+            _record(spec, result, env_file, overrides, up_to_date=None)
         result.elapsed = time.perf_counter() - start
         if not (root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
             _write_last_build(root, result)
@@ -164,23 +168,54 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
     if not ok:
         client.set_terminated(run_id, status="FAILED")
     if dvc_repo:
-        _record(spec, result, env_file, overrides)
+        current = [o.name for o in outcomes if o.status in ("executed", "skipped")]
+        _record(spec, result, env_file, overrides, up_to_date=current)
     result.elapsed = time.perf_counter() - start
-    _write_last_build(root, result)
+    if only is None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
+        _write_last_build(root, result)
     return result
 
 
 def _record(spec: PipelineSpec, result: BuildResult, env_file: str | None, overrides: tuple[str, ...],
-            only_if_stale: bool = False) -> None:
-    """``dvc commit`` the outputs; a DVC failure is reported on the result, not raised (the build ran)."""
+            up_to_date: list[str] | None) -> None:
+    """``dvc commit`` the outputs of the ``up_to_date`` tasks (None: those whose dvc.lock entry is
+    stale); a DVC failure is reported on the result, not raised (the build ran)."""
     if env_file or overrides:
         result.record_note = ("not recorded in DVC: built with --env-file/-p overrides, which dvc.lock "
                               "(keyed on env.yaml) would misdescribe")
         return
     try:
-        result.recorded = versioning.commit(spec, only_if_stale=only_if_stale)
+        result.recorded = versioning.commit(spec, up_to_date=up_to_date)
     except MlnbError as exc:
         result.record_error = f"outputs not recorded in DVC: {exc}"
+
+
+def invalidate_changed_modules(spec: PipelineSpec) -> dict[str, list[str]]:
+    """Make tasks whose imported project modules changed since ``dvc.lock`` outdated for Ploomber too
+    (which only watches the notebook): their products' metadata goes, so the next build re-runs them."""
+    changed = versioning.changed_modules(spec)
+    for name in changed:
+        for product in spec.tasks[name].products.values():
+            stages.metadata_path(product).unlink(missing_ok=True)
+    return changed
+
+
+def task_states(spec: PipelineSpec, dag: Any) -> list[pipeline.TaskState]:
+    """Ploomber's view of each task plus, in a DVC project, changed imported modules (and what
+    depends on the tasks that import them)."""
+    states = pipeline.status(spec, dag)
+    changed = versioning.changed_modules(spec) if versioning.is_dvc_repo(spec.root) else {}
+    if not changed:
+        return states
+    out: dict[str, pipeline.TaskState] = {}
+    for state in states:  # spec.tasks is in topological order
+        reasons = list(state.reasons)
+        reasons += [f"imported module changed: {m}" for m in changed.get(state.name, [])]
+        reasons += [f"upstream {up} is outdated" for up in spec.tasks[state.name].upstream
+                    if out[up].outdated and f"upstream {up} is outdated" not in reasons
+                    and f"upstream {up} is newer" not in reasons]
+        out[state.name] = pipeline.TaskState(state.name, bool(reasons), tuple(reasons))
+    return list(out.values())
 
 
 def _record_task(client: Any, build_run_id: str, outcome: pipeline.TaskOutcome) -> None:

@@ -96,10 +96,10 @@ def _report_build(result: Any) -> None:
 def status(env_file: str | None, params: tuple[str, ...]) -> None:
     """Which tasks are up to date or outdated, and why (runs nothing)."""
     from mlnb import pipeline
-    from mlnb.build import load_project
+    from mlnb.build import load_project, task_states
 
     spec, env = load_project(_root(), env_file, params)
-    states = pipeline.status(spec, pipeline.open_dag(spec, env))
+    states = task_states(spec, pipeline.open_dag(spec, env))
     rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
     click.echo(_table(rows, ["task", "status", "why"]))
 

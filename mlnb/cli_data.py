@@ -28,6 +28,18 @@ def dvc_group() -> None:
     """Keep dvc.yaml generated from pipeline.yaml, and record outputs in dvc.lock."""
 
 
+@dvc_group.command("init")
+@handle_errors
+def dvc_init() -> None:
+    """Make this project a DVC repository (analytics off) and generate dvc.yaml."""
+    from mlnb.versioning import repo
+
+    result = repo.init(_spec())
+    click.echo(f"DVC repository ready (analytics off); {result.path.name} "
+               f"{'written' if result.changed else 'already up to date'}. Track raw data with `dvc add data/raw`, "
+               f"set a remote with `mlnb remote set PATH`.")
+
+
 @dvc_group.command("sync")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when dvc.yaml is out of date.")
 @handle_errors
@@ -51,11 +63,17 @@ def dvc_sync(check: bool) -> None:
 @dvc_group.command("commit")
 @handle_errors
 def dvc_commit() -> None:
-    """Record the current outputs in dvc.lock and the DVC cache (nothing re-runs)."""
+    """Record the outputs of up-to-date tasks in dvc.lock and the DVC cache (nothing re-runs)."""
+    from mlnb import pipeline
+    from mlnb.build import load_project, task_states
     from mlnb.versioning import repo
 
-    recorded = repo.commit(_spec())
-    click.echo(f"recorded in DVC (dvc.lock): {', '.join(recorded) or 'nothing (no task has all its outputs)'}")
+    spec, env = load_project(root())
+    current = [s.name for s in task_states(spec, pipeline.open_dag(spec, env)) if not s.outdated]
+    recorded = repo.commit(spec, up_to_date=current)
+    skipped = [name for name in spec.tasks if name not in current]
+    click.echo(f"recorded in DVC (dvc.lock): {', '.join(recorded) or 'nothing'}"
+               + (f"; not recorded (outdated: run `mlnb build`): {', '.join(skipped)}" if skipped else ""))
 
 
 @click.command()

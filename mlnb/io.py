@@ -21,12 +21,22 @@ from mlnb.errors import UnsafePathError, UserInputError
 PROJECT_MARKER = "pipeline.yaml"
 
 
+def _file_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
     """Open a temp file beside ``path``; on success fsync it and move it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; keep the file's mode, or the umask's default
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -47,6 +57,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _file_mode(path))
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:

@@ -54,7 +54,8 @@ def dvc(root: Path, *args: str) -> str:
     """Run ``dvc ARGS`` in ``root``; return its output or raise a one-line :class:`VersioningError`."""
     env = {**os.environ, **TELEMETRY_OFF}
     try:
-        proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env, capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "dvc", "--wait-for-lock", *args], cwd=root, env=env,
+                              capture_output=True,
                               text=True, stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise VersioningError(f"cannot run dvc: {exc}") from None
@@ -107,10 +108,16 @@ def tracked_secrets(root: Path) -> list[str]:
     return found
 
 
+ENV_REMOTE = "mlnb-env"
+
+
 def remote(root: Path) -> Remote | None:
-    """The default remote (after applying ``MLNB_DVC_REMOTE``), or None when none is configured."""
-    if os.environ.get(REMOTE_ENV):
-        set_remote(root, os.environ[REMOTE_ENV])
+    """The remote push/pull use: ``MLNB_DVC_REMOTE`` when set (registered as remote ``mlnb-env`` in
+    ``.dvc/config.local``, not made the default), else the default remote; None when there is none.
+    Local paths are resolved as DVC does: ``~`` expanded, relative to ``.dvc/``."""
+    url = os.environ.get(REMOTE_ENV)
+    if url:
+        return _env_remote(root, url)
     cfg = config(root)
     name = (cfg.get("core") or {}).get("remote")
     if not name:
@@ -118,7 +125,26 @@ def remote(root: Path) -> Remote | None:
     url = (cfg.get(f'remote "{name}"') or {}).get("url")
     if not url:
         raise UserInputError(f".dvc/config: core.remote is {name!r} but no remote of that name has a url")
-    return Remote(name, str(url))
+    return _resolved(root, Remote(name, str(url)), base=root / ".dvc")
+
+
+def _resolved(root: Path, rem: Remote, base: Path) -> Remote:
+    path = rem.local_path
+    if path is None:
+        return rem
+    return Remote(rem.name, str((base / path.expanduser()).resolve()))
+
+
+def _env_remote(root: Path, url: str) -> Remote:
+    rem = _resolved(root, Remote(ENV_REMOTE, url), base=Path.cwd())
+    if _URL_PASSWORD.match(url):
+        raise UserInputError(f"{REMOTE_ENV}: the url contains a password; pass credentials as the provider's "
+                             f"environment variables instead")
+    current = config(root).get(f'remote "{ENV_REMOTE}"') or {}
+    if current.get("url") != rem.url or str(current.get("verify", "")).lower() != "true":
+        dvc(root, "remote", "add", "--local", "--force", ENV_REMOTE, rem.url)
+        dvc(root, "remote", "modify", "--local", ENV_REMOTE, "verify", "true")
+    return rem
 
 
 def set_remote(root: Path, url: str, name: str = DEFAULT_REMOTE) -> Remote:
@@ -128,7 +154,7 @@ def set_remote(root: Path, url: str, name: str = DEFAULT_REMOTE) -> Remote:
                              f"credentials with `dvc remote modify --local {name} ...` instead")
     new = Remote(name, url)
     if new.local_path is not None:
-        path = (root / new.local_path).resolve()
+        path = (Path.cwd() / new.local_path.expanduser()).resolve()
         if not path.parent.is_dir():
             raise VersioningError(f"remote {url}: parent directory {path.parent} does not exist")
         path.mkdir(exist_ok=True)
@@ -152,13 +178,33 @@ def _require_remote(root: Path) -> Remote:
     if rem is None:
         raise UserInputError(f"no DVC remote configured: run `mlnb remote set PATH_OR_URL` or set {REMOTE_ENV}")
     path = rem.local_path
-    if path is not None and not (root / path).is_dir():
+    if path is not None and not path.is_dir():
         raise VersioningError(f"DVC remote {rem.name!r} at {rem.url}: directory does not exist or is unreachable")
     return rem
 
 
+DVCIGNORE = ("# Paths DVC never hashes\n.ipynb_checkpoints/\n__pycache__/\nproducts/_failed/\n")
+
+
+def init(spec: PipelineSpec) -> stages.SyncResult:
+    """Make the project a DVC repository (analytics off) and generate ``dvc.yaml``."""
+    root = spec.root
+    if not (root / ".dvc").is_dir():
+        dvc(root, "init", "--quiet")
+    if str((config(root).get("core") or {}).get("analytics", "")).lower() != "false":
+        dvc(root, "config", "core.analytics", "false")
+    ignore = root / ".dvcignore"
+    text = ignore.read_text(encoding="utf-8") if ignore.exists() else ""
+    if "products/_failed/" not in text:
+        with atomic_write(ignore, encoding="utf-8") as fh:
+            fh.write(text + ("" if not text or text.endswith("\n") else "\n") + DVCIGNORE)
+    return sync(spec)
+
+
 def sync(spec: PipelineSpec, check: bool = False) -> stages.SyncResult:
     """Regenerate ``dvc.yaml`` (atomically); with ``check``, only report the difference."""
+    if not (spec.root / ".dvc").is_dir():
+        raise UserInputError(f"{spec.root}: not a DVC repository (no .dvc/): run `mlnb dvc init`")
     current, wanted = stages.compare(spec)
     path = spec.root / stages.DVC_YAML
     diff = stages.unified_diff(current, wanted) if current != wanted else ""
@@ -182,13 +228,37 @@ def require_sync(spec: PipelineSpec) -> None:
                         f"(`mlnb dvc sync --check` shows the diff)")
 
 
-def _lock_md5s(root: Path) -> dict[str, dict[str, str]]:
+def _lock(root: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """``dvc.lock`` as {stage: {"deps": {path: md5}, "outs": {path: md5}}}."""
     lock = root / "dvc.lock"
     if not lock.exists():
         return {}
     data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
-    return {name: {o["path"]: o.get("md5", "") for o in (st or {}).get("outs", []) if isinstance(o, dict)}
+    return {name: {kind: {o["path"]: o.get("md5", "") for o in (st or {}).get(kind, []) if isinstance(o, dict)}
+                   for kind in ("deps", "outs")}
             for name, st in (data.get("stages") or {}).items()}
+
+
+def _changed(root: Path, recorded: dict[str, str], paths: list[Path]) -> list[str]:
+    changed = []
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        if recorded.get(rel) != (objects.file_md5(path) if path.is_file() else None):
+            changed.append(rel)
+    return changed
+
+
+def changed_modules(spec: PipelineSpec) -> dict[str, list[str]]:
+    """Tasks whose imported project modules changed since ``dvc.lock`` recorded them. Ploomber does
+    not look at imported code; DVC (and so mlnb, in a DVC project) does."""
+    lock = _lock(spec.root)
+    out = {}
+    for name, task in spec.tasks.items():
+        if name in lock:
+            changed = _changed(spec.root, lock[name]["deps"], stages.module_deps(spec.root, task.source))
+            if changed:
+                out[name] = changed
+    return out
 
 
 def recordable(spec: PipelineSpec) -> list[str]:
@@ -202,35 +272,49 @@ def recordable(spec: PipelineSpec) -> list[str]:
 
 
 def lock_stale(spec: PipelineSpec) -> list[str]:
-    """Stages whose ``dvc.lock`` record is older than their outputs (cheap: hashes only Ploomber's
-    small metadata files, which change on every run of a task)."""
-    locked = _lock_md5s(spec.root)
+    """Recordable stages whose ``dvc.lock`` entry is out of date: a product's Ploomber metadata (it
+    changes on every run) or a code dependency (notebook, imported modules, resources) differs.
+    Cheap: hashes only small files."""
+    lock = _lock(spec.root)
     stale = []
     for name in recordable(spec):
-        for product in spec.tasks[name].products.values():
-            meta = stages.metadata_path(product)
-            rel = meta.relative_to(spec.root).as_posix()
-            if locked.get(name, {}).get(rel) != objects.file_md5(meta):
-                stale.append(name)
-                break
+        task = spec.tasks[name]
+        entry = lock.get(name, {"deps": {}, "outs": {}})
+        metas = [stages.metadata_path(p) for p in task.products.values()]
+        code = [task.source, *stages.module_deps(spec.root, task.source), *stages.resources(spec.root, task)]
+        if _changed(spec.root, entry["outs"], metas) or _changed(spec.root, entry["deps"], code):
+            stale.append(name)
     return stale
 
 
-def commit(spec: PipelineSpec, only_if_stale: bool = False) -> list[str]:
-    """Record the current outputs in ``dvc.lock`` and the cache (``dvc commit``; nothing re-runs).
+def commit(spec: PipelineSpec, up_to_date: list[str] | None = None) -> list[str]:
+    """Record outputs in ``dvc.lock`` and the cache (``dvc commit``; nothing re-runs).
 
-    Returns the stages recorded; stages with missing outputs (a failed task) are left out."""
+    Only stages known to be up to date are recorded: ``up_to_date`` (e.g. the tasks a build just ran
+    or found current), else those whose ``dvc.lock`` entry is stale while Ploomber's record is not
+    (``lock_stale``). Data tracked by ``*.dvc`` files is committed when missing from the cache, and
+    never forced: data changed since ``dvc add`` is an error, not a silent new version."""
     require_sync(spec)
-    targets = lock_stale(spec) if only_if_stale else recordable(spec)
-    data = _uncached_data(spec.root, all_present=not only_if_stale)
-    if targets or data:
-        dvc(spec.root, "commit", "--force", "--quiet", *targets, *data)
+    if up_to_date is None:
+        targets = lock_stale(spec)
+    else:
+        targets = [s for s in recordable(spec) if s in up_to_date]
+    if targets:
+        dvc(spec.root, "commit", "--force", "--quiet", *targets)
+    data = _uncached_data(spec.root)
+    if data:
+        try:
+            dvc(spec.root, "commit", "--quiet", *data)
+        except VersioningError:
+            target = data[0].removesuffix(".dvc")
+            raise VersioningError(f"{data[0]}: the data changed since `dvc add`; record the new version with "
+                                  f"`dvc add {target}` (or restore it with `mlnb pull`)") from None
     return targets + data
 
 
-def _uncached_data(root: Path, all_present: bool) -> list[str]:
-    """``*.dvc`` files whose data exists; with ``all_present`` false, only those whose objects are not
-    in the cache yet (e.g. data regenerated by ``make data`` in a fresh clone)."""
+def _uncached_data(root: Path) -> list[str]:
+    """``*.dvc`` files whose data exists but whose objects are not in the cache (e.g. data regenerated
+    by ``make data`` in a fresh clone)."""
     cache = cache_dir(root)
     found = []
     for path in objects.dvc_files(root):
@@ -238,7 +322,7 @@ def _uncached_data(root: Path, all_present: bool) -> list[str]:
         outs = objects.needed_by(path, root)
         if not outs or not all((root / e.path).exists() for e in outs):
             continue
-        if all_present or any(not objects.object_path(cache, e.md5).is_file() for e in outs):
+        if any(not objects.object_path(cache, e.md5).is_file() for e in outs):
             found.append(rel.as_posix())
     return found
 
@@ -272,8 +356,9 @@ def pull(root: Path) -> tuple[Remote, str, int]:
             repaired += 1
     remote_base = rem.local_path
     if remote_base is not None and bad:
-        # check the remote's copies first: DVC's own verification deletes a corrupted remote object
-        remote_bad = objects.verify(root / remote_base, [objects.Entry(p.path, p.md5) for p in bad])
+        # check the remote's copies first, so a corrupted one is named as such (after a fetch DVC's own
+        # verification leaves it indistinguishable from a missing one)
+        remote_bad = objects.verify(remote_base, [objects.Entry(p.path, p.md5) for p in bad])
         if remote_bad:
             first = remote_bad[0]
             _bad_objects(rem, remote_bad, "corrupted in" if first.kind == "corrupt" else "missing from")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -64,9 +66,9 @@ def tiny_dvc_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny project as a DVC project (dvc.yaml synced), built and committed: made once per module."""
     root = make_tiny_project(tmp_path_factory.mktemp("template"))
     (root / ".gitignore").write_text("/products/\n/mlflow.db\n/mlartifacts/\n")
-    ok(dvc(root, "init", "-q"))
-    ok(dvc(root, "config", "core.analytics", "false"))
-    ok(run_mlnb(root, "dvc", "sync"))
+    assert "not a DVC repository" in one_line_error(run_mlnb(root, "dvc", "sync"), code=2)
+    ok(run_mlnb(root, "dvc", "init"))
+    assert "analytics = false" in (root / ".dvc/config").read_text()
     assert (root / "env.yaml").is_symlink() and (root / "params.yaml").is_file()
     res = ok(run_mlnb(root, "build"))
     assert "recorded in DVC (dvc.lock): first, second" in res.stdout
@@ -105,11 +107,56 @@ def test_repro_and_exp_run_use_the_generated_stages_and_ploomber_agrees(tiny_dvc
     assert "first.value" in diff and "3" in diff and "5" in diff, diff
 
 
-def test_build_with_overrides_is_not_recorded(tiny_dvc: Path):
-    lock = (tiny_dvc / "dvc.lock").read_text()
-    res = ok(run_mlnb(tiny_dvc, "build", "-p", "first.value=7"))
+def test_build_with_overrides_is_not_recorded_and_leaves_dvc_yaml_alone(tiny_dvc: Path):
+    lock, stages = (tiny_dvc / "dvc.lock").read_text(), (tiny_dvc / "dvc.yaml").read_text()
+    res = ok(run_mlnb(tiny_dvc, "build", "-p", "first.value=7", "-p", "second.mode=ok"))
     assert "not recorded in DVC" in res.stdout
+    assert (tiny_dvc / "products/second/data.txt").read_text() == "14"
     assert (tiny_dvc / "dvc.lock").read_text() == lock
+    assert (tiny_dvc / "dvc.yaml").read_text() == stages  # dvc.yaml describes params.yaml, not the override
+    assert "first" in ok(dvc(tiny_dvc, "status")).stdout  # DVC sees the workspace differs from the record
+    assert "Nothing to do" not in ok(run_mlnb(tiny_dvc, "build")).stdout  # and so does mlnb: back to value 1
+    assert (tiny_dvc / "products/second/data.txt").read_text() == "2"
+    assert "up to date" in ok(dvc(tiny_dvc, "status")).stdout
+
+
+def test_an_edited_imported_module_reruns_its_task(tiny_dvc: Path):
+    """Ploomber watches only the notebook; mlnb (like DVC) also watches the project modules it imports."""
+    root = tiny_dvc
+    (root / "tinylib").mkdir()
+    (root / "tinylib/__init__.py").write_text("FACTOR = 2\n")
+    nb_path = root / "notebooks/second.ipynb"
+    nb = json.loads(nb_path.read_text())
+    nb["cells"][-1]["source"] = ("from tinylib import FACTOR\nPath(product['data']).write_text(str(x * FACTOR))\n"
+                                 "print('second wrote', x * FACTOR)")
+    nb_path.write_text(json.dumps(nb))
+    ok(run_mlnb(root, "build"))
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["second"]
+    assert "tinylib/__init__.py" in stage["deps"]
+    assert (root / "products/second/data.txt").read_text() == "2"
+    assert "Nothing to do" in ok(run_mlnb(root, "build")).stdout
+
+    (root / "tinylib/__init__.py").write_text("FACTOR = 3\n")
+    rows = ok(run_mlnb(root, "status")).stdout
+    assert "imported module changed: tinylib/__init__.py" in rows, rows
+    assert [ln.split()[1] for ln in rows.splitlines() if ln.startswith(("first ", "second "))] == \
+        ["up", "outdated"], rows
+    res = ok(run_mlnb(root, "build"))
+    statuses = {ln.split()[0]: ln.split()[1] for ln in res.stdout.splitlines() if ln.startswith(("first ", "second "))}
+    assert statuses == {"first": "skipped", "second": "executed"}, res.stdout
+    assert (root / "products/second/data.txt").read_text() == "3"
+    assert "up to date" in ok(dvc(root, "status")).stdout  # dvc.lock recorded the new module hash
+    assert "Nothing to do" in ok(run_mlnb(root, "build")).stdout
+
+
+def test_dvc_commit_records_only_up_to_date_tasks(tiny_dvc: Path):
+    root = tiny_dvc
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("value: 1", "value: 4"))  # first (and second) now outdated
+    lock = (root / "dvc.lock").read_text()
+    res = ok(run_mlnb(root, "dvc", "commit"))
+    assert "not recorded (outdated: run `mlnb build`): first, second" in res.stdout
+    assert (root / "dvc.lock").read_text() == lock  # old outputs are not recorded under the new params
 
 
 def test_missing_or_unreachable_remote_is_one_line_and_deletes_nothing(tiny_dvc: Path, tmp_path: Path):
@@ -133,7 +180,7 @@ def test_corrupted_remote_object_is_named_on_pull(tiny_dvc: Path, tmp_path: Path
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(root), str(clone))
     msg = one_line_error(run_mlnb(clone, "pull", env={"MLNB_DVC_REMOTE": str(remote)}))
-    assert "products/second/data.txt" in msg and "corrupted in remote 'mlnb'" in msg, msg
+    assert "products/second/data.txt" in msg and "corrupted in remote 'mlnb-env'" in msg, msg
     assert not (clone / "products").exists()  # nothing half checked out
 
 
@@ -194,12 +241,20 @@ def test_interrupted_push_completes_on_a_second_push(tiny_dvc: Path, tmp_path: P
         if count >= 50:
             break
         time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)  # mlnb and its dvc child, mid-transfer
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # mlnb and its dvc child, mid-transfer
     proc.wait()
     pushed = [p for p in remote.rglob("*") if p.is_file()]
     assert 0 < len(pushed) < total, f"the push was not interrupted mid-way ({len(pushed)} of {total} objects)"
+    # whatever the kill left, make the damage certain: some finished objects gone, a partial upload left over
+    for path in [p for p in pushed if re.fullmatch(r"[0-9a-f]{30}(\.dir)?", p.name)][:5]:
+        path.unlink()
+    partial = remote / "files/md5/00/.partial-upload.tmp"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"half an object")
     res = ok(run_mlnb(root, "push"))
-    assert "pushed" in res.stdout
+    match = re.search(r"(\d+) files? pushed", res.stdout)
+    assert match and int(match.group(1)) >= 5, res.stdout
     clone = tmp_path / "clone"
     git(root, "add", "-A")
     git(root, "commit", "-qm", "big data")

@@ -162,7 +162,7 @@ def test_failed_gate_against_champion_keeps_outputs_and_registers_nothing(built_
     assert "Traceback" not in proc.stderr
     kept = built_copy / "products/_failed/evaluate"
     assert sorted(p.name for p in kept.iterdir()) == ["confusion_matrix.png", "evaluate.ipynb", "gate.json",
-                                                     "metrics.json", "roc.png"]
+                                                     "metrics.json", "roc.png", "roc_curve.csv"]
     gate = json.loads((kept / "gate.json").read_text())
     assert gate["against"] == "champion" and gate["champion"]["version"] == "1"
     assert gate["significance"]["reference"] == "champion"

@@ -155,3 +155,30 @@ def test_credentials_in_the_tracked_config_are_found(tmp_path: Path):
     assert repo.remote(tmp_path) == repo.Remote("s3", "s3://bucket/path")
     with pytest.raises(UserInputError, match="contains a password"):
         repo.set_remote(tmp_path, "https://bob:pw@example.com/x")
+
+
+def test_module_deps_see_through_ipython_syntax_and_namespace_packages(tmp_path: Path):
+    (tmp_path / "ns" / "inner").mkdir(parents=True)  # `ns` has no __init__.py: a namespace package
+    (tmp_path / "ns" / "inner" / "tool.py").write_text("Y = 2\n")
+    (tmp_path / "util.py").write_text("Z = 3\n")
+    (tmp_path / "bashonly.py").write_text("")  # named only inside a %%bash cell: not a dependency
+    nb = write_notebook(tmp_path / "nb.ipynb", [
+        ("params", "upstream = None\nproduct = None"),
+        ("code", "files = !ls\n%time import util\nimport ns.inner.tool\nutil?\nprint(files)"),
+        ("code", "%%bash\nimport bashonly")])
+    found = {p.relative_to(tmp_path).as_posix() for p in stages.module_deps(tmp_path, nb)}
+    assert found == {"ns/inner/tool.py", "util.py"}  # the cell parses although it holds IPython syntax
+
+
+def test_local_remote_paths_resolve_as_dvc_resolves_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(repo.REMOTE_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / ".dvc").mkdir()
+    config = tmp_path / ".dvc" / "config.local"
+    config.write_text("[core]\n    remote = mlnb\n['remote \"mlnb\"']\n    url = ../../store\n")
+    assert repo.remote(tmp_path) == repo.Remote("mlnb", str((tmp_path.parent / "store").resolve()))  # from .dvc/
+    config.write_text("[core]\n    remote = mlnb\n['remote \"mlnb\"']\n    url = ~/dvc-store\n")
+    assert repo.remote(tmp_path) == repo.Remote("mlnb", str(tmp_path / "home" / "dvc-store"))
+    config.write_text("[core]\n    remote = mlnb\n")
+    with pytest.raises(UserInputError, match="no remote of that name has a url"):
+        repo.remote(tmp_path)
