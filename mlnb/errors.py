@@ -77,3 +77,7 @@ class VersioningError(MlnbError):
 
 class OutOfSync(MlnbError):
     """``dvc.yaml`` differs from what ``pipeline.yaml`` generates (``mlnb dvc sync --check``)."""
+
+
+class RegressionError(MlnbError):
+    """nbval references could not be checked or blessed: workspace build failed, a notebook raised."""

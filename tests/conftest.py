@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
-PROJECT_FILES = ("pipeline.yaml", "params.yaml", "env.yaml", "notebooks", "data/schema.yaml", "data/raw", ".gitignore",
+PROJECT_FILES = ("pipeline.yaml", "params.yaml", "env.yaml", "env.ci.yaml", "tests/nbval", "notebooks", "data/schema.yaml", "data/raw", ".gitignore",
                  "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", "data/raw.dvc", "data/.gitignore")
 MLNB = [sys.executable, "-m", "mlnb.cli"]
 
@@ -28,7 +28,7 @@ def copy_project(dest: Path) -> Path:
     for rel in PROJECT_FILES:
         src = REPO / rel
         if src.is_dir():
-            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         else:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel, follow_symlinks=False)  # env.yaml is a symlink to params.yaml

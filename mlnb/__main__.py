@@ -1,0 +1,5 @@
+"""``python -m mlnb``: the same as the ``mlnb`` command."""
+
+from mlnb.cli import main
+
+main()
