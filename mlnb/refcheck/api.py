@@ -108,6 +108,8 @@ def execute(nb: dict[str, Any], root: Path, ws: Path, timeout: int = 1800) -> tu
             failure = f"the kernel died while executing {current['at']}"
         except CellTimeoutError:
             failure = f"{current['at']} timed out after {timeout} s"
+        except Exception as exc:  # no such kernel, kernel failed to start: a failure of this notebook
+            failure = f"cannot run the kernel: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return json.loads(nbformat.writes(node)), failure
 
 
@@ -176,8 +178,8 @@ def bless(root: Path, tasks: list[str] | None = None, progress: Progress = lambd
     broken = [n for n in names if n in built.failed]
     if broken:
         raise RegressionError(f"{built.failed[broken[0]]}; nothing blessed")
-    changes = []
-    for i, name in enumerate(names, 1):
+    blessed = []
+    for i, name in enumerate(names, 1):  # execute all first: nothing is rewritten unless every one works
         task = spec.tasks[name]
         progress(f"[{i}/{len(names)}] executing {task.source.relative_to(root)} ...")
         fresh = reference.make_reference(read_notebook(task.source),
@@ -185,10 +187,13 @@ def bless(root: Path, tasks: list[str] | None = None, progress: Progress = lambd
         executed, failure = execute(fresh, root, built.path)
         failure = failure or _errors(executed)
         if failure:
-            raise RegressionError(f"{task.source.relative_to(root)}: {failure}; nothing blessed for {name}")
+            raise RegressionError(f"{task.source.relative_to(root)}: {failure}; nothing blessed for {name} "
+                                  f"(nor any other reference)")
+        blessed.append((name, reference.normalise(executed)))
+    changes = []
+    for name, executed in blessed:
         path = ref_dir / f"{name}.ipynb"
         old = read_notebook(path) if path.exists() else None
-        executed = reference.normalise(executed)
         changes.append((name, reference.output_diff(f"{REF_DIR / name}.ipynb", old, executed, rules)))
         with atomic_write(path, encoding="utf-8") as fh:
             fh.write(json.dumps(executed, indent=1, ensure_ascii=False, sort_keys=True) + "\n")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mlnb.errors import MlnbError
 from mlnb.io import find_project_root
 from mlnb.refcheck import api, reference, workspace
 
@@ -57,9 +58,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         root = _root(item.config)
         try:
             _state["ws"] = workspace.prepare(root)
-        except Exception as exc:
-            _state["error"] = exc
-            raise
+        except MlnbError as exc:  # one line, no traceback, on every cell
+            _state["error"] = pytest.fail.Exception(str(exc), pytrace=False)
+            raise _state["error"] from None
         os.environ.update(workspace.execution_env(_state["ws"].path))
     task = Path(str(item.path)).stem
     why = _state["ws"].failed.get(task)

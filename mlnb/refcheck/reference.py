@@ -30,7 +30,7 @@ SKIP_KEYS = {"metadata", "traceback", "prompt_number", "output_type", "name", "e
              "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg", "transient"}
 IGNORE_TAGS = {"nbval-ignore-output", "nbval-skip"}
 _CR = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
-_BS = re.compile("[^\n]\x08")  # a character erased by a backspace
+_BS = re.compile("[^\n\x08]\x08")  # a character erased by a backspace
 
 
 @dataclass(frozen=True)

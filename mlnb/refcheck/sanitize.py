@@ -36,19 +36,22 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("tqdm/progress bars (percent + bar + counters, any rate or ETA)",
          r"[^\n]*\d+%\|[^\n]*", "<progress>"),
-    Rule("MLflow URIs (runs:/, models:/, mlflow-artifacts:/, sqlite:, file:, http(s) tracking)",
-         r"\b(?:runs:/|models:/|mlflow-artifacts:/|sqlite:/|file:/|https?://)[^\s'\"<>)\]]*", "<uri>"),
+    Rule("MLflow URIs (runs:/, mlflow-artifacts:/, sqlite:, file:, http(s) tracking; models:/ is kept)",
+         r"\b(?:runs:/|mlflow-artifacts:/|sqlite:/|file:/|https?://)[^\s'\"<>)\]]*", "<uri>"),
     Rule("absolute paths (workspace, temp dirs, site-packages)",
          r"(?<![\w.:/])(?:/[\w.@+-]+){2,}/?", "<path>"),
+    Rule("line numbers of warnings raised inside installed packages", r"<path>:\d+:", "<path>:<line>:"),
     Rule("UUIDs", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "<uuid>"),
     Rule("MLflow run ids and other 32-hex ids", r"\b[0-9a-f]{32}\b", "<run-id>"),
     Rule("memory addresses", r"\b0x[0-9a-fA-F]{6,16}\b", "0x<address>"),
     Rule("timestamps (ISO-like or logging-style dates with a time)",
          r"\d{4}[-/]\d{2}[-/]\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?", "<timestamp>"),
     Rule("durations (e.g. 1.23 s, 450ms, 0:00:03)",
-         r"\b\d+(?:\.\d+)?\s?(?:ms|s|sec|secs|seconds)\b|\b\d+:\d{2}:\d{2}(?:\.\d+)?\b", "<duration>"),
+         r"\b\d+(?:\.\d+)? ?(?:ms|s|sec|secs|seconds)\b|\b\d+:\d{2}:\d{2}(?:[.,]\d+)?\b", "<duration>"),
     Rule("float digits after the 6th decimal place (truncated: BLAS noise never shows)",
          r"(\d\.\d{6})\d+", r"\1"),
+    Rule("trailing zeros of floats (0.850000 after truncation equals 0.85)", r"(\d\.\d*?[1-9])0+\b", r"\1"),
+    Rule("trailing zeros of whole floats (1.000000 equals 1.0)", r"(\d\.0)0+\b", r"\1"),
 )
 
 
@@ -72,11 +75,12 @@ def load(path: Path) -> list[tuple[str, str]]:
     except OSError as exc:
         raise UserInputError(f"{path}: cannot read the sanitise rules: {exc.strerror}") from None
     pairs = re.findall(r"^regex: (.*)$\n^replace: (.*)$", text, flags=re.MULTILINE)
-    for regex, _ in pairs:
+    for regex, replace in pairs:
         try:
-            re.compile(regex)
-        except re.error as exc:
-            raise UserInputError(f"{path}: bad regex {regex!r}: {exc}") from None
+            re.compile(regex).sub(replace, "")
+            re.compile(regex).sub(replace, "0" * 64)
+        except (re.error, IndexError) as exc:
+            raise UserInputError(f"{path}: bad rule regex {regex!r} / replace {replace!r}: {exc}") from None
     return list(dict(pairs).items())  # nbval keeps them in an OrderedDict keyed by regex
 
 
