@@ -8,11 +8,8 @@ found in products named ``metrics`` and ``gate``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 from mlnb import pipeline, tracking
 from mlnb.config import apply_overrides, load_env
 from mlnb.errors import EnvError, MlnbError, SpecError
-from mlnb.io import atomic_write
+from mlnb.io import atomic_write, environ
 from mlnb.spec import PipelineSpec, load_spec
 from mlnb.versioning import repo as versioning
 from mlnb.versioning import stages
@@ -61,20 +58,6 @@ def load_project(root: Path, env_file: str | None = None, overrides: tuple[str, 
 
 def experiment_name(env: dict[str, Any]) -> str:
     return str((env.get("mlflow") or {}).get("experiment") or DEFAULT_EXPERIMENT)
-
-
-@contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _product(spec: PipelineSpec, key: str, ran: set[str]) -> Path | None:
@@ -139,7 +122,7 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         run_id = run.info.run_id
         mlflow.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
         mlflow.log_dict(env, "env.yaml")
-        with _environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
+        with environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
             outcomes, ok = pipeline.build(spec, dag, force=force, only=only)
         client = MlflowClient()
         for outcome in outcomes:

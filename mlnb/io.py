@@ -96,6 +96,21 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of a block (children started in it inherit them)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Atomically write ``data`` as pretty, key-sorted JSON."""
     with atomic_write(path, encoding="utf-8") as fh:

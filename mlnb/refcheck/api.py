@@ -8,18 +8,16 @@ and compare / rewrite. Returns results; prints nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlnb.config import load_env
 from mlnb.errors import RegressionError, UserInputError
-from mlnb.io import atomic_write
+from mlnb.io import atomic_write, environ
 from mlnb.notebooks import read_notebook
 from mlnb.refcheck import reference, sanitize, workspace
 from mlnb.spec import PipelineSpec, load_spec
@@ -27,7 +25,9 @@ from mlnb.spec import PipelineSpec, load_spec
 REF_DIR = Path("tests") / "nbval"
 SANITIZE_FILE = "sanitize.cfg"
 CONFTEST = ('"""nbval regression checks of the task notebooks (`mlnb nbval bless` / `make nbval`; see README)."""\n\n'
-            "from mlnb.refcheck.plugin import pytest_generate_tests, pytest_runtest_setup  # noqa: F401\n")
+            "from mlnb.refcheck.plugin import *  # noqa: F403 (its pytest hooks)\n")
+OLD_CONFTESTS = (CONFTEST.replace("*  # noqa: F403 (its pytest hooks)",
+                                  "pytest_generate_tests, pytest_runtest_setup  # noqa: F401"),)
 TEST_MODULE = ('"""Each blessed reference holds its task notebook\'s current code (cells matched by id)."""\n\n'
                "from mlnb.refcheck.plugin import test_reference_is_current  # noqa: F401\n")
 Progress = Callable[[str], None]
@@ -71,17 +71,6 @@ def reference_names(root: Path) -> list[str]:
     return [t for t in spec.tasks if t in refs] + [r for r in refs if r not in spec.tasks]
 
 
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-
-
 def execute(nb: dict[str, Any], root: Path, ws: Path, timeout: int = 1800) -> tuple[dict[str, Any], str | None]:
     """Execute a reference in the workspace (cwd ``tests/nbval``, as nbval does); return the executed
     notebook and, if the kernel died or timed out, why. A raising cell is recorded as its error output
@@ -101,7 +90,7 @@ def execute(nb: dict[str, Any], root: Path, ws: Path, timeout: int = 1800) -> tu
     client = NotebookClient(node, timeout=timeout, allow_errors=True, on_cell_start=started,
                             resources={"metadata": {"path": str(root / REF_DIR)}})
     failure = None
-    with _environ(workspace.execution_env(ws)):
+    with environ(**workspace.execution_env(ws)):
         try:
             client.execute()
         except DeadKernelError:
@@ -208,7 +197,9 @@ def _write_support_files(ref_dir: Path) -> None:
     if text != old:
         with atomic_write(cfg, encoding="utf-8") as fh:
             fh.write(text)
-    for name, content in (("conftest.py", CONFTEST), ("test_references.py", TEST_MODULE)):
-        if not (ref_dir / name).exists():
-            with atomic_write(ref_dir / name, encoding="utf-8") as fh:
+    support = (("conftest.py", CONFTEST, OLD_CONFTESTS), ("test_references.py", TEST_MODULE, ()))
+    for name, content, old_versions in support:
+        path = ref_dir / name
+        if not path.exists() or path.read_text(encoding="utf-8") in old_versions:  # ours, never the user's edits
+            with atomic_write(path, encoding="utf-8") as fh:
                 fh.write(content)

@@ -3,13 +3,18 @@
 * ``test_reference_is_current[<task>]``: the blessed reference still holds the task notebook's
   code (a plain pytest test, cheap, no kernel);
 * before the first nbval cell runs (``pytest --nbval``), the nbval workspace is built with
-  ``env.ci.yaml`` once per session and the kernels nbval starts inherit where it is.
+  ``env.ci.yaml`` once per session and the kernels nbval starts inherit where it is;
+* while a cell runs, a kernel that dies fails that cell at once (stock nbval waits for a reply
+  that never comes until ``--nbval-cell-timeout``, 2000 s by default).
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import pytest
@@ -18,6 +23,8 @@ from mlnb.errors import MlnbError
 from mlnb.io import find_project_root
 from mlnb.refcheck import api, reference, workspace
 
+__all__ = ["pytest_generate_tests", "pytest_runtest_call", "pytest_runtest_setup", "test_reference_is_current"]
+KERNEL_POLL_SECONDS = 1.0
 _state: dict[str, Any] = {}
 
 
@@ -73,3 +80,33 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         spec = _state.setdefault("spec", api.ci_spec(_root(item.config)))
         if task in spec.tasks:
             cell.source = reference.injected_source(spec, spec.tasks[task], workspace.CI_ENV)
+
+
+def _watching(item: Any, await_reply: Callable[..., Any]) -> Callable[..., Any]:
+    """nbval's ``await_reply``, in short waits that check the kernel is still alive in between."""
+    kernel = item.parent.kernel
+
+    def wait(msg_id: str, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        while True:
+            left = KERNEL_POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            try:
+                return await_reply(msg_id, timeout=max(0.0, min(KERNEL_POLL_SECONDS, left)))
+            except Empty:
+                if not kernel.is_alive():
+                    cell_id = (getattr(item, "cell", None) or {}).get("id", "?")
+                    item.raise_cell_error(f"the kernel died while executing Cell {item.cell_num} (id {cell_id}); "
+                                          "no Python exception was raised")
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return wait
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    kernel = getattr(getattr(item, "parent", None), "kernel", None) if type(item).__name__ == "IPyNbCell" else None
+    if kernel is not None:  # one kernel per notebook; the wrapper names the cell running now
+        original = vars(kernel).setdefault("_mlnb_await_reply", kernel.await_reply)
+        kernel.await_reply = _watching(item, original)
+    yield

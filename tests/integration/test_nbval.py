@@ -113,5 +113,7 @@ def test_a_raising_or_dying_notebook_fails_alone(tiny_project: Path):
         res = nbval(root, "first.ipynb", "second.ipynb")  # nbval runs with the same, current CI params
         assert res.returncode == 1, res.stdout[-3000:]  # tests failed; not 2/3 (interrupted, internal error)
         assert "tests/nbval/second.ipynb::Cell" in res.stdout and "tests/nbval/first.ipynb::Cell" not in res.stdout
+        if mode == "kill":  # at once, naming the cell (stock nbval waits --nbval-cell-timeout, 2000 s)
+            assert "the kernel died while executing Cell 3 (id c2)" in res.stdout, res.stdout[-3000:]
     res = run_mlnb(root, "nbval", "bless", "second")  # a dying notebook is never blessed
     assert res.returncode == 1 and "nothing blessed for second" in res.stderr, res.stderr
