@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+LABEXT := mlnb/labextension/package.json
 
 # No telemetry, anywhere we run things.
 export PLOOMBER_STATS_ENABLED := false
@@ -13,17 +14,29 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data build test unit nbval lint lab clean convert-check
+.PHONY: setup data build test unit nbval lint lab clean convert-check browser
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(LABEXT)
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml jupyter-config/mlnb.json
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mlnb needs Python 3.11+"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlnb)" >/dev/null
+	@# what a regular install's data files do (an editable install skips them): enable the server extension
+	install -D -m 644 jupyter-config/mlnb.json $(VENV)/etc/jupyter/jupyter_server_config.d/mlnb.json
 	touch $@
+
+# The JupyterLab frontend (extension/, TypeScript) built into a prebuilt extension and linked into the venv.
+$(LABEXT): $(VENV)/.installed $(wildcard extension/src/*.ts extension/style/*) extension/package.json extension/yarn.lock
+	cd extension && export PATH="$(abspath $(BIN)):$$PATH" && jlpm install --immutable && jlpm build
+	export PATH="$(abspath $(BIN)):$$PATH" && jupyter-builder develop --overwrite . >/dev/null
+	touch $@
+
+# Browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 data: setup
 	$(PY) scripts/make_raw_data.py
@@ -36,7 +49,7 @@ lint: setup
 	$(BIN)/ruff check mlnb tests scripts benchmarks
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 
-test: setup data lint
+test: setup data lint browser
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory nbval
 

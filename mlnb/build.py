@@ -18,6 +18,7 @@ from mlnb import pipeline, tracking
 from mlnb.config import apply_overrides, load_env
 from mlnb.errors import EnvError, MlnbError, SpecError
 from mlnb.io import atomic_write, environ
+from mlnb.notebooks import stamp_run
 from mlnb.spec import PipelineSpec, load_spec
 from mlnb.versioning import repo as versioning
 from mlnb.versioning import stages
@@ -70,6 +71,21 @@ def _product(spec: PipelineSpec, key: str, ran: set[str]) -> Path | None:
             path = task.products[key]
             failed = spec.root / "products" / pipeline.FAILED_DIR / task.name / path.name
             return path if path.exists() else failed if failed.exists() else None
+    return None
+
+
+def _model_run(spec: PipelineSpec, outcomes: list[pipeline.TaskOutcome]) -> str | None:
+    """The MLflow run id in the product named ``run`` (the training task's), when that task is
+    executed or up to date in this build (its model is the one the build evaluated)."""
+    usable = {o.name for o in outcomes if o.status in ("executed", "skipped")}
+    for task in spec.tasks.values():
+        path = task.products.get("run")
+        if path is not None and task.name in usable and path.exists():
+            try:
+                run_id = json.loads(path.read_text()).get("run_id")
+            except (ValueError, AttributeError):
+                return None
+            return run_id if isinstance(run_id, str) else None
     return None
 
 
@@ -126,6 +142,8 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
             outcomes, ok = pipeline.build(spec, dag, force=force, only=only)
         client = MlflowClient()
         for outcome in outcomes:
+            if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
+                stamp_run(outcome.notebook, run_id, outcome.name)
             if outcome.status in ("executed", "failed"):
                 _record_task(client, run_id, outcome)
         result = BuildResult(True, ok, outcomes, run_id, synced=synced)
@@ -139,6 +157,9 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
             mlflow.set_tags({"mlnb.gate_passed": str(result.gate.get("passed")).lower(),
                              "mlnb.gate_reason": str(result.gate.get("reason"))[:5000]})
             mlflow.log_dict(result.gate, "gate.json")
+        model_run = _model_run(spec, outcomes)
+        if model_run:  # the training run whose model this build evaluated (a forced promotion registers it)
+            mlflow.set_tag("mlnb.train_run_id", model_run)
         artifact = next((p for t in spec.tasks.values() for p in t.products.values()
                          if (p / "MLmodel").is_file()), None)
         if ok and artifact:

@@ -12,6 +12,7 @@ class MlnbError(Exception):
     """Base class: ``str(err)`` is a complete one-line message."""
 
     exit_code = 1
+    http_status = 500  # what the Jupyter server extension answers with
 
     def __str__(self) -> str:  # keep messages on one line whatever the cause
         return " ".join(super().__str__().split())
@@ -21,6 +22,7 @@ class UserInputError(MlnbError):
     """Bad input from the user: a spec, env file, notebook, CSV or CLI value."""
 
     exit_code = 2
+    http_status = 400
 
 
 class SpecError(UserInputError):
@@ -81,3 +83,20 @@ class OutOfSync(MlnbError):
 
 class RegressionError(MlnbError):
     """nbval references could not be checked or blessed: workspace build failed, a notebook raised."""
+
+
+class RunNotFound(UserInputError):
+    """No MLflow run with that id, or it is not an mlnb build run (HTTP 404)."""
+
+    http_status = 404
+
+
+class PromotionRefused(MlnbError):
+    """A promotion or rollback that would be wrong: gate failed (without --force), nothing to promote or
+    roll back to (exit 1, HTTP 409)."""
+
+    http_status = 409
+
+
+class RegistryError(MlnbError):
+    """The MLflow model registry failed during a promotion or rollback."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 from mlnb.gate import GateConfig, GateResult, evaluate_gate
 from mlnb.io import atomic_dir
+from mlnb.tracking import BUILD_RUN_ENV
 
 
 def champion_predictions(model_name: str, X: Any) -> tuple[Any, dict[str, Any] | None, str | None]:
@@ -73,7 +75,9 @@ def export_model(model: Any, X_example: Any, out_dir: str | Path, model_name: st
     digest = tree_sha256(out_dir)
     version = str(info.registered_model_version)
     client = MlflowClient()
-    for key, value in {**tags, "mlnb.artifact_sha256": digest}.items():
+    build = os.environ.get(BUILD_RUN_ENV)  # under `mlnb build`: the build run this version comes from
+    extra = {"mlnb.artifact_sha256": digest, **({"mlnb.build_run_id": build} if build else {})}
+    for key, value in {**tags, **extra}.items():
         client.set_model_version_tag(model_name, version, key, value)
     return {"model_name": model_name, "version": version, "model_uri": f"models:/{model_name}/{version}",
             "logged_model_uri": info.model_uri, "artifact_sha256": digest, "path": str(out_dir)}

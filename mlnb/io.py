@@ -111,6 +111,34 @@ def environ(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Append one line to an append-only log with a single ``O_APPEND`` write, then fsync (callers
+    that write concurrently hold a lock; a reader never sees half a line from an earlier writer)."""
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) on ``path``, held for the block, across processes."""
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Atomically write ``data`` as pretty, key-sorted JSON."""
     with atomic_write(path, encoding="utf-8") as fh:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.errors import NotebookError
+from mlnb.io import atomic_write
 
 PARAMETERS_TAG = "parameters"
 
@@ -97,3 +98,12 @@ def _imports(cells: list[dict[str, Any]]) -> tuple[str, ...]:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.add(node.module.split(".")[0])
     return tuple(sorted(found))
+
+
+def stamp_run(path: str | Path, build_run_id: str, task: str) -> None:
+    """Record in an executed notebook which build ran it (``metadata.mlnb``), so JupyterLab's
+    "Promote this run" button knows the run; written atomically."""
+    nb = read_notebook(path)
+    nb.setdefault("metadata", {})["mlnb"] = {"build_run_id": build_run_id, "task": task}
+    with atomic_write(path, encoding="utf-8") as fh:
+        fh.write(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")

@@ -7,6 +7,7 @@ half); tests that change things work on a copy of the built project.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,10 @@ def test_mlflow_records_the_build(built: Path) -> None:
     (version,) = client.search_model_versions(f"name = '{MODEL}'")
     assert version.aliases == []  # export registers, never promotes
     assert version.tags["mlnb.artifact_sha256"] == tree_sha256(built / "products/export/model")
+    assert version.tags["mlnb.build_run_id"] == run.info.run_id
+    for task in TASKS:  # what JupyterLab's "Promote this run" button reads
+        meta = json.loads((built / f"products/{task}/{task}.ipynb").read_text())["metadata"]["mlnb"]
+        assert meta == {"build_run_id": run.info.run_id, "task": task}
 
 
 def test_serving_artifact_predicts(built: Path) -> None:
@@ -153,7 +158,10 @@ def test_editing_a_notebook_reruns_it_and_its_downstream_only(built_copy: Path) 
 
 def test_failed_gate_against_champion_keeps_outputs_and_registers_nothing(built_copy: Path) -> None:
     client = client_for(built_copy)
-    client.set_registered_model_alias(MODEL, "champion", "1")
+    (first,) = build_runs(built_copy)
+    promoted = run_mlnb(built_copy, "promote", first.info.run_id, "--note", "first champion")
+    assert promoted.returncode == 0 and "version 1 is now the champion" in promoted.stdout, promoted.stderr
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
     proc = run_mlnb(built_copy, "build", "-p", "gate.min_delta=0.05")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAILED task evaluate" in proc.stderr
@@ -176,6 +184,19 @@ def test_failed_gate_against_champion_keeps_outputs_and_registers_nothing(built_
     assert last.info.run_id in runs.stdout and "failed" in runs.stdout
     status = run_mlnb(built_copy, "status")
     assert statuses(status.stdout)["evaluate"] == "outdated"
+
+    refused = run_mlnb(built_copy, "promote", last.info.run_id)  # the gate said no: so does promote
+    assert refused.returncode == 1 and "(missed by 0.0500); use --force" in refused.stderr, refused.stderr
+    forced = run_mlnb(built_copy, "promote", last.info.run_id, "--force", "--note", "ship it anyway")
+    assert forced.returncode == 0, forced.stderr
+    champion = client.get_model_version_by_alias(MODEL, "champion")  # its trained model, registered now
+    assert str(champion.version) == "2" and champion.tags["mlnb.build_run_id"] == last.info.run_id
+    assert str(client.get_model_version_by_alias(MODEL, "previous").version) == "1"
+    load = subprocess.run([sys.executable, "-c", "import mlflow.pyfunc; m = mlflow.pyfunc.load_model("
+                           f"'models:/{MODEL}@champion'); print(len(m.metadata.get_input_schema().input_names()))"],
+                          env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{built_copy / 'mlflow.db'}"},
+                          cwd=built_copy, capture_output=True, text=True, timeout=300)
+    assert load.stdout.strip() == "30", load.stderr[-2000:]  # a real, loadable model with the 30 features
 
 
 def test_report_and_runs(built_copy: Path) -> None:

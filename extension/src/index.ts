@@ -1,0 +1,104 @@
+/**
+ * mlnb-jupyterlab: the Runs side panel, the promote / rollback flows and the
+ * "Promote this run" notebook toolbar button.
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
+
+import { PANEL_ID, RunsPanel, runsIcon } from './panel';
+import { promoteFlow, rollbackFlow } from './promote';
+import { buildRunId, PromoteButtonExtension, PROMOTE_NOTEBOOK_RUN } from './toolbar';
+
+const CommandIDs = {
+  open: 'mlnb:open-runs',
+  refresh: 'mlnb:refresh-runs',
+  rollback: 'mlnb:rollback',
+  promoteNotebookRun: PROMOTE_NOTEBOOK_RUN
+};
+
+const CATEGORY = 'mlnb';
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'mlnb-jupyterlab:plugin',
+  description: 'Runs panel, promote and rollback of the mlnb champion model.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const { commands, shell } = app;
+
+    const afterChange = async (changed: boolean) => {
+      if (changed) {
+        await panel.refresh();
+      }
+      return changed;
+    };
+    const panel = new RunsPanel({
+      onPromote: promoteFlow,
+      onRollback: rollbackFlow
+    });
+    shell.add(panel, 'left', { rank: 600 });
+    if (restorer) {
+      restorer.add(panel, PANEL_ID);
+    }
+
+    commands.addCommand(CommandIDs.open, {
+      label: 'Open mlnb Runs',
+      icon: runsIcon,
+      execute: () => shell.activateById(PANEL_ID)
+    });
+    commands.addCommand(CommandIDs.refresh, {
+      label: 'Refresh mlnb Runs',
+      execute: () => panel.refresh()
+    });
+    commands.addCommand(CommandIDs.rollback, {
+      label: 'Roll Back the mlnb Champion…',
+      execute: async () => afterChange(await rollbackFlow())
+    });
+    commands.addCommand(CommandIDs.promoteNotebookRun, {
+      label: 'Promote this run',
+      caption: 'Promote the build run that executed this notebook to champion',
+      isEnabled: args =>
+        typeof args.runId === 'string' ||
+        buildRunId(tracker.currentWidget?.model) !== null,
+      execute: async args => {
+        const runId =
+          typeof args.runId === 'string'
+            ? args.runId
+            : buildRunId(tracker.currentWidget?.model);
+        if (!runId) {
+          return false;
+        }
+        return afterChange(await promoteFlow(runId));
+      }
+    });
+
+    if (palette) {
+      for (const command of [
+        CommandIDs.open,
+        CommandIDs.refresh,
+        CommandIDs.rollback,
+        CommandIDs.promoteNotebookRun
+      ]) {
+        palette.addItem({ command, category: CATEGORY });
+      }
+    }
+
+    app.docRegistry.addWidgetExtension(
+      'Notebook',
+      new PromoteButtonExtension(commands)
+    );
+  }
+};
+
+export default plugin;

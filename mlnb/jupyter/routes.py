@@ -1,0 +1,178 @@
+"""Tornado handlers of mlnb's REST API, thin over :mod:`mlnb.registry` (no logic here).
+
+``GET runs``, ``GET runs/<id>``, ``POST promote``, ``POST rollback``, ``GET promotions``. Every
+handler is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``mlnb``); POSTs need the
+XSRF token as everywhere in Jupyter. Errors are JSON ``{"error": "<one line>"}`` with the error's
+status code; neither a traceback nor the request body is ever sent back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from mlnb.errors import MlnbError, UserInputError
+from mlnb.io import find_project_root
+
+ROOT_ENV = "MLNB_PROJECT_ROOT"
+MAX_BODY = 64 * 1024
+MAX_NOTE = 2000
+FIELDS = {"promote": {"run_id": str, "note": str, "force": bool}, "rollback": {"note": str}}
+
+
+def project_root(root_dir: str) -> Path | None:
+    """``$MLNB_PROJECT_ROOT``, else the project (``pipeline.yaml``) at or above the server's root_dir."""
+    try:
+        return find_project_root(os.environ.get(ROOT_ENV) or root_dir)
+    except MlnbError:
+        return None
+
+
+class TooLarge(UserInputError):
+    http_status = 413
+
+
+def parse_body(body: bytes, action: str) -> dict[str, Any]:
+    """The JSON object of a POST, checked against ``FIELDS[action]`` (types; unknown keys refused)."""
+    if len(body) > MAX_BODY:
+        raise TooLarge(f"request body: larger than {MAX_BODY} bytes")
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        raise UserInputError("request body: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise UserInputError("request body: expected a JSON object")
+    fields = FIELDS[action]
+    for key, value in data.items():
+        if key not in fields:
+            raise UserInputError(f"request body: unknown field (expected {', '.join(sorted(fields))})")
+        if not isinstance(value, fields[key]) or (fields[key] is not bool and isinstance(value, bool)):
+            raise UserInputError(f"request body: field {key}: expected {fields[key].__name__}")
+    if len(data.get("note", "")) > MAX_NOTE:
+        raise UserInputError(f"request body: field note: longer than {MAX_NOTE} characters")
+    return data
+
+
+class Base(APIHandler):
+    auth_resource = "mlnb"
+
+    def initialize(self, root: Path | None) -> None:
+        self.root = root
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None))[1]
+        reason = exc.log_message if isinstance(exc, tornado.web.HTTPError) and exc.log_message else None
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": reason or self._reason}))
+
+    @property
+    def user_name(self) -> str | None:
+        user = self.current_user
+        return getattr(user, "username", None) or getattr(user, "name", None)
+
+    async def answer(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(project, ...)`` off the event loop and reply with its JSON (or the error)."""
+        from mlnb import registry
+
+        try:
+            if self.root is None:
+                raise UserInputError("no mlnb project: no pipeline.yaml at or above the server's root directory")
+
+            def call() -> Any:
+                return fn(registry.open_project(self.root), *args, **kwargs)
+
+            result = await asyncio.to_thread(call)
+        except MlnbError as exc:
+            self.set_status(exc.http_status)
+            self.finish({"error": str(exc)})
+            return
+        except Exception:  # never a traceback to the client; the server log has it
+            self.log.exception("mlnb: %s %s failed", self.request.method, self.request.path)
+            self.set_status(500)
+            self.finish({"error": "internal error in mlnb (see the Jupyter server log)"})
+            return
+        self.finish(json.dumps(result.to_dict() if hasattr(result, "to_dict") else result))
+
+    def body(self, action: str) -> dict[str, Any] | None:
+        try:
+            return parse_body(self.request.body, action)
+        except UserInputError as exc:
+            self.set_status(exc.http_status)
+            self.finish({"error": str(exc)})
+            return None
+
+
+class RunsHandler(Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from mlnb import registry
+
+        try:
+            limit = int(self.get_query_argument("limit", "20"))
+        except ValueError:
+            self.set_status(400)
+            self.finish({"error": "query limit: expected an integer"})
+            return
+        await self.answer(registry.list_runs, limit)
+
+
+class RunHandler(Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        from mlnb import registry
+
+        await self.answer(registry.run_detail, run_id)
+
+
+class PromoteHandler(Base):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        from mlnb import registry
+
+        data = self.body("promote")
+        if data is not None:
+            if "run_id" not in data:
+                self.set_status(400)
+                self.finish({"error": "request body: field run_id is required"})
+                return
+            await self.answer(registry.promote, data["run_id"], note=data.get("note", ""),
+                              force=data.get("force", False), user=self.user_name)
+
+
+class RollbackHandler(Base):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        from mlnb import registry
+
+        data = self.body("rollback")
+        if data is not None:
+            await self.answer(registry.rollback, note=data.get("note", ""), user=self.user_name)
+
+
+class PromotionsHandler(Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from mlnb import registry
+
+        await self.answer(lambda project: {"promotions": registry.promotions(project)})
+
+
+def setup_route_handlers(web_app: Any, root: Path | None) -> None:
+    base = url_path_join(web_app.settings["base_url"], "mlnb", "api")
+    routes = [("runs", RunsHandler), (r"runs/([^/]+)", RunHandler), ("promote", PromoteHandler),
+              ("rollback", RollbackHandler), ("promotions", PromotionsHandler)]
+    web_app.add_handlers(".*$", [(url_path_join(base, path), handler, {"root": root}) for path, handler in routes])

@@ -1,0 +1,338 @@
+"""Promote a build run's model to production, roll back, list runs (shared by CLI and Jupyter).
+
+The MLflow registry's alias ``champion`` is what production serves; ``previous`` is the champion
+before it, so a rollback can move ``champion`` back (and a second rollback undoes the first).
+
+States of one promotion (all under the project's registry lock, so concurrent promotions are
+serialised and each sees the champion the one before it left)::
+
+    validate run id --bad--> UserInputError (400)
+        |
+    build run? --no--> RunNotFound (404)
+        |
+    gate passed? --no, not forced--> PromotionRefused (409) + audit "refused"
+        |
+    registered version of the run (the export task's; forced: register the trained model)
+        |            --none--> PromotionRefused (nothing to promote)
+    already champion? --yes--> no change, says so (no audit line)
+        |
+    previous := old champion; champion := version; version tags + audit "promote"
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlnb import audit, tracking
+from mlnb.config import load_env
+from mlnb.errors import EnvError, PromotionRefused, RegistryError, RunNotFound, UserInputError
+from mlnb.io import file_lock
+
+CHAMPION, PREVIOUS = "champion", "previous"
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+LOCK_FILE = Path(".mlnb") / "registry.lock"
+DEFAULT_EXPERIMENT = "mlnb"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    model_name: str
+    experiment_id: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    changed: bool
+    message: str
+    version: str | None
+    previous_version: str | None
+    record: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changed": self.changed, "message": self.message, "version": self.version,
+                "previous_version": self.previous_version}
+
+
+def open_project(root: Path) -> Project:
+    """The project's model name and experiment (env.yaml ``mlflow:``), with MLflow pointed at its store."""
+    env_path = root / "env.yaml"
+    if not env_path.exists():
+        raise EnvError(f"{env_path}: not found (the registry reads mlflow.model_name from it)")
+    section = load_env(env_path).get("mlflow") or {}
+    name = section.get("model_name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}", name):
+        raise EnvError(f"{env_path}: mlflow.model_name: expected a model name like 'my-model', got {name!r}")
+    experiment_id = tracking.configure(root, str(section.get("experiment") or DEFAULT_EXPERIMENT))
+    return Project(root, name, experiment_id)
+
+
+def check_run_id(run_id: Any) -> str:
+    """A run id is 32 lowercase hex digits; anything else is refused before it reaches MLflow."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):  # not echoed: it may be anything
+        raise UserInputError("run id: expected 32 lowercase hex digits (see `mlnb runs`)")
+    return run_id
+
+
+def _client() -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def _not_found(exc: Exception) -> bool:
+    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def _build_run(client: Any, project: Project, run_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(check_run_id(run_id))
+    except MlflowException as exc:
+        if _not_found(exc):
+            raise RunNotFound(f"run {run_id}: no such MLflow run (see `mlnb runs`)") from None
+        raise RegistryError(f"MLflow: run {run_id}: {exc.message}") from None
+    if run.data.tags.get("mlnb.kind") != "build" or run.info.experiment_id != project.experiment_id:
+        raise RunNotFound(f"run {run_id}: not a build run of this project (see `mlnb runs`)")
+    return run
+
+
+def _metrics(run: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in sorted(run.data.metrics.items())}
+
+
+def _alias(client: Any, name: str, alias: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise RegistryError(f"MLflow registry: {name}@{alias}: {exc.message}") from None
+
+
+def _build_of(client: Any, version: Any) -> str | None:
+    """The build run a registered version came from (its tag, else the parent of its run)."""
+    if version.tags.get("mlnb.build_run_id"):
+        return version.tags["mlnb.build_run_id"]
+    if not version.run_id:
+        return None
+    try:
+        run = client.get_run(version.run_id)
+    except Exception:  # a version registered from a deleted run: no build to name
+        return None
+    if run.data.tags.get("mlnb.kind") == "build":
+        return version.run_id
+    return run.data.tags.get("mlflow.parentRunId")
+
+
+def versions_by_build(client: Any, name: str) -> dict[str, str]:
+    """Build run id -> the newest registered version made from it."""
+    out: dict[str, str] = {}
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        build = _build_of(client, mv)
+        if build and int(mv.version) > int(out.get(build, "0")):
+            out[build] = str(mv.version)
+    return out
+
+
+def _summary(run: Any, versions: dict[str, str], champion: Any, previous: Any) -> dict[str, Any]:
+    tags = run.data.tags
+    version = versions.get(run.info.run_id)
+    return {
+        "run_id": run.info.run_id,
+        "start_time": run.info.start_time,
+        "status": tags.get("mlnb.status", run.info.status.lower()),
+        "git_commit": tags.get("mlnb.git_commit", ""),
+        "gate": {"true": "passed", "false": "failed"}.get(tags.get("mlnb.gate_passed", ""), "-"),
+        "gate_reason": tags.get("mlnb.gate_reason", ""),
+        "failed_task": tags.get("mlnb.failed_task", ""),
+        "metrics": _metrics(run),
+        "model_version": version,
+        "champion": bool(champion and version and str(champion.version) == version),
+        "previous": bool(previous and version and str(previous.version) == version),
+    }
+
+
+def list_runs(project: Project, limit: int = 20) -> dict[str, Any]:
+    """Recent builds (newest first) with their registered version and champion/previous markers."""
+    client = _client()
+    runs = client.search_runs([project.experiment_id], filter_string="tags.`mlnb.kind` = 'build'",
+                              order_by=["attributes.start_time DESC"], max_results=max(1, min(limit, 500)))
+    versions = versions_by_build(client, project.model_name) if runs else {}
+    champion, previous = _alias(client, project.model_name, CHAMPION), _alias(client, project.model_name, PREVIOUS)
+    return {"model_name": project.model_name,
+            "champion": {"version": str(champion.version), "run_id": _build_of(client, champion)} if champion else None,
+            "runs": [_summary(r, versions, champion, previous) for r in runs]}
+
+
+def _champion_info(client: Any, project: Project) -> dict[str, Any] | None:
+    champion = _alias(client, project.model_name, CHAMPION)
+    if champion is None:
+        return None
+    build = _build_of(client, champion)
+    metrics: dict[str, float] = {}
+    if build:
+        try:
+            metrics = _metrics(client.get_run(build))
+        except Exception:  # its build run was deleted: no metrics to compare against
+            metrics = {}
+    return {"version": str(champion.version), "run_id": build, "metrics": metrics}
+
+
+def _refusal(run: Any) -> str | None:
+    """Why a plain (unforced) promotion of this build is refused, or None."""
+    tags = run.data.tags
+    if tags.get("mlnb.gate_passed") == "true":
+        return None
+    if tags.get("mlnb.gate_passed") == "false":
+        return f"the gate failed: {tags.get('mlnb.gate_reason') or 'no reason recorded'}"
+    failed = tags.get("mlnb.failed_task")
+    return "the build has no gate result" + (f" (task {failed} failed)" if failed else "")
+
+
+def run_detail(project: Project, run_id: str) -> dict[str, Any]:
+    """One build, its metric deltas against the current champion and whether it may be promoted."""
+    client = _client()
+    run = _build_run(client, project, run_id)
+    versions = versions_by_build(client, project.model_name)
+    champion, previous = _alias(client, project.model_name, CHAMPION), _alias(client, project.model_name, PREVIOUS)
+    info = _champion_info(client, project)
+    refusal = _refusal(run)
+    return {"run": _summary(run, versions, champion, previous), "champion": info,
+            "deltas": audit.deltas(_metrics(run), info["metrics"]) if info else {},
+            "promotable": refusal is None, "refusal": refusal}
+
+
+def _trained_model(client: Any, project: Project, run: Any) -> Any | None:
+    """The model this build evaluated, for a forced promotion: the training run recorded on the build
+    (``mlnb.train_run_id``; training may have been up to date, run by an earlier build), else a model
+    logged by one of the build's own task runs."""
+    sources = [run.data.tags["mlnb.train_run_id"]] if run.data.tags.get("mlnb.train_run_id") else []
+    sources += [c.info.run_id for c in client.search_runs(
+        [project.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'")]
+    for source in sources:
+        if not RUN_ID.fullmatch(source):
+            continue
+        models = client.search_logged_models(experiment_ids=[project.experiment_id],
+                                             filter_string=f"source_run_id = '{source}'")
+        if models:
+            return models[0]
+    return None
+
+
+def _version_for(client: Any, project: Project, run: Any, forced: bool) -> str:
+    version = versions_by_build(client, project.model_name).get(run.info.run_id)
+    if version:
+        return version
+    model = _trained_model(client, project, run) if forced else None
+    if model is None:
+        raise PromotionRefused(f"run {run.info.run_id}: no registered model to promote (its export task did "
+                               f"not run{'' if forced else '; --force registers its trained model, if any'})")
+    mv = _registry_call("register the trained model", client.create_model_version, project.model_name,
+                        f"models:/{model.model_id}", run_id=model.source_run_id, model_id=model.model_id,
+                        tags={"mlnb.build_run_id": run.info.run_id, "mlnb.registered_by": "mlnb promote --force"})
+    return str(mv.version)
+
+
+def _tag_version(client: Any, project: Project, version: str, record: audit.AuditRecord) -> None:
+    done, noun = ("mlnb.promoted", "mlnb.promotion") if record.action == "promote" else \
+        ("mlnb.rolled_back", "mlnb.rollback")
+    tags = {f"{done}_at": record.time, f"{done}_by": record.user, f"{noun}_note": record.note[:5000],
+            "mlnb.last_promotion": json.dumps(record.to_dict(), sort_keys=True)[:5000]}
+    if record.action == "promote":
+        tags.update({"mlnb.build_run_id": record.run_id or "", "mlnb.promotion_forced": str(record.forced).lower()})
+    for key, value in tags.items():
+        client.set_model_version_tag(project.model_name, version, key, value)
+
+
+def _registry_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return fn(*args, **kwargs)
+    except MlflowException as exc:
+        raise RegistryError(f"MLflow registry: {what}: {exc.message}") from None
+
+
+def promote(project: Project, run_id: str, *, note: str = "", force: bool = False,
+            user: str | None = None) -> Outcome:
+    """Move ``champion`` to the build's registered version (``previous`` to the old champion)."""
+    check_run_id(run_id)
+    who = audit.current_user(user)
+    client = _client()
+    with file_lock(project.root / LOCK_FILE):
+        run = _build_run(client, project, run_id)
+        metrics, info = _metrics(run), _champion_info(client, project)
+        old_metrics = info["metrics"] if info else {}
+        common = {"user": who, "run_id": run_id, "model_name": project.model_name,
+                  "git_commit": run.data.tags.get("mlnb.git_commit", ""), "metrics": metrics,
+                  "champion_metrics": old_metrics, "deltas": audit.deltas(metrics, old_metrics), "note": note,
+                  "forced": force}
+        refusal = _refusal(run)
+        if refusal and not force:
+            message = f"run {run_id}: not promoted: {refusal}; use --force to promote it anyway"
+            audit.append(project.root, audit.AuditRecord(action="refused", version=None, reason=refusal,
+                                                         previous_version=info["version"] if info else None,
+                                                         **common))
+            raise PromotionRefused(message)
+        version = _version_for(client, project, run, force)
+        if info and info["version"] == version:
+            return Outcome(False, f"version {version} of {project.model_name} (run {run_id}) is already the "
+                                  "champion: nothing changed", version, None)
+        previous = info["version"] if info else None
+        if previous:
+            _registry_call(f"set alias {PREVIOUS}", client.set_registered_model_alias, project.model_name,
+                           PREVIOUS, previous)
+        _registry_call(f"set alias {CHAMPION}", client.set_registered_model_alias, project.model_name, CHAMPION,
+                       version)
+        record = audit.AuditRecord(action="promote", version=version, previous_version=previous,
+                                   reason=refusal or "", **common)
+        _tag_version(client, project, version, record)
+        audit.append(project.root, record)
+    was = f" (was version {previous})" if previous else ""
+    forced = " despite: " + refusal if refusal else ""
+    return Outcome(True, f"promoted run {run_id}: {project.model_name} version {version} is now the champion"
+                         f"{was}{forced}", version, previous, record.to_dict())
+
+
+def rollback(project: Project, *, note: str = "", user: str | None = None) -> Outcome:
+    """Swap ``champion`` and ``previous`` (so a second rollback undoes the first)."""
+    who = audit.current_user(user)
+    client = _client()
+    name = project.model_name
+    with file_lock(project.root / LOCK_FILE):
+        champion, previous = _alias(client, name, CHAMPION), _alias(client, name, PREVIOUS)
+        if previous is None:
+            raise PromotionRefused(f"{name}: no previous champion to roll back to")
+        build = _build_of(client, previous)
+        metrics = _metrics(client.get_run(build)) if build else {}
+        info = _champion_info(client, project)
+        old_metrics = info["metrics"] if info else {}
+        _registry_call(f"set alias {CHAMPION}", client.set_registered_model_alias, name, CHAMPION,
+                       str(previous.version))
+        if champion is not None:
+            _registry_call(f"set alias {PREVIOUS}", client.set_registered_model_alias, name, PREVIOUS,
+                           str(champion.version))
+        record = audit.AuditRecord(
+            action="rollback", user=who, run_id=build, model_name=name, version=str(previous.version),
+            previous_version=str(champion.version) if champion else None,
+            git_commit=client.get_run(build).data.tags.get("mlnb.git_commit", "") if build else "",
+            metrics=metrics, champion_metrics=old_metrics, deltas=audit.deltas(metrics, old_metrics), note=note)
+        _tag_version(client, project, str(previous.version), record)
+        audit.append(project.root, record)
+    was = f" (version {champion.version} is now {PREVIOUS})" if champion else ""
+    return Outcome(True, f"rolled back: {name} version {previous.version} is the champion again{was}",
+                   str(previous.version), record.previous_version, record.to_dict())
+
+
+def promotions(project: Project) -> list[dict[str, Any]]:
+    """The audit trail, oldest first."""
+    return audit.read(project.root)
+
