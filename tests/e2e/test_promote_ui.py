@@ -46,7 +46,8 @@ def toast(page: Page, kind: str):
     return page.locator(f".Toastify__toast--{kind}")
 
 
-def test_runs_panel_lists_builds_and_promotes(page: Page, lab_server: LabServer, lab_project: LabProject) -> None:
+def test_runs_panel_lists_builds_and_promotes(page: Page, lab_server: LabServer, lab_project: LabProject,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
     first, second, third, failed = lab_project.ids
     champion = lab_project.build_of("champion")
     assert champion == second, "setup: build 2 is the champion"
@@ -85,6 +86,12 @@ def test_runs_panel_lists_builds_and_promotes(page: Page, lab_server: LabServer,
     expect(row(page, second).locator(".mlnb-badge-champion")).to_have_count(0)
     expect(row(page, second).locator(".mlnb-badge-previous")).to_have_count(1)
     expect(row(page, second).get_by_role("button", name="Promote", exact=True)).to_have_count(1)
+
+    shot = tmp_path_factory.getbasetemp() / "screenshots" / "runs-panel-after-promote.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.locator("#mlnb-runs-panel").screenshot(path=str(shot))  # for the reviewer: the panel, badges moved
+    print(f"screenshot of the Runs panel: {shot}")
+    assert shot.stat().st_size > 1000
 
     assert lab_project.build_of("champion") == third  # the alias really moved, in MLflow
     assert lab_project.build_of("previous") == second

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -150,8 +151,11 @@ def test_runs_and_detail_and_promotion_round_trip(served):
     ("POST", "/mlnb/api/promote", {"note": "no id"}, 400, "field run_id is required"),
     ("POST", "/mlnb/api/promote", {"run_id": "../../../etc/passwd"}, 400, "run id: expected 32"),
     ("POST", "/mlnb/api/rollback", {"note": "n" * 3000}, 400, "longer than 2000 characters"),
+    ("GET", "/mlnb/api/runs/..%2F..%2Fetc%2Fpasswd", None, 400, "run id: expected 32"),
+    ("GET", "/mlnb/api/runs/%2e%2e", None, 400, "run id: expected 32"),
+    ("GET", "/mlnb/api/runs/" + "a" * 31 + "%00", None, 400, "run id: expected 32"),
 ], ids=["bad-id", "unknown-id", "bad-limit", "malformed", "deeply-nested", "too-large", "unknown-field",
-        "wrong-type", "missing-id", "path-id", "long-note"])
+        "wrong-type", "missing-id", "path-id", "long-note", "encoded-traversal", "encoded-dots", "nul"])
 def test_bad_requests_get_json_errors_that_echo_nothing(served, method, path, body, status, error):
     server, _ = served
     got, reply = server.call(method, path, body)
@@ -178,3 +182,22 @@ def test_unauthenticated_and_cross_site_requests_are_refused(served):
     status, reply = server.call("POST", "/mlnb/api/rollback", {"note": "with xsrf"}, token=False, opener=opener,
                                 headers={"X-XSRFToken": xsrf})
     assert status == 200, reply
+
+
+def test_concurrent_promotions_through_the_server_are_serialised(tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = make_registry_project(tmp_path)
+    ids = fake_builds(root, [{"f1": 0.90 + i / 100} for i in range(6)])
+    server = Server(root, tmp_path)
+    try:
+        with ThreadPoolExecutor(len(ids)) as pool:
+            replies = list(pool.map(lambda r: server.call("POST", "/mlnb/api/promote", {"run_id": r, "note": r[:6]}),
+                                    ids))
+    finally:
+        server.stop()
+    assert [status for status, _ in replies] == [200] * len(ids), replies
+    records = [json.loads(line) for line in (root / "promotions.jsonl").read_text().splitlines()]
+    assert sorted(r["run_id"] for r in records) == sorted(ids) and records[0]["previous_version"] is None
+    assert all(b["previous_version"] == a["version"] for a, b in itertools.pairwise(records))
+    assert champion(root) == records[-1]["version"]
