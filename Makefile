@@ -50,6 +50,7 @@ lint: setup
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 
 test: setup data lint browser
+	cd extension && PATH="$(abspath $(BIN)):$$PATH" jlpm test --silent
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory nbval
 

@@ -6,7 +6,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { formatMetric, shortId } from './promote';
+import { formatMetric, shortId } from './format';
 import { IRun, IRunList, listRuns } from './request';
 
 export const PANEL_ID = 'mlnb-runs-panel';

@@ -18,17 +18,13 @@ import {
   promote,
   rollback
 } from './request';
+import { formatMetric, shortId } from './format';
+
+export { formatMetric, shortId };
 
 /** Metrics shown first, in this order; any others follow alphabetically. */
 const METRIC_ORDER = ['f1', 'roc_auc', 'accuracy', 'precision', 'recall'];
 
-export function shortId(runId: string): string {
-  return runId.slice(0, 8);
-}
-
-export function formatMetric(value: number | undefined): string {
-  return typeof value === 'number' ? value.toFixed(4) : '—';
-}
 
 export function formatDelta(value: number | undefined): string {
   if (typeof value !== 'number') {
