@@ -1,7 +1,7 @@
-/** Unit tests of the frontend (jsdom): `jlpm test`. Only the HTTP boundary (src/request.ts) and
- * LabIcon are replaced; rendering runs for real. */
+/** Unit tests of the frontend (jsdom): `jlpm test`. Only the HTTP boundary (src/request.ts's
+ * listRuns, or `fetch` under the real requestAPI) and LabIcon are replaced; rendering runs for real. */
 module.exports = {
-  testEnvironment: 'jsdom',
+  testEnvironment: '<rootDir>/jest.environment.js',
   roots: ['<rootDir>/src'],
   setupFiles: ['<rootDir>/jest.setup.js'],
   testMatch: ['**/__tests__/**/*.spec.ts'],

@@ -1,0 +1,13 @@
+// jsdom has no Fetch API. Expose Node's Request/Response/Headers so that src/request.ts runs through
+// the real ServerConnection.makeRequest; `fetch` itself (the HTTP boundary) must be mocked by a test.
+const { TestEnvironment } = require('jest-environment-jsdom');
+
+module.exports = class FetchJSDOMEnvironment extends TestEnvironment {
+  async setup() {
+    await super.setup();
+    this.global.Request = Request;
+    this.global.Response = Response;
+    this.global.Headers = Headers;
+    this.global.fetch = () => Promise.reject(new Error('fetch is not mocked in this test'));
+  }
+};
