@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-SKIP_DIRS = {".git", ".dvc", ".venv", "node_modules", "__pycache__", ".ipynb_checkpoints"}
+# .mlnb holds the nbval workspace (a copy of the project, with its own data/raw.dvc): not the project's data
+SKIP_DIRS = {".git", ".dvc", ".venv", ".mlnb", "node_modules", "__pycache__", ".ipynb_checkpoints"}
 
 
 @dataclass(frozen=True)

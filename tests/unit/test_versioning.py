@@ -132,6 +132,10 @@ def test_needed_reads_lock_and_dvc_files(tmp_path: Path):
     (tmp_path / "data" / "raw.dvc").write_text(yaml.safe_dump({"outs": [{"md5": "b" * 32 + ".dir", "path": "raw"}]}))
     assert objects.needed(tmp_path) == [objects.Entry("products/s/x.txt", "a" * 32),
                                         objects.Entry("data/raw", "b" * 32 + ".dir")]
+    # the nbval workspace (.mlnb/, in .dvcignore) holds a copy of the project: never the project's data
+    (tmp_path / ".mlnb/nbval/workspace/data").mkdir(parents=True)
+    (tmp_path / ".mlnb/nbval/workspace/data/raw.dvc").write_text((tmp_path / "data/raw.dvc").read_text())
+    assert objects.dvc_files(tmp_path) == [tmp_path / "data" / "raw.dvc"]
 
 
 def test_dvc_errors_become_one_line():
