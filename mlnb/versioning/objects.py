@@ -18,8 +18,7 @@ from pathlib import Path
 
 import yaml
 
-# .mlnb holds the nbval workspace (a copy of the project, with its own data/raw.dvc): not the project's data
-SKIP_DIRS = {".git", ".dvc", ".venv", ".mlnb", "node_modules", "__pycache__", ".ipynb_checkpoints"}
+SKIP_DIRS = {".git", ".dvc", ".venv", "node_modules", "__pycache__", ".ipynb_checkpoints"}
 
 
 @dataclass(frozen=True)
@@ -76,11 +75,24 @@ def needed_by(dvc_file: Path, root: Path) -> list[Entry]:
     return list(_outs(yaml.safe_load(dvc_file.read_text(encoding="utf-8")), "" if rel == "." else rel))
 
 
+def ignored_dirs(root: Path) -> set[str]:
+    """Directories the project's ``.dvcignore`` names plainly (``name/`` or ``/a/b/``; globs and
+    negations are left to DVC): a bare name matches at any depth, a path from the root."""
+    path = root / ".dvcignore"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return {ln.strip().strip("/") for ln in lines
+            if ln.strip().endswith("/") and not ln.lstrip().startswith(("#", "!")) and not set("*?[") & set(ln)}
+
+
 def dvc_files(root: Path) -> list[Path]:
-    """The project's ``*.dvc`` files (data tracked with ``dvc add``)."""
+    """The project's ``*.dvc`` files (data tracked with ``dvc add``), as DVC sees them: not under
+    ``products/`` nor a directory ``.dvcignore`` names (e.g. ``.mlnb/``, the nbval workspace, which
+    holds a copy of the project with its own ``data/raw.dvc``)."""
+    ignored = ignored_dirs(root) | SKIP_DIRS | {"products"}
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and d != "products")
+        rel = Path(dirpath).relative_to(root)
+        dirnames[:] = sorted(d for d in dirnames if d not in ignored and (rel / d).as_posix() not in ignored)
         found.extend(Path(dirpath) / name for name in sorted(filenames) if name.endswith(".dvc"))
     return found
 

@@ -183,7 +183,8 @@ def _require_remote(root: Path) -> Remote:
     return rem
 
 
-DVCIGNORE = ("# Paths DVC never hashes\n.ipynb_checkpoints/\n__pycache__/\nproducts/_failed/\n")
+DVCIGNORE = ("# Paths DVC never hashes\n", ".ipynb_checkpoints/\n", "__pycache__/\n", "products/_failed/\n",
+             ".mlnb/\n")  # .mlnb: the nbval workspace, a copy of the project with its own data/raw.dvc
 
 
 def init(spec: PipelineSpec) -> stages.SyncResult:
@@ -195,9 +196,11 @@ def init(spec: PipelineSpec) -> stages.SyncResult:
         dvc(root, "config", "core.analytics", "false")
     ignore = root / ".dvcignore"
     text = ignore.read_text(encoding="utf-8") if ignore.exists() else ""
-    if "products/_failed/" not in text:
+    missing = [line for line in DVCIGNORE[1:] if line.strip() not in text.splitlines()]
+    if missing:
+        header = [] if text else [DVCIGNORE[0]]
         with atomic_write(ignore, encoding="utf-8") as fh:
-            fh.write(text + ("" if not text or text.endswith("\n") else "\n") + DVCIGNORE)
+            fh.write(text + ("" if not text or text.endswith("\n") else "\n") + "".join(header + missing))
     return sync(spec)
 
 

@@ -74,6 +74,7 @@ def tiny_dvc_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "not a DVC repository" in one_line_error(run_mlnb(root, "dvc", "sync"), code=2)
     ok(run_mlnb(root, "dvc", "init"))
     assert "analytics = false" in (root / ".dvc/config").read_text()
+    assert {"products/_failed/", ".mlnb/"} <= set((root / ".dvcignore").read_text().splitlines())
     assert (root / "env.yaml").is_symlink() and (root / "params.yaml").is_file()
     res = ok(run_mlnb(root, "build"))
     assert "recorded in DVC (dvc.lock): first, second" in res.stdout

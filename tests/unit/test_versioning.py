@@ -135,6 +135,10 @@ def test_needed_reads_lock_and_dvc_files(tmp_path: Path):
     # the nbval workspace (.mlnb/, in .dvcignore) holds a copy of the project: never the project's data
     (tmp_path / ".mlnb/nbval/workspace/data").mkdir(parents=True)
     (tmp_path / ".mlnb/nbval/workspace/data/raw.dvc").write_text((tmp_path / "data/raw.dvc").read_text())
+    (tmp_path / "old/data").mkdir(parents=True)
+    (tmp_path / "old/data/raw.dvc").write_text((tmp_path / "data/raw.dvc").read_text())
+    assert len(objects.dvc_files(tmp_path)) == 3  # nothing ignored yet: DVC would see them all
+    (tmp_path / ".dvcignore").write_text("# comment\n.mlnb/\n/old/data/\n*.tmp/\n")
     assert objects.dvc_files(tmp_path) == [tmp_path / "data" / "raw.dvc"]
 
 
