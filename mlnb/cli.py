@@ -115,7 +115,7 @@ def runs(max_results: int) -> None:
     root = _root()
     _, env = load_project(root)
     experiment_id = tracking.configure(root, experiment_name(env))
-    builds = tracking.list_builds(experiment_id, max_results)
+    builds = [tracking.build_summary(r) for r in tracking.list_builds(experiment_id, max_results)]
     if not builds:
         click.echo("No builds recorded yet: run `mlnb build`.")
         return

@@ -21,8 +21,11 @@ serialised and each sees the champion the one before it left)::
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,8 +87,24 @@ def _client() -> Any:
     return MlflowClient()
 
 
-def _not_found(exc: Exception) -> bool:
-    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+@contextlib.contextmanager
+def _mlflow_errors() -> Iterator[None]:
+    """Any MLflow failure inside the registry's public functions is one ``RegistryError`` line."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise RegistryError(f"MLflow registry: {exc.message}") from None
+
+
+def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _mlflow_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _build_run(client: Any, project: Project, run_id: str) -> Any:
@@ -94,27 +113,12 @@ def _build_run(client: Any, project: Project, run_id: str) -> Any:
     try:
         run = client.get_run(check_run_id(run_id))
     except MlflowException as exc:
-        if _not_found(exc):
-            raise RunNotFound(f"run {run_id}: no such MLflow run (see `mlnb runs`)") from None
-        raise RegistryError(f"MLflow: run {run_id}: {exc.message}") from None
+        if exc.error_code not in tracking.NOT_FOUND:
+            raise
+        raise RunNotFound(f"run {run_id}: no such MLflow run (see `mlnb runs`)") from None
     if run.data.tags.get("mlnb.kind") != "build" or run.info.experiment_id != project.experiment_id:
         raise RunNotFound(f"run {run_id}: not a build run of this project (see `mlnb runs`)")
     return run
-
-
-def _metrics(run: Any) -> dict[str, float]:
-    return {k: float(v) for k, v in sorted(run.data.metrics.items())}
-
-
-def _alias(client: Any, name: str, alias: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if _not_found(exc):
-            return None
-        raise RegistryError(f"MLflow registry: {name}@{alias}: {exc.message}") from None
 
 
 def _build_of(client: Any, version: Any) -> str | None:
@@ -142,48 +146,48 @@ def versions_by_build(client: Any, name: str) -> dict[str, str]:
     return out
 
 
-def _summary(run: Any, versions: dict[str, str], champion: Any, previous: Any) -> dict[str, Any]:
-    tags = run.data.tags
-    version = versions.get(run.info.run_id)
-    return {
-        "run_id": run.info.run_id,
-        "start_time": run.info.start_time,
-        "status": tags.get("mlnb.status", run.info.status.lower()),
-        "git_commit": tags.get("mlnb.git_commit", ""),
-        "gate": {"true": "passed", "false": "failed"}.get(tags.get("mlnb.gate_passed", ""), "-"),
-        "gate_reason": tags.get("mlnb.gate_reason", ""),
-        "failed_task": tags.get("mlnb.failed_task", ""),
-        "metrics": _metrics(run),
-        "model_version": version,
-        "champion": bool(champion and version and str(champion.version) == version),
-        "previous": bool(previous and version and str(previous.version) == version),
-    }
+@dataclass(frozen=True)
+class _Registry:
+    """One read of the registry: versions by build, and the versions behind the two aliases."""
+
+    versions: dict[str, str]
+    champion: Any | None
+    previous: Any | None
+
+    @classmethod
+    def read(cls, client: Any, name: str) -> _Registry:
+        return cls(versions_by_build(client, name), tracking.version_by_alias(client, name, CHAMPION),
+                   tracking.version_by_alias(client, name, PREVIOUS))
+
+    def summary(self, run: Any) -> dict[str, Any]:
+        version = self.versions.get(run.info.run_id)
+        return {**tracking.build_summary(run), "model_version": version,
+                "champion": bool(self.champion and version == str(self.champion.version)),
+                "previous": bool(self.previous and version == str(self.previous.version))}
 
 
+def _describe(client: Any, version: Any) -> dict[str, Any]:
+    """A registered version, its build run and that build's metrics (empty if the build is gone)."""
+    build = _build_of(client, version)
+    run = None
+    if build:
+        try:
+            run = client.get_run(build)
+        except Exception:  # its build run was deleted: nothing to compare against
+            run = None
+    return {"version": str(version.version), "run_id": build, "run": run,
+            "metrics": tracking.build_summary(run)["metrics"] if run else {}}
+
+
+@_translated
 def list_runs(project: Project, limit: int = 20) -> dict[str, Any]:
     """Recent builds (newest first) with their registered version and champion/previous markers."""
     client = _client()
-    runs = client.search_runs([project.experiment_id], filter_string="tags.`mlnb.kind` = 'build'",
-                              order_by=["attributes.start_time DESC"], max_results=max(1, min(limit, 500)))
-    versions = versions_by_build(client, project.model_name) if runs else {}
-    champion, previous = _alias(client, project.model_name, CHAMPION), _alias(client, project.model_name, PREVIOUS)
-    return {"model_name": project.model_name,
-            "champion": {"version": str(champion.version), "run_id": _build_of(client, champion)} if champion else None,
-            "runs": [_summary(r, versions, champion, previous) for r in runs]}
-
-
-def _champion_info(client: Any, project: Project) -> dict[str, Any] | None:
-    champion = _alias(client, project.model_name, CHAMPION)
-    if champion is None:
-        return None
-    build = _build_of(client, champion)
-    metrics: dict[str, float] = {}
-    if build:
-        try:
-            metrics = _metrics(client.get_run(build))
-        except Exception:  # its build run was deleted: no metrics to compare against
-            metrics = {}
-    return {"version": str(champion.version), "run_id": build, "metrics": metrics}
+    runs = tracking.list_builds(project.experiment_id, limit, client)
+    reg = _Registry.read(client, project.model_name)
+    champion = {"version": str(reg.champion.version), "run_id": _build_of(client, reg.champion)} \
+        if reg.champion else None
+    return {"model_name": project.model_name, "champion": champion, "runs": [reg.summary(r) for r in runs]}
 
 
 def _refusal(run: Any) -> str | None:
@@ -197,16 +201,18 @@ def _refusal(run: Any) -> str | None:
     return "the build has no gate result" + (f" (task {failed} failed)" if failed else "")
 
 
+@_translated
 def run_detail(project: Project, run_id: str) -> dict[str, Any]:
     """One build, its metric deltas against the current champion and whether it may be promoted."""
     client = _client()
     run = _build_run(client, project, run_id)
-    versions = versions_by_build(client, project.model_name)
-    champion, previous = _alias(client, project.model_name, CHAMPION), _alias(client, project.model_name, PREVIOUS)
-    info = _champion_info(client, project)
+    reg = _Registry.read(client, project.model_name)
+    info = _describe(client, reg.champion) if reg.champion else None
+    summary = reg.summary(run)
     refusal = _refusal(run)
-    return {"run": _summary(run, versions, champion, previous), "champion": info,
-            "deltas": audit.deltas(_metrics(run), info["metrics"]) if info else {},
+    return {"run": summary,
+            "champion": {k: v for k, v in info.items() if k != "run"} if info else None,
+            "deltas": audit.deltas(summary["metrics"], info["metrics"]) if info else {},
             "promotable": refusal is None, "refusal": refusal}
 
 
@@ -235,9 +241,9 @@ def _version_for(client: Any, project: Project, run: Any, forced: bool) -> str:
     if model is None:
         raise PromotionRefused(f"run {run.info.run_id}: no registered model to promote (its export task did "
                                f"not run{'' if forced else '; --force registers its trained model, if any'})")
-    mv = _registry_call("register the trained model", client.create_model_version, project.model_name,
-                        f"models:/{model.model_id}", run_id=model.source_run_id, model_id=model.model_id,
-                        tags={"mlnb.build_run_id": run.info.run_id, "mlnb.registered_by": "mlnb promote --force"})
+    mv = client.create_model_version(
+        project.model_name, f"models:/{model.model_id}", run_id=model.source_run_id, model_id=model.model_id,
+        tags={"mlnb.build_run_id": run.info.run_id, "mlnb.registered_by": "mlnb promote --force"})
     return str(mv.version)
 
 
@@ -252,15 +258,13 @@ def _tag_version(client: Any, project: Project, version: str, record: audit.Audi
         client.set_model_version_tag(project.model_name, version, key, value)
 
 
-def _registry_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return fn(*args, **kwargs)
-    except MlflowException as exc:
-        raise RegistryError(f"MLflow registry: {what}: {exc.message}") from None
+def _move_aliases(client: Any, name: str, champion: str, previous: str | None) -> None:
+    if previous:
+        client.set_registered_model_alias(name, PREVIOUS, previous)
+    client.set_registered_model_alias(name, CHAMPION, champion)
 
 
+@_translated
 def promote(project: Project, run_id: str, *, note: str = "", force: bool = False,
             user: str | None = None) -> Outcome:
     """Move ``champion`` to the build's registered version (``previous`` to the old champion)."""
@@ -269,31 +273,25 @@ def promote(project: Project, run_id: str, *, note: str = "", force: bool = Fals
     client = _client()
     with file_lock(project.root / LOCK_FILE):
         run = _build_run(client, project, run_id)
-        metrics, info = _metrics(run), _champion_info(client, project)
+        metrics = tracking.build_summary(run)["metrics"]
+        champion = tracking.version_by_alias(client, project.model_name, CHAMPION)
+        info = _describe(client, champion) if champion else None
         old_metrics = info["metrics"] if info else {}
+        previous = info["version"] if info else None
         common = {"user": who, "run_id": run_id, "model_name": project.model_name,
                   "git_commit": run.data.tags.get("mlnb.git_commit", ""), "metrics": metrics,
                   "champion_metrics": old_metrics, "deltas": audit.deltas(metrics, old_metrics), "note": note,
-                  "forced": force}
+                  "forced": force, "previous_version": previous}
         refusal = _refusal(run)
         if refusal and not force:
-            message = f"run {run_id}: not promoted: {refusal}; use --force to promote it anyway"
-            audit.append(project.root, audit.AuditRecord(action="refused", version=None, reason=refusal,
-                                                         previous_version=info["version"] if info else None,
-                                                         **common))
-            raise PromotionRefused(message)
+            audit.append(project.root, audit.AuditRecord(action="refused", version=None, reason=refusal, **common))
+            raise PromotionRefused(f"run {run_id}: not promoted: {refusal}; use --force to promote it anyway")
         version = _version_for(client, project, run, force)
-        if info and info["version"] == version:
+        if version == previous:
             return Outcome(False, f"version {version} of {project.model_name} (run {run_id}) is already the "
                                   "champion: nothing changed", version, None)
-        previous = info["version"] if info else None
-        if previous:
-            _registry_call(f"set alias {PREVIOUS}", client.set_registered_model_alias, project.model_name,
-                           PREVIOUS, previous)
-        _registry_call(f"set alias {CHAMPION}", client.set_registered_model_alias, project.model_name, CHAMPION,
-                       version)
-        record = audit.AuditRecord(action="promote", version=version, previous_version=previous,
-                                   reason=refusal or "", **common)
+        _move_aliases(client, project.model_name, version, previous)
+        record = audit.AuditRecord(action="promote", version=version, reason=refusal or "", **common)
         _tag_version(client, project, version, record)
         audit.append(project.root, record)
     was = f" (was version {previous})" if previous else ""
@@ -302,37 +300,32 @@ def promote(project: Project, run_id: str, *, note: str = "", force: bool = Fals
                          f"{was}{forced}", version, previous, record.to_dict())
 
 
+@_translated
 def rollback(project: Project, *, note: str = "", user: str | None = None) -> Outcome:
     """Swap ``champion`` and ``previous`` (so a second rollback undoes the first)."""
     who = audit.current_user(user)
     client = _client()
     name = project.model_name
     with file_lock(project.root / LOCK_FILE):
-        champion, previous = _alias(client, name, CHAMPION), _alias(client, name, PREVIOUS)
+        champion, previous = (tracking.version_by_alias(client, name, a) for a in (CHAMPION, PREVIOUS))
         if previous is None:
             raise PromotionRefused(f"{name}: no previous champion to roll back to")
-        build = _build_of(client, previous)
-        metrics = _metrics(client.get_run(build)) if build else {}
-        info = _champion_info(client, project)
-        old_metrics = info["metrics"] if info else {}
-        _registry_call(f"set alias {CHAMPION}", client.set_registered_model_alias, name, CHAMPION,
-                       str(previous.version))
-        if champion is not None:
-            _registry_call(f"set alias {PREVIOUS}", client.set_registered_model_alias, name, PREVIOUS,
-                           str(champion.version))
+        back, current = _describe(client, previous), _describe(client, champion) if champion else None
+        _move_aliases(client, name, back["version"], current["version"] if current else None)
+        old_metrics = current["metrics"] if current else {}
         record = audit.AuditRecord(
-            action="rollback", user=who, run_id=build, model_name=name, version=str(previous.version),
-            previous_version=str(champion.version) if champion else None,
-            git_commit=client.get_run(build).data.tags.get("mlnb.git_commit", "") if build else "",
-            metrics=metrics, champion_metrics=old_metrics, deltas=audit.deltas(metrics, old_metrics), note=note)
-        _tag_version(client, project, str(previous.version), record)
+            action="rollback", user=who, run_id=back["run_id"], model_name=name, version=back["version"],
+            previous_version=current["version"] if current else None,
+            git_commit=back["run"].data.tags.get("mlnb.git_commit", "") if back["run"] else "",
+            metrics=back["metrics"], champion_metrics=old_metrics, deltas=audit.deltas(back["metrics"], old_metrics),
+            note=note)
+        _tag_version(client, project, back["version"], record)
         audit.append(project.root, record)
-    was = f" (version {champion.version} is now {PREVIOUS})" if champion else ""
-    return Outcome(True, f"rolled back: {name} version {previous.version} is the champion again{was}",
-                   str(previous.version), record.previous_version, record.to_dict())
+    was = f" (version {record.previous_version} is now {PREVIOUS})" if record.previous_version else ""
+    return Outcome(True, f"rolled back: {name} version {back['version']} is the champion again{was}",
+                   back["version"], record.previous_version, record.to_dict())
 
 
 def promotions(project: Project) -> list[dict[str, Any]]:
     """The audit trail, oldest first."""
     return audit.read(project.root)
-

@@ -101,40 +101,52 @@ def find_task_run(build_run_id: str, task: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def champion(model_name: str, alias: str = "champion") -> dict[str, Any] | None:
-    """The registered version behind ``alias``, or ``None`` when there is none."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")  # MLflow's "no such thing"
 
-    client = MlflowClient()
+
+def version_by_alias(client: Any, model_name: str, alias: str) -> Any | None:
+    """The registered ``ModelVersion`` behind ``alias``, or ``None`` when there is none."""
+    from mlflow.exceptions import MlflowException
+
     try:
-        mv = client.get_model_version_by_alias(model_name, alias)
+        return client.get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+        if exc.error_code in NOT_FOUND:
             return None
         raise TrackingError(f"MLflow registry: model {model_name!r} alias {alias!r}: {exc.message}") from None
+
+
+def champion(model_name: str, alias: str = "champion") -> dict[str, Any] | None:
+    """The registered version behind ``alias``, or ``None`` when there is none."""
+    from mlflow.tracking import MlflowClient
+
+    mv = version_by_alias(MlflowClient(), model_name, alias)
+    if mv is None:
+        return None
     return {"name": model_name, "version": str(mv.version), "run_id": mv.run_id,
             "model_uri": f"models:/{model_name}@{alias}"}
 
 
-def list_builds(experiment_id: str, max_results: int = 20) -> list[dict[str, Any]]:
-    """Recent build runs of an experiment, newest first (call :func:`configure` first)."""
-    import mlflow
+def build_summary(run: Any) -> dict[str, Any]:
+    """What one build run says about itself: status, commit, gate, metrics (all of them, sorted)."""
+    tags = run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "start_time": run.info.start_time,
+        "status": tags.get("mlnb.status", run.info.status.lower()),
+        "git_commit": tags.get("mlnb.git_commit", ""),
+        "gate": {"true": "passed", "false": "failed"}.get(tags.get("mlnb.gate_passed", ""), "-"),
+        "gate_reason": tags.get("mlnb.gate_reason", ""),
+        "failed_task": tags.get("mlnb.failed_task", ""),
+        "metrics": {k: float(v) for k, v in sorted(run.data.metrics.items())},
+    }
 
-    runs = mlflow.search_runs([experiment_id], filter_string="tags.`mlnb.kind` = 'build'",
-                              order_by=["attributes.start_time DESC"], max_results=max_results,
-                              output_format="list")
-    out = []
-    for r in runs:
-        tags, metrics = r.data.tags, r.data.metrics
-        out.append({
-            "run_id": r.info.run_id,
-            "start_time": r.info.start_time,
-            "status": tags.get("mlnb.status", r.info.status.lower()),
-            "git_commit": tags.get("mlnb.git_commit", ""),
-            "gate": {"true": "passed", "false": "failed"}.get(tags.get("mlnb.gate_passed", ""), "-"),
-            "gate_reason": tags.get("mlnb.gate_reason", ""),
-            "failed_task": tags.get("mlnb.failed_task", ""),
-            "metrics": {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc") if k in metrics},
-        })
-    return out
+
+def list_builds(experiment_id: str, max_results: int = 20, client: Any = None) -> list[Any]:
+    """Recent build runs (MLflow ``Run`` objects) of an experiment, newest first (call
+    :func:`configure` first); :func:`build_summary` describes each."""
+    from mlflow.tracking import MlflowClient
+
+    return (client or MlflowClient()).search_runs(
+        [experiment_id], filter_string="tags.`mlnb.kind` = 'build'", order_by=["attributes.start_time DESC"],
+        max_results=max(1, min(max_results, 500)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ ROOT_ENV = "MLNB_PROJECT_ROOT"
 MAX_BODY = 64 * 1024
 MAX_NOTE = 2000
 FIELDS = {"promote": {"run_id": str, "note": str, "force": bool}, "rollback": {"note": str}}
+REQUIRED = {"promote": ("run_id",), "rollback": ()}
 
 
 def project_root(root_dir: str) -> Path | None:
@@ -35,6 +37,25 @@ def project_root(root_dir: str) -> Path | None:
         return find_project_root(os.environ.get(ROOT_ENV) or root_dir)
     except MlnbError:
         return None
+
+
+class ProjectHolder:
+    """The server's project, opened (env.yaml read, MLflow pointed at its store) on first use only."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self._project: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        from mlnb import registry
+
+        if self.root is None:
+            raise UserInputError("no mlnb project: no pipeline.yaml at or above the server's root directory")
+        with self._lock:  # handlers run in threads: open it once
+            if self._project is None:
+                self._project = registry.open_project(self.root)
+            return self._project
 
 
 class TooLarge(UserInputError):
@@ -57,6 +78,9 @@ def parse_body(body: bytes, action: str) -> dict[str, Any]:
             raise UserInputError(f"request body: unknown field (expected {', '.join(sorted(fields))})")
         if not isinstance(value, fields[key]) or (fields[key] is not bool and isinstance(value, bool)):
             raise UserInputError(f"request body: field {key}: expected {fields[key].__name__}")
+    for key in REQUIRED[action]:
+        if key not in data:
+            raise UserInputError(f"request body: field {key} is required")
     if len(data.get("note", "")) > MAX_NOTE:
         raise UserInputError(f"request body: field note: longer than {MAX_NOTE} characters")
     return data
@@ -65,8 +89,8 @@ def parse_body(body: bytes, action: str) -> dict[str, Any]:
 class Base(APIHandler):
     auth_resource = "mlnb"
 
-    def initialize(self, root: Path | None) -> None:
-        self.root = root
+    def initialize(self, project: ProjectHolder) -> None:
+        self.project = project
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
@@ -81,19 +105,10 @@ class Base(APIHandler):
 
     async def answer(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``fn(project, ...)`` off the event loop and reply with its JSON (or the error)."""
-        from mlnb import registry
-
         try:
-            if self.root is None:
-                raise UserInputError("no mlnb project: no pipeline.yaml at or above the server's root directory")
-
-            def call() -> Any:
-                return fn(registry.open_project(self.root), *args, **kwargs)
-
-            result = await asyncio.to_thread(call)
+            result = await asyncio.to_thread(lambda: fn(self.project.get(), *args, **kwargs))
         except MlnbError as exc:
-            self.set_status(exc.http_status)
-            self.finish({"error": str(exc)})
+            self.fail(exc)
             return
         except Exception:  # never a traceback to the client; the server log has it
             self.log.exception("mlnb: %s %s failed", self.request.method, self.request.path)
@@ -102,12 +117,16 @@ class Base(APIHandler):
             return
         self.finish(json.dumps(result.to_dict() if hasattr(result, "to_dict") else result))
 
+    def fail(self, exc: MlnbError) -> None:
+        self.set_status(exc.http_status)
+        self.finish({"error": str(exc)})
+
     def body(self, action: str) -> dict[str, Any] | None:
+        """The checked POST body, or None after answering with the error."""
         try:
             return parse_body(self.request.body, action)
         except UserInputError as exc:
-            self.set_status(exc.http_status)
-            self.finish({"error": str(exc)})
+            self.fail(exc)
             return None
 
 
@@ -120,8 +139,7 @@ class RunsHandler(Base):
         try:
             limit = int(self.get_query_argument("limit", "20"))
         except ValueError:
-            self.set_status(400)
-            self.finish({"error": "query limit: expected an integer"})
+            self.fail(UserInputError("query limit: expected an integer"))
             return
         await self.answer(registry.list_runs, limit)
 
@@ -143,10 +161,6 @@ class PromoteHandler(Base):
 
         data = self.body("promote")
         if data is not None:
-            if "run_id" not in data:
-                self.set_status(400)
-                self.finish({"error": "request body: field run_id is required"})
-                return
             await self.answer(registry.promote, data["run_id"], note=data.get("note", ""),
                               force=data.get("force", False), user=self.user_name)
 
@@ -175,4 +189,6 @@ def setup_route_handlers(web_app: Any, root: Path | None) -> None:
     base = url_path_join(web_app.settings["base_url"], "mlnb", "api")
     routes = [("runs", RunsHandler), (r"runs/([^/]+)", RunHandler), ("promote", PromoteHandler),
               ("rollback", RollbackHandler), ("promotions", PromotionsHandler)]
-    web_app.add_handlers(".*$", [(url_path_join(base, path), handler, {"root": root}) for path, handler in routes])
+    holder = ProjectHolder(root)
+    web_app.add_handlers(".*$", [(url_path_join(base, path), handler, {"project": holder})
+                                 for path, handler in routes])

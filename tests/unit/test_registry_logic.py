@@ -42,6 +42,9 @@ def test_body_size_is_checked_before_parsing():
                                                                                      "force": True}
     with pytest.raises(UserInputError, match="unknown field"):
         parse_body(b'{"run_id": "a"}', "rollback")
+    with pytest.raises(UserInputError, match="field run_id is required"):
+        parse_body(b'{"note": "n"}', "promote")
+    assert parse_body(b"", "rollback") == {}
 
 
 def test_audit_appends_lines_and_names_a_corrupt_one(tmp_path: Path):
