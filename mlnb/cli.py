@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mlnb import cli_data, cli_nbval, cli_registry
+from mlnb import cli_data, cli_nbval, cli_registry, cli_serve
 from mlnb.clikit import handle_errors
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
@@ -220,7 +220,7 @@ def add(notebook: str, name: str | None) -> None:
         click.echo(f"dvc.yaml regenerated: stage {result.name} added")
 
 
-for _command in [*cli_data.COMMANDS, *cli_registry.COMMANDS, cli_nbval.nbval_group]:
+for _command in [*cli_data.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS, cli_nbval.nbval_group]:
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -100,3 +100,32 @@ class PromotionRefused(MlnbError):
 
 class RegistryError(MlnbError):
     """The MLflow model registry failed during a promotion or rollback."""
+
+
+class ServingError(MlnbError):
+    """``mlnb serve`` cannot serve: no such model or version, a model that fails to load, a port in use."""
+
+
+class IntegrityError(ServingError):
+    """A model's files do not hash to what MLflow recorded for it (``mlnb.artifact_sha256``)."""
+
+
+class BadRequest(UserInputError):
+    """A scoring request the model cannot take (HTTP 400): malformed JSON, a missing or unknown column,
+    a wrong type, a null where a value is required. The message never repeats the request's values."""
+
+    error_code = "BAD_REQUEST"
+
+
+class UnsupportedMediaType(BadRequest):
+    """A scoring request in a content type the service does not read (HTTP 415)."""
+
+    http_status = 415
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class PayloadTooLarge(BadRequest):
+    """A scoring request body over the configured limit, refused before it is parsed (HTTP 413)."""
+
+    http_status = 413
+    error_code = "PAYLOAD_TOO_LARGE"

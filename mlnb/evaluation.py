@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from mlnb.gate import GateConfig, GateResult, evaluate_gate
+from mlnb.integrity import HASH_TAG, model_sha256
 from mlnb.io import atomic_dir
 from mlnb.tracking import BUILD_RUN_ENV
 
@@ -46,16 +46,6 @@ def run_gate(y_true: Any, pred: Any, X: Any, model_name: str, config: GateConfig
     return evaluate_gate(y_true, pred, config, champion_pred=champ_pred, champion_info=info, baseline_pred=majority)
 
 
-def tree_sha256(path: str | Path) -> str:
-    """A content hash of a directory tree (relative paths + bytes, sorted)."""
-    path = Path(path)
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(f.relative_to(path).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()
-
-
 def export_model(model: Any, X_example: Any, out_dir: str | Path, model_name: str,
                  tags: dict[str, str]) -> dict[str, Any]:
     """Log + register ``model`` as a new version (no alias) and write the same MLflow
@@ -72,11 +62,11 @@ def export_model(model: Any, X_example: Any, out_dir: str | Path, model_name: st
     with atomic_dir(out_dir) as tmp:
         mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(tmp))
         # download_artifacts writes the model files into tmp directly
-    digest = tree_sha256(out_dir)
+    digest = model_sha256(out_dir)
     version = str(info.registered_model_version)
     client = MlflowClient()
     build = os.environ.get(BUILD_RUN_ENV)  # under `mlnb build`: the build run this version comes from
-    extra = {"mlnb.artifact_sha256": digest, **({"mlnb.build_run_id": build} if build else {})}
+    extra = {HASH_TAG: digest, **({"mlnb.build_run_id": build} if build else {})}
     for key, value in {**tags, **extra}.items():
         client.set_model_version_tag(model_name, version, key, value)
     return {"model_name": model_name, "version": version, "model_uri": f"models:/{model_name}/{version}",

@@ -25,12 +25,13 @@ import contextlib
 import functools
 import json
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlnb import audit, tracking
+from mlnb import audit, integrity, tracking
 from mlnb.config import load_env
 from mlnb.errors import EnvError, PromotionRefused, RegistryError, RunNotFound, UserInputError
 from mlnb.io import file_lock
@@ -244,7 +245,17 @@ def _version_for(client: Any, project: Project, run: Any, forced: bool) -> str:
     mv = client.create_model_version(
         project.model_name, f"models:/{model.model_id}", run_id=model.source_run_id, model_id=model.model_id,
         tags={"mlnb.build_run_id": run.info.run_id, "mlnb.registered_by": "mlnb promote --force"})
+    _record_hash(client, project.model_name, str(mv.version))
     return str(mv.version)
+
+
+def _record_hash(client: Any, name: str, version: str) -> None:
+    """Tag a version registered here with its files' hash, as export does, so `mlnb serve` can check it."""
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="mlnb-hash-") as tmp:
+        path = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp)
+        client.set_model_version_tag(name, version, integrity.HASH_TAG, integrity.model_sha256(path))
 
 
 def _tag_version(client: Any, project: Project, version: str, record: audit.AuditRecord) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlnb.evaluation import tree_sha256
+from mlnb.integrity import model_sha256
 from tests.conftest import copy_project, run_mlnb
 
 pytestmark = pytest.mark.integration
@@ -103,7 +103,7 @@ def test_mlflow_records_the_build(built: Path) -> None:
     assert train.data.params["model"] == "logistic_regression" and "cv_f1_mean" in train.data.metrics
     (version,) = client.search_model_versions(f"name = '{MODEL}'")
     assert version.aliases == []  # export registers, never promotes
-    assert version.tags["mlnb.artifact_sha256"] == tree_sha256(built / "products/export/model")
+    assert version.tags["mlnb.artifact_sha256"] == model_sha256(built / "products/export/model")
     assert version.tags["mlnb.build_run_id"] == run.info.run_id
     for task in TASKS:  # what JupyterLab's "Promote this run" button reads
         meta = json.loads((built / f"products/{task}/{task}.ipynb").read_text())["metadata"]["mlnb"]

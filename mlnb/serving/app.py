@@ -1,0 +1,201 @@
+"""HTTP glue of ``mlnb serve``: tornado handlers over the holder, the input parser and the metrics.
+
+Every handler reads its body in a streaming way (nothing is buffered past the limit): a
+``Content-Length`` over the limit is answered 413 before one body byte is read, and a chunked body is
+cut off with 413 as soon as it passes the limit. Errors are JSON ``{"error_code", "message"}`` (as
+MLflow's scoring server answers) and never contain request values or a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+import tornado.web
+
+from mlnb.errors import BadRequest, PayloadTooLarge
+from mlnb.serving import openapi
+from mlnb.serving.inputs import parse_request
+from mlnb.serving.metrics import CONTENT_TYPE as METRICS_TYPE
+from mlnb.serving.metrics import Metrics
+from mlnb.serving.model import ModelHolder, predictions_json
+from mlnb.serving.predlog import PredictionLog
+
+log = logging.getLogger("mlnb.serve")
+SMALL_BODY = 64 * 1024  # for the GET endpoints, which take no body
+
+
+@dataclass
+class State:
+    holder: ModelHolder
+    metrics: Metrics
+    max_body: int = 10 * 2 ** 20
+    predlog: PredictionLog | None = None
+    versions: dict[str, str] = field(default_factory=dict)  # mlnb, mlflow versions for /version
+    draining: bool = False
+
+
+@tornado.web.stream_request_body
+class Base(tornado.web.RequestHandler):
+    endpoint = "other"
+    body_limit: int = SMALL_BODY
+
+    def initialize(self, state: State) -> None:
+        self.state = state
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def set_default_headers(self) -> None:
+        self.set_header("Server", "mlnb")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+
+    def limit(self) -> int:
+        return self.body_limit
+
+    def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit()):
+            self.refuse(PayloadTooLarge(f"request body: over the {_size(self.limit())} limit"))
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._size += len(chunk)
+        if self._size > self.limit():
+            self._chunks = []
+            self.refuse(PayloadTooLarge(f"request body: over the {_size(self.limit())} limit"))
+            return
+        self._chunks.append(chunk)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def refuse(self, error: BadRequest) -> None:
+        self.send_json(error.http_status, {"error_code": error.error_code, "message": str(error)})
+
+    def send_json(self, status: int, payload: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(payload if isinstance(payload, bytes) else orjson.dumps(payload))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:  # tornado's own errors: 404, 405, ...
+        phrase = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
+        code = phrase.upper().replace(" ", "_").replace("-", "_")
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps({"error_code": code, "message": phrase}))
+
+    def on_finish(self) -> None:
+        self.state.metrics.request(self.endpoint, self.get_status())
+
+
+class Invocations(Base):
+    endpoint = "/invocations"
+
+    def limit(self) -> int:
+        return self.state.max_body
+
+    def post(self) -> None:
+        if self._finished:
+            return
+        start = time.perf_counter()
+        model = self.state.holder.current  # this request uses this model to the end, whatever swaps
+        request_id = uuid.uuid4().hex
+        self.set_header("X-Request-Id", request_id)
+        rows = 0
+        try:
+            frame = parse_request(self.body, self.request.headers.get("Content-Type"), model.schema)
+            try:
+                predictions = model.predict(frame)
+            except Exception as exc:  # the model refused validated rows (e.g. values that overflow)
+                log.warning("request %s: the model raised %s: %s", request_id, type(exc).__name__,
+                            (str(exc).splitlines() or [""])[0][:200])
+                raise BadRequest(f"the model could not score these rows ({type(exc).__name__}); "
+                                 f"see the server log for request {request_id}") from None
+            payload = predictions_json(predictions)
+            rows = len(frame)
+        except BadRequest as exc:
+            self.refuse(exc)
+        else:
+            self.send_json(200, payload)
+            if self.state.predlog is not None:
+                self.state.predlog.offer(request_id, model.identity, frame, predictions)
+        self.state.metrics.scored(time.perf_counter() - start, rows)
+
+
+class Health(Base):
+    endpoint = "/health"
+
+    def get(self) -> None:
+        self.send_json(200, {"status": "ok"})
+
+
+class Ping(Health):
+    endpoint = "/ping"
+
+
+class Ready(Base):
+    endpoint = "/ready"
+
+    def get(self) -> None:
+        model = self.state.holder.current
+        if self.state.draining:
+            self.send_json(503, {"error_code": "SHUTTING_DOWN", "message": "the service is shutting down"})
+        else:
+            self.send_json(200, {"status": "ready", "model_version": model.identity.model_version,
+                                 "loaded_at": model.loaded_at})
+
+
+class Version(Base):
+    endpoint = "/version"
+
+    def get(self) -> None:
+        model = self.state.holder.current
+        self.send_json(200, {**model.identity.to_dict(), "loaded_at": model.loaded_at, **self.state.versions})
+
+
+class MetricsPage(Base):
+    endpoint = "/metrics"
+
+    def get(self) -> None:
+        self.set_header("Content-Type", METRICS_TYPE)
+        self.finish(self.state.metrics.render())
+
+
+class OpenAPI(Base):
+    endpoint = "/openapi.json"
+
+    def get(self) -> None:
+        model = self.state.holder.current
+        self.send_json(200, openapi.document(model.schema, model.identity, self.state.versions.get("mlnb", "")))
+
+
+class NotFound(Base):
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished:
+            self.send_json(404, {"error_code": "NOT_FOUND", "message": "no such endpoint (see /openapi.json)"})
+
+
+def make_app(state: State) -> tornado.web.Application:
+    routes = [(r"/invocations", Invocations), (r"/health", Health), (r"/ping", Ping), (r"/ready", Ready),
+              (r"/version", Version), (r"/metrics", MetricsPage), (r"/openapi.json", OpenAPI)]
+    return tornado.web.Application([(path, cls, {"state": state}) for path, cls in routes],
+                                   default_handler_class=NotFound, default_handler_args={"state": state},
+                                   compress_response=False, serve_traceback=False, log_function=_access)
+
+
+def _access(handler: tornado.web.RequestHandler) -> None:
+    logging.getLogger("mlnb.serve.access").debug("%d %s %s %.2fms", handler.get_status(), handler.request.method,
+                                                  getattr(handler, "endpoint", "other"),
+                                                  1000 * handler.request.request_time())
+
+
+def _size(n: int) -> str:
+    return f"{n / 2 ** 20:g} MiB" if n >= 2 ** 20 else f"{n / 1024:g} KiB" if n >= 1024 else f"{n} bytes"

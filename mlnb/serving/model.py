@@ -1,0 +1,125 @@
+"""A loaded, warmed model and the one reference to it that requests read (swapped atomically).
+
+For scikit-learn models the estimator is loaded with ``mlflow.sklearn.load_model`` (skops files are
+read with skops' safe loader, as MLflow does) and called directly on the validated DataFrame: the
+same call MLflow's pyfunc wrapper makes after its own schema enforcement, without that overhead.
+Any other flavor is served through ``mlflow.pyfunc``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlnb.errors import ServingError
+from mlnb.serving.inputs import InputSchema
+from mlnb.serving.source import Identity
+
+log = logging.getLogger("mlnb.serve")
+
+
+class ServedModel:
+    """One model version: its identity, input schema and predict function."""
+
+    def __init__(self, path: Path, identity: Identity, on_close: Callable[[], None] | None = None) -> None:
+        self.path, self.identity, self._on_close = Path(path), identity, on_close
+        self.loaded_at = ""
+        self.schema: InputSchema
+        self._predict: Callable[[Any], Any]
+        self._example: Any = None
+
+    @classmethod
+    def load(cls, path: Path, identity: Identity, on_close: Callable[[], None] | None = None) -> ServedModel:
+        """Load and warm; any failure is one ``ServingError`` line."""
+        model = cls(path, identity, on_close)
+        try:
+            model._load()
+            model.warm()
+        except ServingError:
+            raise
+        except Exception as exc:  # a corrupt file, a missing package, an untrusted skops type...
+            first = (str(exc).splitlines() or [""])[0][:300]
+            raise ServingError(f"{identity.model_uri}: the model failed to load: {type(exc).__name__}: {first}") \
+                from None
+        model.loaded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return model
+
+    def _load(self) -> None:
+        from mlflow.models import Model
+
+        meta = Model.load(str(self.path / "MLmodel"))
+        self.schema = InputSchema.from_signature(meta.signature)
+        if "sklearn" in meta.flavors:
+            import mlflow.sklearn
+
+            estimator = mlflow.sklearn.load_model(str(self.path))
+            self._predict = estimator.predict
+        else:
+            import mlflow.pyfunc
+
+            self._predict = mlflow.pyfunc.load_model(str(self.path)).predict
+        try:
+            self._example = meta.load_input_example(str(self.path))
+        except Exception:  # no or unreadable example: warm on a row of zeros instead
+            self._example = None
+
+    def warm(self) -> None:
+        """Score one request's worth of rows so the first real request pays no lazy set-up."""
+        import pandas as pd
+
+        example = self._example
+        if not isinstance(example, pd.DataFrame) or list(example.columns) != self.schema.names:
+            example = pd.DataFrame([[_zero(c.type) for c in self.schema.columns]], columns=self.schema.names)
+        self.predict(example)
+
+    def predict(self, frame: Any) -> Any:
+        return self._predict(frame)
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+
+
+def _zero(kind: str) -> Any:
+    return {"boolean": False, "string": ""}.get(kind, 0)
+
+
+def predictions_json(predictions: Any) -> bytes:
+    """``{"predictions": [...]}`` as MLflow's scoring server writes it (DataFrames as records)."""
+    import numpy as np
+    import orjson
+    import pandas as pd
+
+    if isinstance(predictions, pd.DataFrame):
+        predictions = predictions.to_dict(orient="records")
+    elif isinstance(predictions, pd.Series):
+        predictions = predictions.to_numpy()
+    if isinstance(predictions, np.ndarray) and (predictions.dtype.kind not in "biuf"
+                                                 or not predictions.flags.c_contiguous):
+        predictions = predictions.tolist()
+    return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class ModelHolder:
+    """The served model. Requests take ``current`` once and use that object to the end, so a swap
+    never changes the model under a request in flight."""
+
+    def __init__(self, model: ServedModel) -> None:
+        self._model = model
+        self._lock = threading.Lock()
+        self.failed: dict[str, str] = {}  # version -> why it could not be loaded (not retried)
+
+    @property
+    def current(self) -> ServedModel:
+        return self._model
+
+    def swap(self, new: ServedModel) -> ServedModel:
+        with self._lock:
+            old, self._model = self._model, new
+        log.info("now serving %s version %s (was version %s)", new.identity.model_name or new.identity.model_uri,
+                 new.identity.model_version or "?", old.identity.model_version or "?")
+        return old

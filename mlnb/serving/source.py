@@ -1,0 +1,229 @@
+"""Where a served model comes from: resolve a model URI, fetch its files, check their hash.
+
+``models:/<name>@<alias>`` (the default, ``@champion``), ``models:/<name>/<version>``,
+``runs:/<run_id>/<path>`` or a local directory: an MLflow model directory (``MLmodel``) with the
+``info.json`` that the export task or ``mlnb fetch-model`` writes beside it (or a directory holding
+``model/`` and ``info.json``). Registry versions are fetched by version number, never by alias, so a
+move of the alias during the download cannot mix two versions. The files' hash must equal the
+version's ``mlnb.artifact_sha256`` tag (or ``info.json``'s ``artifact_sha256``); ``verify=False``
+is the explicit opt-out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mlnb import integrity
+from mlnb.errors import IntegrityError, ServingError, UserInputError
+
+_MODELS = re.compile(r"models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]{0,127})(?:@(?P<alias>[A-Za-z0-9_\-]{1,64})"
+                     r"|/(?P<version>[0-9]{1,9}))")
+_RUNS = re.compile(r"runs:/(?P<run>[0-9a-f]{32})/(?P<path>[A-Za-z0-9_.\-/]{1,256})")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What is being served, as ``GET /version`` reports it."""
+
+    model_uri: str
+    model_name: str = ""
+    model_version: str = ""
+    alias: str = ""
+    run_id: str = ""
+    build_run_id: str = ""
+    git_commit: str = ""
+    artifact_sha256: str = ""
+    verified: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model URI."""
+
+    uri: str
+    name: str = ""
+    alias: str = ""
+    version: str = ""
+    run_id: str = ""
+    path: str = ""
+
+    @property
+    def watchable(self) -> bool:
+        """An alias can move; ``mlnb serve`` then swaps to its new version."""
+        return bool(self.alias)
+
+
+def parse_uri(uri: str) -> ModelRef:
+    if uri.startswith("models:/"):
+        m = _MODELS.fullmatch(uri)
+        if not m:
+            raise UserInputError(f"model URI {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
+        return ModelRef(uri, name=m["name"], alias=m["alias"] or "", version=m["version"] or "")
+    if uri.startswith("runs:/"):
+        m = _RUNS.fullmatch(uri)
+        if not m or ".." in m["path"].split("/"):
+            raise UserInputError(f"model URI {uri!r}: expected runs:/<32-hex run id>/<artifact path>")
+        return ModelRef(uri, run_id=m["run"], path=m["path"])
+    path = uri.removeprefix("file://")
+    if "://" in path or ":/" in path.split("/")[0]:
+        raise UserInputError(f"model URI {uri!r}: expected models:/..., runs:/... or a local directory")
+    return ModelRef(uri, path=path)
+
+
+def _client() -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def current_version(ref: ModelRef, client: Any = None) -> str:
+    """The version an alias points at now (what the hot-swap watcher polls)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str((client or _client()).get_model_version_by_alias(ref.name, ref.alias).version)
+    except MlflowException as exc:
+        raise ServingError(f"{ref.uri}: {exc.message}") from None
+
+
+def fetch(ref: ModelRef, cache_dir: Path, *, verify: bool = True, version: str | None = None) -> tuple[Path, Identity]:
+    """Download (or locate) the model and check its hash -> (local MLflow model dir, identity).
+
+    Downloads go to a new directory under ``cache_dir`` that the caller owns (``discard`` removes it)."""
+    if ref.path and not ref.run_id:
+        return _local(ref, verify)
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        if ref.run_id:
+            identity, expected = _run_identity(client, ref)
+        else:
+            identity, expected = _version_identity(client, ref, version)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        dest = Path(tempfile.mkdtemp(prefix="model-", dir=cache_dir))
+        try:
+            import mlflow.artifacts
+
+            source = identity.model_uri if ref.run_id else f"models:/{ref.name}/{identity.model_version}"
+            path = Path(mlflow.artifacts.download_artifacts(source, dst_path=str(dest)))
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+    except MlflowException as exc:
+        raise ServingError(f"{ref.uri}: {exc.message}") from None
+    try:
+        return path, _checked(path, identity, expected, verify)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def discard(path: Path, cache_dir: Path) -> None:
+    """Remove a download made by :func:`fetch` (never anything outside ``cache_dir``)."""
+    path, cache_dir = Path(path).resolve(), Path(cache_dir).resolve()
+    for parent in (path, *path.parents):
+        if parent.parent == cache_dir:
+            shutil.rmtree(parent, ignore_errors=True)
+            return
+
+
+def _checked(path: Path, identity: Identity, expected: str, verify: bool) -> Identity:
+    if not (path / "MLmodel").is_file():
+        raise ServingError(f"{identity.model_uri}: no MLmodel file: not an MLflow model")
+    if not verify:
+        return replace(identity, artifact_sha256=integrity.model_sha256(path), verified=False)
+    if not expected:
+        raise IntegrityError(f"{identity.model_uri}: no {integrity.HASH_TAG} recorded for this model, so its files "
+                             "cannot be checked (export it with the pipeline's export task, or pass --no-verify)")
+    integrity.verify(path, expected, identity.model_uri)
+    return replace(identity, artifact_sha256=expected)
+
+
+def _version_identity(client: Any, ref: ModelRef, version: str | None) -> tuple[Identity, str]:
+    if version is None and ref.alias:
+        mv = client.get_model_version_by_alias(ref.name, ref.alias)
+    else:
+        mv = client.get_model_version(ref.name, version or ref.version)
+    tags = dict(mv.tags or {})
+    build = tags.get("mlnb.build_run_id", "")
+    identity = Identity(model_uri=ref.uri, model_name=ref.name, model_version=str(mv.version), alias=ref.alias,
+                        run_id=mv.run_id or "", build_run_id=build, git_commit=_git_commit(client, build))
+    return identity, tags.get(integrity.HASH_TAG, "")
+
+
+def _run_identity(client: Any, ref: ModelRef) -> tuple[Identity, str]:
+    run = client.get_run(ref.run_id)
+    expected, name, version = "", "", ""
+    for mv in client.search_model_versions(f"run_id = '{ref.run_id}'"):
+        if (mv.tags or {}).get(integrity.HASH_TAG):
+            expected, name, version = mv.tags[integrity.HASH_TAG], mv.name, str(mv.version)
+            break
+    return Identity(model_uri=ref.uri, model_name=name, model_version=version, run_id=ref.run_id,
+                    git_commit=run.data.tags.get("mlnb.git_commit", "")), expected
+
+
+def _git_commit(client: Any, build_run_id: str) -> str:
+    if not build_run_id:
+        return ""
+    try:
+        return client.get_run(build_run_id).data.tags.get("mlnb.git_commit", "")
+    except Exception:  # the build run was deleted: the version still serves
+        return ""
+
+
+def _local(ref: ModelRef, verify: bool) -> tuple[Path, Identity]:
+    path = Path(ref.path).expanduser().resolve()
+    if (path / "model" / "MLmodel").is_file():
+        path = path / "model"
+    if not (path / "MLmodel").is_file():
+        raise ServingError(f"{ref.path}: no MLmodel file here (an MLflow model directory, or a directory written "
+                           "by mlnb fetch-model)")
+    info_path = path.parent / "info.json"
+    info: dict[str, Any] = {}
+    if info_path.is_file():
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ServingError(f"{info_path}: not valid JSON") from None
+        if not isinstance(info, dict):
+            raise ServingError(f"{info_path}: expected a JSON object")
+    run_id = ""
+    try:
+        import yaml
+
+        run_id = str((yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8")) or {}).get("run_id") or "")
+    except Exception:  # an unreadable MLmodel is reported by the loader with its own message
+        pass
+    identity = Identity(model_uri=str(path), model_name=str(info.get("model_name", "")),
+                        model_version=str(info.get("version", "")), run_id=str(info.get("run_id") or run_id),
+                        build_run_id=str(info.get("build_run_id", "")), git_commit=str(info.get("git_commit", "")))
+    expected = str(info.get("artifact_sha256", ""))
+    if verify and not expected:
+        raise IntegrityError(f"{path}: no artifact_sha256 recorded in {info_path}, so the model's files cannot be "
+                             "checked (serve the export task's products/export/model, a directory written by "
+                             "mlnb fetch-model, or pass --no-verify)")
+    return path, _checked(path, identity, expected, verify)
+
+
+def write_fetched(path: Path, identity: Identity, dest: Path) -> Path:
+    """``mlnb fetch-model``: copy a verified model to ``dest/model`` with ``dest/info.json``, atomically."""
+    from mlnb.io import atomic_dir, write_json
+
+    dest = Path(dest)
+    if (dest / "model").exists():
+        raise UserInputError(f"{dest / 'model'}: already exists (choose an empty destination)")
+    with atomic_dir(dest / "model") as tmp:
+        shutil.copytree(path, tmp, dirs_exist_ok=True)
+    info = identity.to_dict()
+    write_json(dest / "info.json", {**info, "version": identity.model_version, "path": "model"})
+    return dest

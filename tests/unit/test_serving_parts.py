@@ -1,0 +1,154 @@
+"""The serving service's pure parts: model hashes, model URIs, Prometheus text, the prediction log."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlnb.errors import IntegrityError, UserInputError
+from mlnb.integrity import model_sha256, verify
+from mlnb.serving.metrics import Metrics
+from mlnb.serving.predlog import PredictionLog
+from mlnb.serving.source import Identity, parse_uri
+
+
+def _model_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "model"
+    (d / "sub").mkdir(parents=True)
+    (d / "MLmodel").write_text("flavors: {}\n")
+    (d / "model.skops").write_bytes(b"\x00weights")
+    (d / "sub" / "x.txt").write_text("x")
+    return d
+
+
+def test_model_hash_covers_bytes_and_names_but_not_mlflows_download_metadata(tmp_path: Path) -> None:
+    d = _model_dir(tmp_path)
+    digest = model_sha256(d)
+    (d / "registered_model_meta").write_text("model_name: m\nmodel_version: '3'\n")  # written on download
+    assert model_sha256(d) == digest
+    (d / "model.skops").write_bytes(b"\x00weightz")
+    assert model_sha256(d) != digest
+    (d / "model.skops").write_bytes(b"\x00weights")
+    (d / "sub" / "x.txt").rename(d / "sub" / "y.txt")
+    assert model_sha256(d) != digest
+    (d / "sub" / "y.txt").rename(d / "sub" / "x.txt")
+    assert verify(d, digest, "m") == digest
+    (d / "extra").write_text("")
+    with pytest.raises(IntegrityError, match="m: model files hash to sha256 .* recorded .*refusing to serve"):
+        verify(d, digest, "m")
+
+
+@pytest.mark.parametrize(("uri", "fields"), [
+    ("models:/breast-cancer-classifier@champion", {"name": "breast-cancer-classifier", "alias": "champion"}),
+    ("models:/m/12", {"name": "m", "version": "12"}),
+    ("runs:/" + "a" * 32 + "/model", {"run_id": "a" * 32, "path": "model"}),
+    ("/opt/serving", {"path": "/opt/serving"}),
+    ("file:///opt/serving", {"path": "/opt/serving"}),
+    ("products/export/model", {"path": "products/export/model"}),
+])
+def test_model_uris(uri: str, fields: dict[str, str]) -> None:
+    ref = parse_uri(uri)
+    for key, value in fields.items():
+        assert getattr(ref, key) == value
+    assert ref.watchable == bool(fields.get("alias"))
+
+
+@pytest.mark.parametrize("uri", ["models:/", "models:/m", "models:/m@", "models:/m/x", "models:/../x@a",
+                                 "runs:/abc/model", "runs:/" + "a" * 32 + "/../../etc", "s3://bucket/model",
+                                 "http://example.com/model"])
+def test_bad_model_uris(uri: str) -> None:
+    with pytest.raises(UserInputError, match="model URI"):
+        parse_uri(uri)
+
+
+def test_metrics_are_valid_prometheus_text() -> None:
+    m = Metrics("0")
+    m.model = ("clf", "3")
+    m.request("/invocations", 200)
+    m.request("/invocations", 200)
+    m.request("/invocations", 400)
+    for seconds in (0.0004, 0.003, 0.003, 20.0):
+        m.scored(seconds, rows=10)
+    m.count("swaps")
+    families = {f.name: f for f in text_string_to_metric_families(m.render())}
+    requests = {(s.labels["endpoint"], s.labels["status"]): s.value for s in families["mlnb_serve_requests"].samples}
+    assert requests == {("/invocations", "200"): 2, ("/invocations", "400"): 1}
+    hist = {s.labels.get("le"): s.value for s in families["mlnb_serve_request_duration_seconds"].samples
+            if s.name.endswith("_bucket")}
+    assert hist["0.001"] == 1 and hist["0.005"] == 3 and hist["10.0"] == 3 and hist["+Inf"] == 4
+    assert families["mlnb_serve_rows_scored"].samples[0].value == 40
+    assert families["mlnb_serve_model_swaps"].samples[0].value == 1
+    info = families["mlnb_serve_model_info"].samples[0]
+    assert info.labels == {"name": "clf", "version": "3", "worker": "0"}
+
+
+def test_metrics_labels_are_escaped() -> None:
+    m = Metrics('w"1\n')
+    families = list(text_string_to_metric_families(m.render()))
+    assert families[0].name == "mlnb_serve_requests"
+    assert 'worker="w\\"1\\n"' in m.render()
+
+
+def test_metrics_are_thread_safe() -> None:
+    m = Metrics()
+    threads = [threading.Thread(target=lambda: [m.scored(0.001, 1) for _ in range(2000)]) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert m.latency_count == 16000 and m.rows == 16000
+
+
+def _identity() -> Identity:
+    return Identity("models:/m@champion", model_name="m", model_version="2")
+
+
+def test_prediction_log_writes_whole_lines_and_caps_rows(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "p.jsonl", Metrics(), sample_rate=1.0, max_rows=3)
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [5.0, 6.0, 7.0, 8.0]})
+    log.offer("r1", _identity(), frame, pd.Series([0, 1, 0, 1]).to_numpy())
+    log.offer("r2", _identity(), frame.head(1), pd.Series([1]).to_numpy())
+    log.close()
+    lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [x["request_id"] for x in lines] == ["r1", "r2"]
+    assert lines[0]["rows"] == 4 and lines[0]["logged_rows"] == 3
+    assert lines[0]["inputs"] == [[1.0, 5.0], [2.0, 6.0], [3.0, 7.0]] and lines[0]["predictions"] == [0, 1, 0]
+    assert lines[0]["columns"] == ["a", "b"] and lines[0]["model_version"] == "2"
+    assert lines[0]["time"].endswith("Z")
+
+
+def test_prediction_log_samples(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "p.jsonl", Metrics(), sample_rate=0.2)
+    frame = pd.DataFrame({"a": [1.0]})
+    for i in range(2000):
+        log.offer(str(i), _identity(), frame, [0])
+    log.close()
+    n = len((tmp_path / "p.jsonl").read_text().splitlines())
+    assert 280 < n < 520  # 400 expected; binomial sd ~18
+
+
+def test_prediction_log_never_blocks_and_counts_drops(tmp_path: Path) -> None:
+    metrics = Metrics()
+    log = PredictionLog(tmp_path / "p.jsonl", metrics, queue_size=5)
+    frame = pd.DataFrame({"a": [1.0] * 1000})
+    for i in range(500):  # a blocking offer would wait for the writer and never drop
+        log.offer(str(i), _identity(), frame, [0] * 1000)
+    log.close()
+    written = len((tmp_path / "p.jsonl").read_text().splitlines())
+    assert metrics.log_dropped > 0 and written + metrics.log_dropped == 500
+
+
+def test_prediction_log_rotates(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "p.jsonl", Metrics(), max_bytes=2000)
+    for i in range(40):
+        log.offer(str(i), _identity(), pd.DataFrame({"a": [float(i)]}), [i])
+    log.close()
+    assert (tmp_path / "p.jsonl.1").exists()
+    assert (tmp_path / "p.jsonl").stat().st_size <= 2000
+    last = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[-1])
+    assert last["request_id"] == "39"
