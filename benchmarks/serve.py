@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.serving_fixtures import (  # noqa: E402
+from tests.serving_fixtures import (
     breast_cancer,
     free_port,
     save_local_model,

@@ -51,9 +51,10 @@ def save_local_model(dest: Path, C: float = 1.0) -> Path:
     return dest
 
 
-def register_versions(root: Path, Cs: list[float], name: str = MODEL_NAME) -> Any:
-    """Register one version per C in ``sqlite:///<root>/mlflow.db`` with ``evaluation.export_model``
-    (the export task's own code); return an ``MlflowClient`` on that store."""
+def register_versions(root: Path, Cs: list[float], name: str = MODEL_NAME, tracking_uri: str | None = None) -> Any:
+    """Register one version per C in ``sqlite:///<root>/mlflow.db`` (or ``tracking_uri``, e.g. a real
+    ``mlflow server``) with ``evaluation.export_model`` (the export task's own code); return an
+    ``MlflowClient`` on that store."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -61,6 +62,8 @@ def register_versions(root: Path, Cs: list[float], name: str = MODEL_NAME) -> An
     from mlnb.evaluation import export_model
 
     before = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     try:
         tracking.configure(root, "serve-test")
         X, _ = breast_cancer()
@@ -96,13 +99,26 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
     raise TimeoutError(f"{url}{path} not ready after {timeout} s")
 
 
-def start_mlnb_serve(uri: str, port: int, cwd: Path, *extra: str, env: dict[str, str] | None = None,
+def start_mlnb_serve(uri: str | None, port: int, cwd: Path, *extra: str, env: dict[str, str] | None = None,
                      log: Path | None = None) -> subprocess.Popen:
-    """A real ``mlnb serve`` process on 127.0.0.1:port (stderr to ``log``)."""
+    """A real ``mlnb serve`` process on 127.0.0.1:port (stderr to ``log``); no ``uri``: the project's champion."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the process owns it
-    return subprocess.Popen([sys.executable, "-m", "mlnb.cli", "serve", uri, "--port", str(port), *extra],
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "mlnb.cli", "serve", *([uri] if uri else []), "--port", str(port),
+                             *extra],
                             cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
+    """A real tracking + registry server (``mlflow server``, artifacts proxied) on 127.0.0.1:port."""
+    mlflow = Path(sys.executable).with_name("mlflow")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
+           "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+                             "--artifacts-destination", str(root / "server-artifacts"), "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def start_mlflow_serve(model_dir: Path, port: int, cwd: Path) -> subprocess.Popen:

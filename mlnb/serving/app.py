@@ -88,6 +88,10 @@ class Base(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:  # tornado's own errors: 404, 405, ...
         phrase = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
         code = phrase.upper().replace(" ", "_").replace("-", "_")
+        if status_code == 405:  # RFC 9110: say which methods are
+            base = tornado.web.RequestHandler
+            self.set_header("Allow", ", ".join(m for m in ("GET", "POST") if getattr(type(self), m.lower())
+                                               is not getattr(base, m.lower())))
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps({"error_code": code, "message": phrase}))
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mlnb.serving.inputs import CSV, JSON, PARQUET, InputSchema
 from mlnb.serving.source import Identity
 
-_TYPES = {"double": {"type": "number"}, "float": {"type": "number"}, "long": {"type": "integer"},
-          "integer": {"type": "integer"}, "boolean": {"type": "boolean"}, "string": {"type": "string"}}
+_TYPES = {"double": {"type": "number"}, "float": {"type": "number"},
+          "long": {"type": "integer", "minimum": -(2 ** 63), "maximum": 2 ** 63 - 1},
+          "integer": {"type": "integer", "minimum": -(2 ** 31), "maximum": 2 ** 31 - 1},
+          "boolean": {"type": "boolean"}, "string": {"type": "string"}}
 
 
 def _value(kind: str, required: bool) -> dict[str, Any]:
@@ -17,6 +20,15 @@ def _value(kind: str, required: bool) -> dict[str, Any]:
 
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _csv_pattern(schema: InputSchema) -> str:
+    """A header line and one row of plain numbers (numeric signatures); any text otherwise."""
+    if not schema.numeric:
+        return "^.+$"
+    number = r"-?[0-9]{1,6}(\.[0-9]{1,6})?"
+    header = ",".join(re.escape(n) for n in schema.names)
+    return f"^{header}\\n{number}(,{number}){{{len(schema.names) - 1}}}\\n$"
 
 
 def document(schema: InputSchema, identity: Identity, version: str) -> dict[str, Any]:
@@ -42,14 +54,15 @@ def document(schema: InputSchema, identity: Identity, version: str) -> dict[str,
     return {
         "openapi": "3.0.3",
         "info": {"title": f"mlnb serve: {title}", "version": version,
-                 "description": "MLflow's scoring protocol, validated against the model signature."},
+                 "description": "MLflow's scoring protocol, validated against the model signature. Also "
+                                f"accepted: {PARQUET} bodies, and CSV with any number of rows, quoted cells "
+                                "and columns in any order (the pattern below describes one plain row)."},
         "paths": {
             "/invocations": {"post": {
                 "summary": "Score rows", "operationId": "invocations",
                 "requestBody": {"required": True, "content": {
                     JSON: {"schema": {"oneOf": body_variants}},
-                    CSV: {"schema": {"type": "string"}},
-                    PARQUET: {"schema": {"type": "string", "format": "binary"}}}},
+                    CSV: {"schema": {"type": "string", "pattern": _csv_pattern(schema)}}}},
                 "responses": {
                     "200": {"description": "One prediction per row", "content": {JSON: {"schema": {
                         "type": "object", "required": ["predictions"],

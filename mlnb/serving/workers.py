@@ -93,8 +93,10 @@ class Supervisor:
                 try:
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     signal.signal(signal.SIGINT, signal.SIG_DFL)
-                    _run_worker(self.sockets, ModelHolder(self.model), Metrics(str(index)), self.options,
-                                self.versions, updates=read)
+                    metrics = Metrics(str(index))
+                    metrics.model = (self.model.identity.model_name, self.model.identity.model_version)
+                    _run_worker(self.sockets, ModelHolder(self.model), metrics, self.options, self.versions,
+                                updates=read)
                 except BaseException as exc:  # a worker reports its own death in one line
                     log.error("worker %d: %s: %s", index, type(exc).__name__, exc)
                     code = 1

@@ -11,12 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from mlnb.integrity import model_sha256
+from mlnb.integrity import HASH_TAG, model_sha256
 from tests.conftest import copy_project, run_mlnb
+from tests.serving_fixtures import free_port, start_mlnb_serve, stop, wait_ready
 
 pytestmark = pytest.mark.integration
 TASKS = ["ingest", "validate", "features", "train", "evaluate", "export"]
@@ -197,6 +199,23 @@ def test_failed_gate_against_champion_keeps_outputs_and_registers_nothing(built_
                           env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{built_copy / 'mlflow.db'}"},
                           cwd=built_copy, capture_output=True, text=True, timeout=300)
     assert load.stdout.strip() == "30", load.stderr[-2000:]  # a real, loadable model with the 30 features
+    assert champion.tags[HASH_TAG]  # recorded when --force registered it, so `mlnb serve` can check the files
+
+    port = free_port()  # `mlnb serve` (no argument: this project's champion) answers with that version
+    proc = start_mlnb_serve(None, port, built_copy, "--poll-interval", "0")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        example = (built_copy / "products/export/model/serving_input_example.json").read_bytes()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=example,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            assert len(json.loads(resp.read())["predictions"]) == 5
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=30) as resp:
+            info = json.loads(resp.read())
+        assert (info["model_version"], info["build_run_id"], info["verified"]) == ("2", last.info.run_id, True)
+        assert info["git_commit"] == last.data.tags["mlnb.git_commit"]
+    finally:
+        assert stop(proc) == 0
 
 
 def test_report_and_runs(built_copy: Path) -> None:
