@@ -31,6 +31,7 @@ class ServedModel:
         self.schema: InputSchema
         self._predict: Callable[[Any], Any]
         self._example: Any = None
+        self._array: Callable[[Any], Any] | None = None  # predict on the bare float matrix (see warm)
 
     @classmethod
     def load(cls, path: Path, identity: Identity, on_close: Callable[[], None] | None = None) -> ServedModel:
@@ -56,8 +57,17 @@ class ServedModel:
         if "sklearn" in meta.flavors:
             import mlflow.sklearn
 
+            fmt = meta.flavors["sklearn"].get("serialization_format", "pickle")
+            if fmt != "skops":  # its hash was checked, but unpickling runs whatever the file says
+                log.warning("%s is stored as %s, not skops: re-export it with mlflow.sklearn's default (safe) "
+                            "format", self.identity.model_uri, fmt)
+
             estimator = mlflow.sklearn.load_model(str(self.path))
             self._predict = estimator.predict
+            names = getattr(estimator, "feature_names_in_", None)
+            if all(c.type == "double" for c in self.schema.columns) and \
+                    (names is None or list(names) == self.schema.names):
+                self._array = estimator.predict  # tried and checked against the DataFrame path in warm()
         else:
             import mlflow.pyfunc
 
@@ -74,14 +84,39 @@ class ServedModel:
         example = self._example
         if not isinstance(example, pd.DataFrame) or list(example.columns) != self.schema.names:
             example = pd.DataFrame([[_zero(c.type) for c in self.schema.columns]], columns=self.schema.names)
-        self.predict(example)
+        expected = self._predict(example)
+        if self._array is not None:
+            self._array = self._array if _same_on(self._array, example, expected) else None
 
     def predict(self, frame: Any) -> Any:
+        """Score validated rows. A scikit-learn estimator fitted on exactly the signature's columns (in
+        order) gets the bare float matrix: the same numbers without pandas' per-call overhead (a third
+        of the time), used only if it gave identical predictions on the input example at load."""
+        if self._array is not None:
+            return self._array(frame.to_numpy(dtype="float64", copy=False))
         return self._predict(frame)
 
     def close(self) -> None:
         if self._on_close is not None:
             self._on_close()
+
+
+def _same_on(predict: Callable[[Any], Any], example: Any, expected: Any) -> bool:
+    import numpy as np
+
+    _quiet_feature_names()
+    try:
+        return bool(np.array_equal(np.asarray(predict(example.to_numpy(dtype="float64"))), np.asarray(expected)))
+    except Exception:  # e.g. a ColumnTransformer that selects columns by name
+        return False
+
+
+def _quiet_feature_names() -> None:
+    """The matrix's columns were checked against the signature by name: scikit-learn's "X does not have
+    valid feature names" warning says nothing here (installed once, for that message only)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
 
 
 def _zero(kind: str) -> Any:

@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +137,8 @@ def serve(ref: ModelRef, options: Options, versions: dict[str, str],
             metrics.count("swaps")
             metrics.model = (new.identity.model_name, new.identity.model_version)
 
-        watcher = _start_watcher(ref, options, model, metrics, swap_in)
-        _run_worker(sockets, holder, metrics, options, versions)
+        watcher = start_watcher(ref, options, model, metrics, swap_in)
+        run_worker(sockets, holder, metrics, options, versions)
         if watcher:
             watcher.stop.set()
         holder.current.close()
@@ -148,7 +148,7 @@ def serve(ref: ModelRef, options: Options, versions: dict[str, str],
     Supervisor(sockets, model, options, versions, ref).run()
 
 
-def _start_watcher(ref: ModelRef, options: Options, model: ServedModel, metrics: Metrics,
+def start_watcher(ref: ModelRef, options: Options, model: ServedModel, metrics: Metrics,
                    deliver: Callable[[str], None]) -> Watcher | None:
     metrics.model = (model.identity.model_name, model.identity.model_version)
     if not ref.watchable or options.poll_interval <= 0:
@@ -158,7 +158,7 @@ def _start_watcher(ref: ModelRef, options: Options, model: ServedModel, metrics:
     return watcher
 
 
-def _run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, options: Options,
+def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, options: Options,
                 versions: dict[str, str], updates: int | None = None) -> None:
     """One serving process's event loop, until SIGTERM/SIGINT (or, for a worker, its pipe closing)."""
     from tornado.httpserver import HTTPServer
@@ -220,7 +220,7 @@ def _read_updates(fd: int, holder: ModelHolder, metrics: Metrics, loop: asyncio.
 
 
 def identity_update(path: Path, identity: Identity) -> str:
-    return json.dumps({"path": str(path), "identity": replace(identity).to_dict()}) + "\n"
+    return json.dumps({"path": str(path), "identity": identity.to_dict()}) + "\n"
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder, ServedModel
-from mlnb.serving.server import Options, _run_worker, _start_watcher, identity_update
+from mlnb.serving.server import Options, identity_update, run_worker, start_watcher
 from mlnb.serving.source import ModelRef
 
 log = logging.getLogger("mlnb.serve")
@@ -44,7 +44,7 @@ class Supervisor:
             self._spawn(index)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        watcher = _start_watcher(self.ref, self.options, self.model, self.metrics, self._deliver)
+        watcher = start_watcher(self.ref, self.options, self.model, self.metrics, self._deliver)
         log.info("%d workers serving", self.options.workers)
         while self.children:
             try:
@@ -95,7 +95,7 @@ class Supervisor:
                     signal.signal(signal.SIGINT, signal.SIG_DFL)
                     metrics = Metrics(str(index))
                     metrics.model = (self.model.identity.model_name, self.model.identity.model_version)
-                    _run_worker(self.sockets, ModelHolder(self.model), metrics, self.options, self.versions,
+                    run_worker(self.sockets, ModelHolder(self.model), metrics, self.options, self.versions,
                                 updates=read)
                 except BaseException as exc:  # a worker reports its own death in one line
                     log.error("worker %d: %s: %s", index, type(exc).__name__, exc)
