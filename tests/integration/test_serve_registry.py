@@ -229,3 +229,26 @@ def test_real_mlflow_server_fetch_model_and_pull_at_start(tmp_path: Path) -> Non
             assert stop(proc) == 0
     finally:
         stop(server)
+
+
+def test_runs_uri_and_pinned_versions_are_verified_and_never_swapped(project) -> None:
+    root, client = project
+    client.set_registered_model_alias(MODEL_NAME, "champion", "1")
+    run_id = client.get_model_version(MODEL_NAME, "2").run_id
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for uri, version in ((f"runs:/{run_id}/model", "2"), (f"models:/{MODEL_NAME}/2", "2")):
+        port = free_port()
+        proc = start_mlnb_serve(uri, port, root, "--poll-interval", "0.2", log=root / "pinned.log")
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", proc)
+            info = _get(port, "/version")
+            assert (info["model_version"], info["run_id"], info["verified"], info["alias"]) == (version, run_id, True, "")
+            client.set_registered_model_alias(MODEL_NAME, "champion", "2" if version == "1" else "1")
+            time.sleep(1.0)  # five poll intervals: a pinned URI has nothing to watch
+            assert _get(port, "/version")["model_version"] == version
+        finally:
+            assert stop(proc) == 0
+    fetched = subprocess.run([sys.executable, "-m", "mlnb.cli", "fetch-model", f"runs:/{run_id}/model",
+                              str(root / "from-run")], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert fetched.returncode == 0, fetched.stderr
+    assert json.loads((root / "from-run" / "info.json").read_text())["run_id"] == run_id
