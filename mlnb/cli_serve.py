@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,8 @@ def _context(model_uri: str | None) -> tuple[str, Path]:
         if not isinstance(name, str) or not name:
             raise UserInputError(f"{root / 'env.yaml'}: mlflow.model_name: not set, so pass MODEL_URI")
         model_uri = f"models:/{name}@champion"
-    cache = root / ".mlnb" / "serve-cache" if root else Path(tempfile.gettempdir()) / f"mlnb-serve-{os.getuid()}"
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlnb" / "serve"
+    cache = root / ".mlnb" / "serve-cache" if root else user_cache
     return model_uri, cache
 
 
@@ -89,9 +89,8 @@ def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb
                              log_max_rows=log_max_rows)
     versions = {"mlnb": version("mlnb"), "mlflow": version("mlflow")}
 
-    def ready(model: Any, sockets: list[Any]) -> None:
+    def ready(ident: Any, sockets: list[Any]) -> None:
         bound = sockets[0].getsockname()
-        ident = model.identity
         what = f"{ident.model_name} version {ident.model_version}" if ident.model_version else ident.model_uri
         check = "sha256 verified" if ident.verified else "NOT verified (--no-verify)"
         click.echo(f"serving {what} ({check}) on http://{host}:{bound[1]} "

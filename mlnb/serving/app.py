@@ -38,6 +38,7 @@ class State:
     predlog: PredictionLog | None = None
     versions: dict[str, str] = field(default_factory=dict)  # mlnb, mlflow versions for /version
     draining: bool = False
+    pending: set[Any] = field(default_factory=set)  # responses still being written (shutdown waits)
 
 
 @tornado.web.stream_request_body
@@ -94,6 +95,12 @@ class Base(tornado.web.RequestHandler):
                                                is not getattr(base, m.lower())))
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps({"error_code": code, "message": phrase}))
+
+    def finish(self, chunk: Any = None) -> Any:
+        future = super().finish(chunk)
+        self.state.pending.add(future)
+        future.add_done_callback(self.state.pending.discard)
+        return future
 
     def on_finish(self) -> None:
         self.state.metrics.request(self.endpoint, self.get_status())

@@ -5,7 +5,7 @@ Accepted, as ``mlflow models serve`` does:
   ``dataframe_records`` (``[{col: value}]``), ``instances`` (``[{col: value}]``) or ``inputs``
   (``{col: [values]}`` or ``[{col: value}]``), and optionally ``params`` (refused unless empty: these
   models take none);
-- ``text/csv`` with a header row; ``application/vnd.apache.parquet``.
+- ``text/csv`` with a header row.
 
 Stricter than MLflow: a missing *or unknown* column, a value of the wrong type (a string or a bool in a
 number column, a float in an integer column), a null or NaN in a required column, ragged rows: each is a
@@ -24,12 +24,12 @@ from typing import Any
 
 from mlnb.errors import BadRequest, UnsupportedMediaType
 
-JSON, CSV, PARQUET = "application/json", "text/csv", "application/vnd.apache.parquet"
-CONTENT_TYPES = (JSON, CSV, PARQUET)
+JSON, CSV = "application/json", "text/csv"
+CONTENT_TYPES = (JSON, CSV)  # not Parquet: its compression makes a small body a multi-GiB frame
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 NUMERIC = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
 OTHER = {"boolean": "bool", "string": "object"}
-_PLAIN = re.compile(r"[A-Za-z0-9_.\- ]{1,64}")
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _NUMBER_TYPES = (int, float)
 
 
@@ -91,10 +91,9 @@ def media_type(content_type: str | None) -> str:
 
 def parse_request(body: bytes, content_type: str | None, schema: InputSchema) -> Any:
     """A validated DataFrame (columns in signature order, signature dtypes) from a request body."""
-    mime = media_type(content_type)
-    if mime == JSON:
+    if media_type(content_type) == JSON:
         return _from_json(body, schema)
-    return _from_table(body, mime, schema)
+    return _from_csv(body, schema)
 
 
 # --- JSON --------------------------------------------------------------------------------------------
@@ -148,7 +147,8 @@ def _check_names(given: list[Any], schema: InputSchema, where: str) -> list[int]
     if missing:
         raise BadRequest(f"{where}: missing column {missing[0]!r}"
                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    extra = [n for n in given if n not in set(wanted)]
+    known = set(wanted)
+    extra = [n for n in given if n not in known]
     if extra:
         raise BadRequest(f"{where}: unknown column {shown(extra[0])} (the model takes {len(wanted)} columns)")
     return [index[n] for n in wanted]
@@ -232,8 +232,8 @@ def _numeric_matrix(rows: list[Any], width: int, schema: InputSchema) -> Any | N
     value)."""
     import numpy as np
 
-    if any(c.type in ("long", "integer") for c in schema.columns):
-        return None  # 1.0 and 1 are the same float: the column check tells an integer column's floats apart
+    if any(c.type != "double" for c in schema.columns):
+        return None  # 1.0 and 1 are one float, and float32 overflows: the column checks decide those
     try:
         arr = np.array(rows, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
@@ -284,6 +284,8 @@ def _value_problem(v: Any, col: Column) -> str | None:
             return f"expected a number, got {_json_type(v)}"
         if not math.isfinite(v):
             return "expected a finite number"
+        if kind == "float" and abs(v) > 3.4028234663852886e38:
+            return "number out of range for float"
     elif kind in ("long", "integer"):
         if type(v) is not int:
             return f"expected an integer, got {_json_type(v)}"
@@ -302,81 +304,78 @@ def _json_type(v: Any) -> str:
             dict: "an object"}.get(type(v), type(v).__name__)
 
 
-# --- CSV and Parquet ---------------------------------------------------------------------------------
+# --- CSV ---------------------------------------------------------------------------------------------
 
-def _from_table(body: bytes, mime: str, schema: InputSchema) -> Any:
-    import pandas as pd
-
-    if mime == CSV and schema.numeric and all(c.type == "double" for c in schema.columns):
-        fast = _csv_numbers(body, schema)
-        if fast is not None:
-            return fast
-
-    try:
-        if mime == CSV:
-            frame = pd.read_csv(io.BytesIO(body), encoding="utf-8", keep_default_na=True, na_values=[""],
-                                dtype=object if not schema.numeric else None)
-        else:
-            frame = pd.read_parquet(io.BytesIO(body))
-    except Exception:  # pandas/pyarrow raise many types for malformed input
-        what = "CSV file with a header row" if mime == CSV else "Parquet file"
-        raise BadRequest(f"request body: not a readable {what}") from None
-    where = "csv" if mime == CSV else "parquet"
-    order = _check_names(list(frame.columns), schema, where)
-    if frame.empty:
-        raise BadRequest(f"{where}: no rows")
-    frame = frame.iloc[:, order]
-    if schema.numeric and all(k.kind in "fi" for k in frame.dtypes):
-        arr = frame.to_numpy(dtype="float64")
-        import numpy as np
-
-        if np.isfinite(arr).all():
-            return _frame_from_matrix(arr, schema)
-    values = {c.name: [None if _isna(v) else _py(v, c.type) for v in frame[c.name].tolist()]
-              for c in schema.columns}
-    return _frame_from_columns(values, schema, where)
+_CSV_NUMBERS = b"0123456789.,-+eE\r\n"
+_FLOAT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INT = re.compile(r"[+-]?[0-9]+")
+_SPECIAL = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
+            "+infinity": math.inf, "-infinity": -math.inf}
 
 
-def _csv_numbers(body: bytes, schema: InputSchema) -> Any | None:
-    """The CSV fast path: a header of the schema's names and a rectangle of finite plain numbers, read
-    by numpy; anything else (quotes, empty cells, words) returns None and takes pandas' path."""
+def _from_csv(body: bytes, schema: InputSchema) -> Any:
+    """A header row naming the columns, then one row per line. Read with the csv module (and, for bodies
+    of plain numbers only, numpy's C reader); every cell is converted by its column's type, strictly."""
     import csv
-
-    import numpy as np
 
     head, _, rest = body.partition(b"\n")
     try:
-        names = next(csv.reader([head.decode("utf-8").rstrip("\r")]))
-    except (UnicodeDecodeError, StopIteration, csv.Error):
-        return None
-    if sorted(names) != sorted(schema.names) or len(set(names)) != len(names) or not rest.strip() \
-            or b'"' in rest:
-        return None
+        names = next(csv.reader([head.decode("utf-8").rstrip("\r")])) if head.strip() else []
+        text = rest.decode("utf-8")
+    except (UnicodeDecodeError, csv.Error):
+        raise BadRequest("request body: not a readable CSV file (UTF-8, with a header row)") from None
+    if not names:
+        raise BadRequest("request body: not a readable CSV file (UTF-8, with a header row)")
+    order = _check_names(names, schema, "csv")
+    if all(c.type == "double" for c in schema.columns) and rest.strip() and not rest.translate(None, _CSV_NUMBERS):
+        fast = _csv_numbers(rest, len(names))
+        if fast is not None:
+            return _frame_from_matrix(fast if order == list(range(len(names))) else fast[:, order], schema)
     try:
-        arr = np.loadtxt(io.BytesIO(rest), delimiter=",", dtype=np.float64, ndmin=2, encoding="utf-8")
-    except (ValueError, UnicodeDecodeError):
+        rows = [row for row in csv.reader(io.StringIO(text, newline=""), strict=True) if row]
+    except csv.Error:
+        raise BadRequest("csv: malformed quoting") from None
+    if not rows:
+        raise BadRequest("csv: no rows")
+    for i, row in enumerate(rows):
+        if len(row) != len(names):
+            raise BadRequest(f"csv: row {i} has {len(row)} values, expected {len(names)}")
+    values = {c.name: [_cell(row[j], c.type) for row in rows] for c, j in zip(schema.columns, order, strict=True)}
+    return _frame_from_columns(values, schema, "csv")
+
+
+def _csv_numbers(rest: bytes, width: int) -> Any | None:
+    """Plain numbers only (the caller checked the bytes): numpy's C reader, or None if it is ragged."""
+    import numpy as np
+
+    try:
+        arr = np.loadtxt(io.BytesIO(rest), delimiter=",", dtype=np.float64, ndmin=2, comments=None,
+                         encoding="utf-8")
+    except ValueError:
         return None
-    if arr.shape[1] != len(names) or not np.isfinite(arr).all():
+    if arr.shape[1] != width or len(arr) == 0 or not np.isfinite(arr).all():
         return None
-    order = [names.index(n) for n in schema.names]
-    return _frame_from_matrix(arr if order == list(range(len(names))) else arr[:, order], schema)
+    return arr
+
+
+def _cell(text: str, kind: str) -> Any:
+    """A CSV cell as the JSON value it spells, for the type checks: '' is null, numbers by a strict
+    grammar (no '_', no comments, no full-width digits), true/false as booleans, anything else a string."""
+    if text == "":
+        return None
+    low = text.lower()
+    if kind == "string":
+        return text
+    if low in ("true", "false"):
+        return low == "true"
+    if _INT.fullmatch(text):
+        return int(text) if kind in ("long", "integer") else float(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if low in _SPECIAL and kind in ("double", "float"):
+        return _SPECIAL[low]
+    return text
 
 
 def _isna(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _py(v: Any, kind: str) -> Any:
-    """CSV cells arrive as numbers when pandas could parse them, else as strings."""
-    if isinstance(v, str) and kind == "boolean" and v.lower() in ("true", "false"):
-        return v.lower() == "true"
-    if isinstance(v, str) and kind in NUMERIC:
-        try:
-            return int(v)
-        except ValueError:
-            pass
-        try:
-            return float(v) if v.strip().lower() not in ("nan", "inf", "-inf", "infinity") else v
-        except ValueError:
-            return v
-    return v.item() if hasattr(v, "item") else v

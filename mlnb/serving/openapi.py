@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mlnb.serving.inputs import CSV, JSON, PARQUET, InputSchema
+from mlnb.serving.inputs import CSV, JSON, InputSchema
 from mlnb.serving.source import Identity
 
 _TYPES = {"double": {"type": "number"}, "float": {"type": "number"},
@@ -54,9 +54,9 @@ def document(schema: InputSchema, identity: Identity, version: str) -> dict[str,
     return {
         "openapi": "3.0.3",
         "info": {"title": f"mlnb serve: {title}", "version": version,
-                 "description": "MLflow's scoring protocol, validated against the model signature. Also "
-                                f"accepted: {PARQUET} bodies, and CSV with any number of rows, quoted cells "
-                                "and columns in any order (the pattern below describes one plain row)."},
+                 "description": "MLflow's scoring protocol, validated against the model signature. CSV "
+                                "bodies may have any number of rows, quoted cells and columns in any order "
+                                "(the pattern below describes one plain row)."},
         "paths": {
             "/invocations": {"post": {
                 "summary": "Score rows", "operationId": "invocations",

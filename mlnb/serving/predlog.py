@@ -43,8 +43,11 @@ class PredictionLog:
         """Maybe log this request (sampled); never blocks the request."""
         if self.sample_rate < 1.0 and self._random.random() >= self.sample_rate:
             return
+        rows = len(frame)
+        if rows > self.max_rows:  # the queue holds only what will be written
+            frame, predictions = frame.iloc[: self.max_rows], predictions[: self.max_rows]
         try:
-            self._queue.put_nowait((time.time(), request_id, identity, frame, predictions))
+            self._queue.put_nowait((time.time(), request_id, identity, frame, predictions, rows))
         except queue.Full:
             self.metrics.count("log_dropped")
 
@@ -67,11 +70,10 @@ class PredictionLog:
                 self.metrics.count("log_dropped")
                 log.warning("prediction log %s: %s: %s", self.path, type(exc).__name__, exc)
 
-    def _line(self, ts: float, request_id: str, identity: Any, frame: Any, predictions: Any) -> bytes:
+    def _line(self, ts: float, request_id: str, identity: Any, frame: Any, predictions: Any, n: int) -> bytes:
         import numpy as np
         import orjson
 
-        n = len(frame)
         head = frame.iloc[: self.max_rows]
         preds = predictions[: self.max_rows] if hasattr(predictions, "__getitem__") else predictions
         if isinstance(preds, np.ndarray):

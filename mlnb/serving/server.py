@@ -1,9 +1,11 @@
 """Run the scoring service: fetch and verify the model, bind, serve; watch the alias; hot-swap.
 
 Process model. The main process resolves, fetches and verifies the model (the only process that talks
-to MLflow), loads and warms it, and binds the socket. With one worker it also serves. With
-``--workers N`` it forks N workers that share the socket and serve the model they inherited; the main
-process then only supervises (restarts a worker that dies, forwards SIGTERM/SIGINT) and watches.
+to MLflow) and binds the socket. With one worker it also loads, warms and serves. With ``--workers N``
+it checks that the model loads in a throwaway child, forks N workers that share the socket and each
+load the newest verified version, and then only supervises (restarts a worker that dies, forwards
+SIGTERM/SIGINT) and watches. It never runs the model itself: a native thread pool (OpenMP) started
+before ``fork`` hangs the child.
 
 Hot swap. When the URI names an alias (``models:/m@champion``), a watcher thread polls the registry every
 ``poll_interval`` seconds. A new version is fetched by number, its hash checked, then loaded and
@@ -13,13 +15,14 @@ worker the directory over a pipe; each worker loads, warms and swaps on its own.
 at any step is logged, counted (``mlnb_serve_model_swap_failures_total``) and not retried; the old
 version keeps serving.
 
-Shutdown. SIGTERM or SIGINT: ``/ready`` turns 503, the socket stops accepting, open connections are
-closed once their responses are written, the prediction log is flushed, exit 0.
+Shutdown. SIGTERM or SIGINT: ``/ready`` turns 503, the socket stops accepting, responses being written
+finish (10 s at most), open connections close, the prediction log is flushed, exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import json
@@ -121,39 +124,73 @@ def bind(host: str, port: int) -> list[Any]:
 
 
 def serve(ref: ModelRef, options: Options, versions: dict[str, str],
-          ready: Callable[[ServedModel, list[Any]], None] | None = None) -> None:
+          ready: Callable[[Identity, list[Any]], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT. ``ready`` is called once listening (the CLI prints the address)."""
+    if options.workers > 1:
+        from mlnb.serving.workers import Supervisor
+
+        path, identity = source.fetch(ref, options.cache_dir, verify=options.verify)
+        owned = not ref.path or bool(ref.run_id)
+        try:
+            check_loads(path, identity)  # one clear error now, not one per worker
+            sockets = bind(options.host, options.port)
+        except BaseException:
+            if owned:
+                source.discard(path, options.cache_dir)
+            raise
+        if ready:
+            ready(identity, sockets)
+        Supervisor(sockets, path, identity, owned, options, versions, ref).run()
+        return
     model = load(ref, options)
     sockets = bind(options.host, options.port)
     if ready:
-        ready(model, sockets)
-    if options.workers <= 1:
-        metrics = Metrics("0")
-        holder = ModelHolder(model)
+        ready(model.identity, sockets)
+    metrics = Metrics("0")
+    holder = ModelHolder(model)
 
-        def swap_in(version: str) -> None:
-            new = load(ref, options, version)
-            holder.swap(new).close()
-            metrics.count("swaps")
-            metrics.model = (new.identity.model_name, new.identity.model_version)
+    def swap_in(version: str) -> None:
+        new = load(ref, options, version)
+        holder.swap(new).close()
+        metrics.count("swaps")
+        metrics.model = (new.identity.model_name, new.identity.model_version)
 
-        watcher = start_watcher(ref, options, model, metrics, swap_in)
-        run_worker(sockets, holder, metrics, options, versions)
-        if watcher:
-            watcher.stop.set()
-        holder.current.close()
-        return
-    from mlnb.serving.workers import Supervisor
-
-    Supervisor(sockets, model, options, versions, ref).run()
+    watcher = start_watcher(ref, options, model.identity, metrics, swap_in)
+    run_worker(sockets, holder, metrics, options, versions)
+    if watcher:
+        watcher.stop.set()
+    holder.current.close()
 
 
-def start_watcher(ref: ModelRef, options: Options, model: ServedModel, metrics: Metrics,
-                   deliver: Callable[[str], None]) -> Watcher | None:
-    metrics.model = (model.identity.model_name, model.identity.model_version)
+def check_loads(path: Path, identity: Identity) -> None:
+    """Load and warm the model in a forked child and report back, so this process never runs the model:
+    workers fork from it, and a native thread pool (OpenMP) started before a fork hangs the child."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        message = b""
+        try:
+            ServedModel.load(path, identity)
+        except BaseException as exc:
+            message = _line(exc).encode("utf-8", "replace") or b"failed"
+        os.write(write, message[:4000])
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        message = pipe.read()
+    with contextlib.suppress(ChildProcessError):  # the supervisor's os.wait() may have reaped it
+        os.waitpid(pid, 0)
+    if message:
+        raise ServingError(message.decode("utf-8", "replace"))
+
+
+def start_watcher(ref: ModelRef, options: Options, identity: Identity, metrics: Metrics,
+                  deliver: Callable[[str], None]) -> Watcher | None:
+    metrics.model = (identity.model_name, identity.model_version)
     if not ref.watchable or options.poll_interval <= 0:
         return None
-    watcher = Watcher(ref, options, model.identity.model_version, metrics, deliver)
+    watcher = Watcher(ref, options, identity.model_version, metrics, deliver)
     watcher.start()
     return watcher
 
@@ -190,6 +227,8 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
         await stop.wait()
         state.draining = True
         server.stop()
+        if state.pending:  # responses being written finish first (with a deadline)
+            await asyncio.wait(list(state.pending), timeout=10)
         try:
             await asyncio.wait_for(server.close_all_connections(), timeout=10)
         except TimeoutError:

@@ -109,8 +109,7 @@ def fetch(ref: ModelRef, cache_dir: Path, *, verify: bool = True, version: str |
             identity, expected = _run_identity(client, ref)
         else:
             identity, expected = _version_identity(client, ref, version)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        dest = Path(tempfile.mkdtemp(prefix="model-", dir=cache_dir))
+        dest = Path(tempfile.mkdtemp(prefix="model-", dir=private_dir(cache_dir)))
         try:
             import mlflow.artifacts
 
@@ -126,6 +125,20 @@ def fetch(ref: ModelRef, cache_dir: Path, *, verify: bool = True, version: str |
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
+
+
+def private_dir(path: Path) -> Path:
+    """``path``, created 0700 if missing; refused if another user owns it or others may write to it (they
+    could swap the files between the hash check and the load)."""
+    import os
+    import stat
+
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ServingError(f"{path}: the download cache must be yours and not writable by others "
+                           "(choose another with --cache-dir)")
+    return path
 
 
 def discard(path: Path, cache_dir: Path) -> None:

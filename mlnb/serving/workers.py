@@ -1,9 +1,10 @@
 """``mlnb serve --workers N``: N forked workers on one socket, supervised by the main process.
 
-Workers never talk to MLflow: they serve the model they inherited at fork and load new versions from
-directories the supervisor has already fetched and verified (sent as one JSON line over a pipe). The
-supervisor restarts a worker that dies (at most ``MAX_RESTARTS`` a minute), forwards SIGTERM/SIGINT and
-exits when every worker has exited.
+Workers never talk to MLflow: each loads and warms the newest version the supervisor has fetched and
+verified, after the fork (the supervisor never runs the model: OpenMP and fork do not mix), and later
+versions arrive as one JSON line over a pipe. The supervisor restarts a worker that dies (at most
+``MAX_RESTARTS`` a minute), forwards SIGTERM/SIGINT and exits when every worker has exited. A worker
+that cannot load the model at start exits with ``LOAD_FAILED`` and the supervisor stops.
 """
 
 from __future__ import annotations
@@ -17,40 +18,54 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlnb.errors import ServingError
 from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder, ServedModel
-from mlnb.serving.server import Options, identity_update, run_worker, start_watcher
-from mlnb.serving.source import ModelRef
+from mlnb.serving.server import Options, check_loads, identity_update, run_worker, start_watcher
+from mlnb.serving.source import Identity, ModelRef
 
 log = logging.getLogger("mlnb.serve")
 MAX_RESTARTS = 10
+LOAD_FAILED = 3
 
 
 class Supervisor:
-    def __init__(self, sockets: list[Any], model: ServedModel, options: Options, versions: dict[str, str],
-                 ref: ModelRef) -> None:
-        self.sockets, self.model, self.options, self.versions, self.ref = sockets, model, options, versions, ref
+    def __init__(self, sockets: list[Any], path: Path, identity: Identity, owned: bool, options: Options,
+                 versions: dict[str, str], ref: ModelRef) -> None:
+        self.sockets, self.options, self.versions, self.ref = sockets, options, versions, ref
+        self.current = (path, identity)  # what a new worker loads: always the newest verified version
         self.children: dict[int, tuple[int, int]] = {}  # pid -> (worker index, write end of its pipe)
-        self.latest: str | None = None  # the update line for the newest version, sent to new workers
-        self.downloads: list[Path] = []
-        self.lock = threading.Lock()
+        self.downloads: list[Path] = [path] if owned else []
+        self.lock = threading.RLock()  # re-entrant: the signal handler may run while _spawn holds it
         self.stopping = False
+        self.failure = ""
         self.metrics = Metrics("supervisor")
         self.restarts: list[float] = []
 
     def run(self) -> None:
-        for index in range(self.options.workers):
-            self._spawn(index)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        watcher = start_watcher(self.ref, self.options, self.model, self.metrics, self._deliver)
+        for index in range(self.options.workers):
+            self._spawn(index)
+        watcher = start_watcher(self.ref, self.options, self.current[1], self.metrics, self._deliver)
         log.info("%d workers serving", self.options.workers)
+        try:
+            self._wait()
+        finally:
+            if watcher:
+                watcher.stop.set()
+            for path in self.downloads:
+                source.discard(path, self.options.cache_dir)
+        if self.failure:
+            raise ServingError(self.failure)
+
+    def _wait(self) -> None:
         while self.children:
             try:
                 pid, status = os.wait()
             except ChildProcessError:
-                break
+                return
             with self.lock:
                 index, fd = self.children.pop(pid, (None, None))
             if fd is not None:
@@ -58,19 +73,18 @@ class Supervisor:
                     os.close(fd)
             if index is None or self.stopping:
                 continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == LOAD_FAILED:
+                self.failure = f"worker {index} could not load {self.current[1].model_uri} (see the log)"
+                self._stop(signal.SIGTERM, None)
+                continue
             log.error("worker %d (pid %d) exited (%s)", index, pid, _status(status))
             now = time.monotonic()
             self.restarts = [t for t in self.restarts if now - t < 60] + [now]
             if len(self.restarts) > MAX_RESTARTS:
-                log.error("workers keep dying (%d restarts in a minute): stopping", len(self.restarts))
+                self.failure = f"workers keep dying ({len(self.restarts)} restarts in a minute)"
                 self._stop(signal.SIGTERM, None)
                 continue
             self._spawn(index)
-        if watcher:
-            watcher.stop.set()
-        self.model.close()
-        for path in self.downloads:
-            source.discard(path, self.options.cache_dir)
 
     def _stop(self, signum: int, _frame: Any) -> None:
         self.stopping = True
@@ -83,51 +97,55 @@ class Supervisor:
     def _spawn(self, index: int) -> None:
         read, write = os.pipe()
         with self.lock:
+            path, identity = self.current
             pid = os.fork()
             if pid == 0:  # the worker
                 os.close(write)
                 for _, fd in self.children.values():
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                code = 0
-                try:
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    signal.signal(signal.SIGINT, signal.SIG_DFL)
-                    metrics = Metrics(str(index))
-                    metrics.model = (self.model.identity.model_name, self.model.identity.model_version)
-                    run_worker(self.sockets, ModelHolder(self.model), metrics, self.options, self.versions,
-                                updates=read)
-                except BaseException as exc:  # a worker reports its own death in one line
-                    log.error("worker %d: %s: %s", index, type(exc).__name__, exc)
-                    code = 1
-                os._exit(code)
+                os._exit(_worker(index, path, identity, read, self))
             os.close(read)
             self.children[pid] = (index, write)
-            if self.latest:
-                self._send(write, self.latest)
 
     def _deliver(self, version: str) -> None:
-        """Fetch and verify once, check that it loads here, then send it to every worker."""
+        """Fetch and verify once, check that it loads (in a throwaway child), then send it to every worker."""
         path, identity = source.fetch(self.ref, self.options.cache_dir, verify=self.options.verify, version=version)
         try:
-            ServedModel.load(path, identity)  # fail here, once, rather than in every worker
+            check_loads(path, identity)
         except BaseException:
             source.discard(path, self.options.cache_dir)
             raise
         line = identity_update(path, identity)
         with self.lock:
-            self.latest = line
+            self.current = (path, identity)
             for _, fd in self.children.values():
-                self._send(fd, line)
+                with contextlib.suppress(BrokenPipeError):
+                    os.write(fd, line.encode("utf-8"))
             self.downloads.append(path)
             while len(self.downloads) > 2:  # workers may still be loading the one before
                 source.discard(self.downloads.pop(0), self.options.cache_dir)
         self.metrics.count("swaps")
 
-    @staticmethod
-    def _send(fd: int, line: str) -> None:
-        with contextlib.suppress(BrokenPipeError):
-            os.write(fd, line.encode("utf-8"))
+
+def _worker(index: int, path: Path, identity: Identity, updates: int, supervisor: Supervisor) -> int:
+    """A worker's life, in the forked child: load and warm, serve, return an exit code."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        model = ServedModel.load(path, identity)
+    except BaseException as exc:
+        log.error("worker %d: %s", index, exc)
+        return LOAD_FAILED
+    metrics = Metrics(str(index))
+    metrics.model = (identity.model_name, identity.model_version)
+    try:
+        run_worker(supervisor.sockets, ModelHolder(model), metrics, supervisor.options, supervisor.versions,
+                   updates=updates)
+    except BaseException as exc:  # a worker reports its own death in one line
+        log.error("worker %d: %s: %s", index, type(exc).__name__, exc)
+        return 1
+    return 0
 
 
 def _status(status: int) -> str:

@@ -363,3 +363,31 @@ def test_workers_serve_together_and_shut_down_cleanly(model_dir: Path, tmp_path:
     finally:
         stop(proc)
     assert "exited (killed by SIGKILL)" in (tmp_path / "log").read_text()
+
+
+def test_workers_serve_a_model_that_uses_openmp(tmp_path: Path) -> None:
+    """HistGradientBoosting predicts with OpenMP threads: a model run before fork() hangs the workers."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlnb.integrity import model_sha256
+    from mlnb.io import write_json
+
+    X, y = breast_cancer()
+    model = HistGradientBoostingClassifier(max_iter=20).fit(X, y)
+    mlflow.sklearn.save_model(model, str(tmp_path / "m" / "model"), signature=infer_signature(X, model.predict(X)),
+                              input_example=X.head(3), skops_trusted_types=[
+                                  "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"])
+    write_json(tmp_path / "m" / "info.json", {"artifact_sha256": model_sha256(tmp_path / "m" / "model")})
+    port = free_port()
+    proc = start_mlnb_serve(str(tmp_path / "m"), port, tmp_path, "--workers", "2", "--poll-interval", "0",
+                            log=tmp_path / "log")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        for i in range(10):
+            status, _, body = request(port, "POST", "/invocations", split(X.iloc[i * 20:(i + 1) * 20]))
+            assert status == 200
+            assert json.loads(body)["predictions"] == model.predict(X.iloc[i * 20:(i + 1) * 20]).tolist()
+    finally:
+        assert stop(proc) == 0

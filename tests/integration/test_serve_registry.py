@@ -193,6 +193,13 @@ def test_workers_all_swap(project) -> None:
         answers = [a for per_client in load.answers for a in per_client]
         assert answers and [a for a in answers if a[1] != 200] == []
         assert answers[-1][2] == v2
+        import psutil
+
+        victim = psutil.Process(proc.pid).children()[0]
+        victim.kill()  # its replacement must start on version 2, not the version the supervisor began with
+        _wait_for(lambda: victim.pid not in {c.pid for c in psutil.Process(proc.pid).children()}
+                  and len(psutil.Process(proc.pid).children()) == 2, what="the worker to be replaced")
+        _wait_for(lambda: versions() == {("0", "2"), ("1", "2")}, what="the new worker on version 2")
     finally:
         assert stop(proc) == 0
 

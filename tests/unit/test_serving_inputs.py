@@ -49,18 +49,21 @@ def test_csv_fast_and_pandas_paths_agree(body: bytes) -> None:
     pd.testing.assert_frame_equal(parse(body, content_type="text/csv"), EXPECTED)
 
 
-def test_parquet() -> None:
+def test_parquet_is_refused_with_415() -> None:  # a compressed body can decode to gigabytes
     import io
 
     buf = io.BytesIO()
-    EXPECTED[["b", "a", "c"]].to_parquet(buf)
-    pd.testing.assert_frame_equal(parse(buf.getvalue(), content_type="application/vnd.apache.parquet"), EXPECTED)
+    EXPECTED.to_parquet(buf)
+    with pytest.raises(UnsupportedMediaType):
+        parse(buf.getvalue(), content_type="application/vnd.apache.parquet")
 
 
 @pytest.mark.parametrize(("doc", "message"), [
     ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}, "missing column 'c'"),
     ({"dataframe_split": {"columns": ["a", "b", "c", "zz"], "data": [[1, 2, 3, 4]]}}, "unknown column 'zz'"),
     ({"dataframe_split": {"columns": ["a", "b", "c", MARKER + "<script>"], "data": [[1, 2, 3, 4]]}},
+     "unknown column (name not shown)"),
+    ({"dataframe_split": {"columns": ["a", "b", "c", "my secret is hunter2"], "data": [[1, 2, 3, 4]]}},
      "unknown column (name not shown)"),
     ({"dataframe_split": {"columns": ["a", "a", "c"], "data": [[1, 2, 3]]}}, "column 'a' appears twice"),
     ({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, MARKER, 3]]}},
@@ -111,12 +114,21 @@ def test_malformed_json(body: bytes, message: str) -> None:
 
 @pytest.mark.parametrize(("body", "message"), [
     (b"a,b\n1,2\n", "missing column 'c'"),
+    (b"a,b,c\n999999,1,2,3\n", "csv: row 0 has 4 values, expected 3"),  # pandas would make 999999 the index
+    (b"a,b,c\n1,2,3#DROP\n", "column 'c' (double), row 0: expected a number, got a string"),
+    (b"a,b,c\n1,2,1_0\n", "got a string"),
+    (b"a,b,c\n1,2,\xef\xbc\x91\n", "got a string"),  # full-width 1
+    (b"a,b,c\n1,2,3\x00\n", "got a string"),
+    (b"a,b,c\n#only a comment\n", "row 0 has 1 values"),
+    (b"a,a,a\n1,2,3\n", "column 'a' appears twice"),
+    (b"a,b,c\n1,\"2,3\n", "csv: malformed quoting"),
     (b"a,b,c\n1,,3\n", "column 'b' (double), row 0: null where a value is required"),
     (b"a,b,c\n1,2,3\n1,x,3\n", "column 'b' (double), row 1: expected a number, got a string"),
     (b"a,b,c\n1,2,true\n", "got a boolean"),
     (b"a,b,c\n1,2,inf\n", "expected a finite number"),
     (b"a,b,c\n", "no rows"),
     (b"", "not a readable CSV"),
+    (b"a,b,c\n\xff,1,2\n", "not a readable CSV"),
 ])
 def test_csv_refusals(body: bytes, message: str) -> None:
     with pytest.raises(BadRequest) as err:
@@ -154,6 +166,24 @@ def test_typed_columns_are_checked_one_by_one() -> None:
         record = {"n": 1, "flag": True, "name": "a", "x": 0.0, **row}
         with pytest.raises(BadRequest, match=message.replace("(", r"\(").replace(")", r"\)")):
             parse({"dataframe_records": [record]}, MIXED)
+
+
+def test_csv_cells_are_typed_strictly() -> None:
+    frame = parse(b"n,flag,name,x\n3,TRUE,007,\n-1,false,b,1e3\n", MIXED, content_type="text/csv")
+    assert frame["n"].tolist() == [3, -1] and frame["flag"].tolist() == [True, False]
+    assert frame["name"].tolist() == ["007", "b"]  # a string column keeps its text
+    assert np.isnan(frame["x"][0]) and frame["x"][1] == 1000.0
+    for body, message in ((b"n,flag,name,x\n1.5,true,a,1\n", "column 'n' (long), row 0: expected an integer"),
+                          (b"n,flag,name,x\n1,yes,a,1\n", "column 'flag' (boolean), row 0: expected true or false")):
+        with pytest.raises(BadRequest, match=message.replace("(", r"\(").replace(")", r"\)")):
+            parse(body, MIXED, content_type="text/csv")
+
+
+def test_float32_columns_refuse_what_would_overflow() -> None:
+    schema = InputSchema((Column("f", "float"),))
+    assert parse({"inputs": {"f": [1.5]}}, schema)["f"].dtype == np.float32
+    with pytest.raises(BadRequest, match="out of range for float"):
+        parse({"inputs": {"f": [1e300]}}, schema)
 
 
 def test_integer_ranges() -> None:
