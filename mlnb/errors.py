@@ -106,6 +106,11 @@ class ServingError(MlnbError):
     """``mlnb serve`` cannot serve: no such model or version, a model that fails to load, a port in use."""
 
 
+class FetchFailed(ServingError):
+    """The registry or artifact store did not deliver a model (unreachable, an error answer): worth a retry,
+    unlike a model that fails its hash or fails to load."""
+
+
 class IntegrityError(ServingError):
     """A model's files do not hash to what MLflow recorded for it (``mlnb.artifact_sha256``)."""
 

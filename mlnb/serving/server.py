@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlnb.errors import MlnbError, ServingError
+from mlnb.errors import FetchFailed, MlnbError, ServingError
 from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder, ServedModel
@@ -79,7 +79,7 @@ class Watcher(threading.Thread):
                  deliver: Callable[[str], None]) -> None:
         super().__init__(name="mlnb-alias-watcher", daemon=True)
         self.ref, self.options, self.metrics, self.deliver = ref, options, metrics, deliver
-        self.serving, self.failed = serving, set[str]()
+        self.serving, self.failed, self.retrying = serving, set[str](), set[str]()
         self.stop = threading.Event()
         self._unreachable = False
 
@@ -98,9 +98,16 @@ class Watcher(threading.Thread):
         self._unreachable = False
         if version == self.serving or version in self.failed:
             return
-        log.info("%s moved to version %s (serving %s): loading it", self.ref.uri, version, self.serving)
+        if version not in self.retrying:
+            log.info("%s moved to version %s (serving %s): loading it", self.ref.uri, version, self.serving)
         try:
             self.deliver(version)
+        except FetchFailed as exc:  # the store hiccuped: try again at the next poll (said once)
+            if version not in self.retrying:
+                log.warning("version %s could not be fetched, will retry (still serving %s): %s", version,
+                            self.serving, exc)
+            self.retrying.add(version)
+            return
         except Exception as exc:  # MlnbError, or anything a broken model raises while loading
             self.failed.add(version)
             self.metrics.count("swap_failures")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb import integrity
-from mlnb.errors import IntegrityError, ServingError, UserInputError
+from mlnb.errors import FetchFailed, IntegrityError, ServingError, UserInputError
 
 _MODELS = re.compile(r"models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]{0,127})(?:@(?P<alias>[A-Za-z0-9_\-]{1,64})"
                      r"|/(?P<version>[0-9]{1,9}))")
@@ -119,7 +119,9 @@ def fetch(ref: ModelRef, cache_dir: Path, *, verify: bool = True, version: str |
             shutil.rmtree(dest, ignore_errors=True)
             raise
     except MlflowException as exc:
-        raise ServingError(f"{ref.uri}: {exc.message}") from None
+        raise FetchFailed(f"{ref.uri}: {exc.message}") from None
+    except OSError as exc:  # a connection dropped mid-download (requests' errors are OSErrors too)
+        raise FetchFailed(f"{ref.uri}: {type(exc).__name__}: {exc}") from None
     try:
         return path, _checked(path, identity, expected, verify)
     except BaseException:

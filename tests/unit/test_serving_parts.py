@@ -152,3 +152,30 @@ def test_prediction_log_rotates(tmp_path: Path) -> None:
     assert (tmp_path / "p.jsonl").stat().st_size <= 2000
     last = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[-1])
     assert last["request_id"] == "39"
+
+
+def test_the_watcher_retries_a_failed_fetch_but_not_a_bad_model(monkeypatch) -> None:
+    from mlnb.errors import FetchFailed, IntegrityError
+    from mlnb.serving import server, source
+
+    alias = {"version": "2"}
+    monkeypatch.setattr(source, "current_version", lambda ref: alias["version"])
+    outcomes = [FetchFailed("store down"), None, IntegrityError("changed")]
+    delivered = []
+
+    def deliver(version: str) -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        delivered.append(version)
+
+    metrics = Metrics()
+    watcher = server.Watcher(parse_uri("models:/m@champion"), server.Options(), "1", metrics, deliver)
+    watcher.check()  # the store is down: nothing served changes, not counted as a bad version
+    assert (watcher.serving, metrics.swap_failures, delivered) == ("1", 0, [])
+    watcher.check()  # retried at the next poll
+    assert (watcher.serving, delivered) == ("2", ["2"])
+    alias["version"] = "3"
+    watcher.check()  # a bad model: counted, and never tried again
+    watcher.check()
+    assert (watcher.serving, metrics.swap_failures, watcher.failed, outcomes) == ("2", 1, {"3"}, [])
