@@ -115,7 +115,7 @@ def fetch_model(model_uri: str, dest: Path, no_verify: bool) -> None:
     try:
         source.write_fetched(path, identity, dest)
     finally:
-        if not ref.path or ref.run_id:
+        if ref.downloaded:
             source.discard(path, cache)
     click.echo(f"{dest}: {identity.model_name or uri} version {identity.model_version or '?'} "
                f"(sha256 {identity.artifact_sha256[:16]}...)")

@@ -109,11 +109,17 @@ def start_mlnb_serve(uri: str | None, port: int, cwd: Path, *extra: str, env: di
                             cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def _mlflow_command() -> tuple[Path, dict[str, str]]:
+    """The venv's ``mlflow`` and an environment for it: telemetry off, the venv's bin on PATH (``mlflow
+    models serve`` execs ``uvicorn`` from PATH)."""
+    mlflow = Path(sys.executable).with_name("mlflow")
+    return mlflow, {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
+                    "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
     """A real tracking + registry server (``mlflow server``, artifacts proxied) on 127.0.0.1:port."""
-    mlflow = Path(sys.executable).with_name("mlflow")
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
-           "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    mlflow, env = _mlflow_command()
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
                              "--artifacts-destination", str(root / "server-artifacts"), "--host", "127.0.0.1",
@@ -123,9 +129,7 @@ def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
 
 def start_mlflow_serve(model_dir: Path, port: int, cwd: Path) -> subprocess.Popen:
     """The baseline: ``mlflow models serve --env-manager local`` on the same model."""
-    mlflow = Path(sys.executable).with_name("mlflow")
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",  # it execs `uvicorn` from PATH
-           "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    mlflow, env = _mlflow_command()
     return subprocess.Popen([str(mlflow), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
                              "-h", "127.0.0.1", "-p", str(port)], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

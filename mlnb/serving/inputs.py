@@ -246,11 +246,10 @@ def _numeric_matrix(rows: list[Any], width: int, schema: InputSchema) -> Any | N
 
 
 def _frame_from_matrix(arr: Any, schema: InputSchema) -> Any:
+    """The fast paths' frame: only all-``double`` signatures take them, so no column needs a cast."""
     import pandas as pd
 
-    if all(c.type == "double" for c in schema.columns):
-        return pd.DataFrame(arr, columns=schema.names, copy=False)
-    return pd.DataFrame({c.name: arr[:, j].astype(NUMERIC[c.type]) for j, c in enumerate(schema.columns)})
+    return pd.DataFrame(arr, columns=schema.names, copy=False)
 
 
 def _frame_from_columns(values: dict[str, list[Any]], schema: InputSchema, where: str) -> Any:

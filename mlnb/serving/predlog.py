@@ -74,8 +74,7 @@ class PredictionLog:
         import numpy as np
         import orjson
 
-        head = frame.iloc[: self.max_rows]
-        preds = predictions[: self.max_rows] if hasattr(predictions, "__getitem__") else predictions
+        head, preds = frame, predictions  # offer() kept at most max_rows of each
         if isinstance(preds, np.ndarray):
             preds = preds.tolist()
         elif hasattr(preds, "to_dict"):

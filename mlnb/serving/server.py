@@ -63,11 +63,11 @@ class Options:
 def load(ref: ModelRef, options: Options, version: str | None = None) -> ServedModel:
     """Fetch (by version number), verify and load; the download is removed when the model is closed."""
     path, identity = source.fetch(ref, options.cache_dir, verify=options.verify, version=version)
-    owned = not ref.path or bool(ref.run_id)
     try:
-        return ServedModel.load(path, identity, (lambda: source.discard(path, options.cache_dir)) if owned else None)
+        return ServedModel.load(path, identity,
+                                (lambda: source.discard(path, options.cache_dir)) if ref.downloaded else None)
     except BaseException:
-        if owned:
+        if ref.downloaded:
             source.discard(path, options.cache_dir)
         raise
 
@@ -133,21 +133,28 @@ def bind(host: str, port: int) -> list[Any]:
 def serve(ref: ModelRef, options: Options, versions: dict[str, str],
           ready: Callable[[Identity, list[Any]], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT. ``ready`` is called once listening (the CLI prints the address)."""
+    if options.prediction_log:  # a path we cannot append to is one line now, not a worker's traceback later
+        try:
+            options.prediction_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(options.prediction_log, "ab"):
+                pass
+        except OSError as exc:
+            raise ServingError(f"{options.prediction_log}: cannot write the prediction log: {exc.strerror}") \
+                from None
     if options.workers > 1:
         from mlnb.serving.workers import Supervisor
 
         path, identity = source.fetch(ref, options.cache_dir, verify=options.verify)
-        owned = not ref.path or bool(ref.run_id)
         try:
             check_loads(path, identity)  # one clear error now, not one per worker
             sockets = bind(options.host, options.port)
         except BaseException:
-            if owned:
+            if ref.downloaded:
                 source.discard(path, options.cache_dir)
             raise
         if ready:
             ready(identity, sockets)
-        Supervisor(sockets, path, identity, owned, options, versions, ref).run()
+        Supervisor(sockets, path, identity, ref.downloaded, options, versions, ref).run()
         return
     model = load(ref, options)
     sockets = bind(options.host, options.port)

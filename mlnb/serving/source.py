@@ -57,6 +57,11 @@ class ModelRef:
     path: str = ""
 
     @property
+    def downloaded(self) -> bool:
+        """Fetched into the cache (and so removed by :func:`discard`), unlike a local directory."""
+        return not self.path or bool(self.run_id)
+
+    @property
     def watchable(self) -> bool:
         """An alias can move; ``mlnb serve`` then swaps to its new version."""
         return bool(self.alias)
@@ -135,8 +140,11 @@ def private_dir(path: Path) -> Path:
     import os
     import stat
 
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+    except OSError as exc:
+        raise ServingError(f"{path}: cannot use as the download cache: {exc.strerror}") from None
     if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ServingError(f"{path}: the download cache must be yours and not writable by others "
                            "(choose another with --cache-dir)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import signal
 import socket
@@ -287,7 +288,7 @@ def test_prediction_log_records_sampled_inputs_and_outputs(server: Server) -> No
 
 def _serve_once(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mlnb.cli", "serve", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def test_a_tampered_model_is_refused_before_serving(model_dir: Path, tmp_path: Path) -> None:
@@ -321,7 +322,10 @@ def test_no_verify_is_explicit_and_reported(model_dir: Path, tmp_path: Path) -> 
 
 
 def test_bad_arguments_are_one_line_errors(model_dir: Path, tmp_path: Path, server: Server) -> None:
+    (tmp_path / "a-file").write_text("")
     for args, message in ((["models:/nope", "--port", "1"], "model URI 'models:/nope'"),
+                          ([str(model_dir), "--port", str(free_port()), "--prediction-log",
+                            str(tmp_path / "a-file" / "p.jsonl")], "cannot write the prediction log"),
                           ([str(tmp_path)], "no MLmodel file here"),
                           ([str(model_dir), "--port", str(server.port)], "address already in use")):
         result = _serve_once(args, tmp_path)
