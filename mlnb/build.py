@@ -9,14 +9,15 @@ found in products named ``metrics`` and ``gate``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb import pipeline, tracking
+from mlnb import pipeline, tracking, uptodate
 from mlnb.config import apply_overrides, load_env
-from mlnb.errors import EnvError, MlnbError, SpecError
+from mlnb.errors import EnvError, MlnbError, SpecError, UserInputError
 from mlnb.io import atomic_write, environ
 from mlnb.notebooks import stamp_run
 from mlnb.spec import PipelineSpec, load_spec
@@ -101,9 +102,14 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = (),
-              force: bool = False, only: str | None = None, record: bool = True) -> BuildResult:
+              force: bool = False, only: str | None = None, record: bool = True, engine: str = "fork",
+              jobs: int | None = None, progress: pipeline.Progress | None = None) -> BuildResult:
     """Build what is outdated (everything with ``force``; exactly task ``only`` when given) under
-    one MLflow build run, then record the outputs in DVC (``dvc commit``) when the project uses it."""
+    one MLflow build run, then record the outputs in DVC (``dvc commit``) when the project uses it.
+
+    ``engine="fork"`` runs notebooks on pre-started forked kernels (:mod:`mlnb.engine`), up to
+    ``jobs`` independent tasks at a time (default: the number of cores), reporting to ``progress``;
+    ``"papermill"`` is stock Ploomber + papermill, one task at a time."""
     start = time.perf_counter()
     spec, env = load_project(root, env_file, overrides)
     if only is not None and only not in spec.tasks:
@@ -116,22 +122,56 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         synced = versioning.sync(base).changed
         if not force:
             invalidate_changed_modules(spec)
-    dag = pipeline.open_dag(spec, env)
-    if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
-        names = list(spec.tasks)
-        result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in names], synced=synced)
-        if dvc_repo:
-            _record(spec, result, env_file, overrides, up_to_date=None)
-        result.elapsed = time.perf_counter() - start
-        if not (root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
-            _write_last_build(root, result)
-        return result
+    if only is None and not force and uptodate.all_up_to_date(spec):  # decided without Ploomber
+        return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
+    jobs = jobs or os.cpu_count() or 1
+    server = _start_engine(spec, engine, 1 if only else jobs)
+    try:
+        dag = pipeline.open_dag(spec, env, engine)
+        if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
+            return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
+        return _tracked_build(spec, env, dag, force, only, engine, jobs, progress, synced, dvc_repo, env_file,
+                              overrides, start)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _start_engine(spec: PipelineSpec, engine: str, pool: int) -> Any:
+    """The fork server (started now, so it imports while Ploomber loads), or None."""
+    if engine not in pipeline.ENGINES:
+        raise UserInputError(f"--engine: unknown engine {engine!r} (choose from {', '.join(pipeline.ENGINES)})")
+    if engine != "fork":
+        return None
+    from mlnb.engine.imports import notebook_imports
+    from mlnb.engine.kernel import ForkServer
+
+    modules = notebook_imports([t.source for t in spec.tasks.values()], spec.root)
+    return ForkServer(modules, pool, spec.root).start()
+
+
+def _nothing_to_do(spec: PipelineSpec, synced: bool, dvc_repo: bool, env_file: str | None,
+                   overrides: tuple[str, ...], start: float) -> BuildResult:
+    result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in spec.tasks], synced=synced)
+    if dvc_repo:
+        _record(spec, result, env_file, overrides, up_to_date=None)
+    result.elapsed = time.perf_counter() - start
+    if not (spec.root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
+        _write_last_build(spec.root, result)
+    return result
+
+
+def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: bool, only: str | None,
+                   engine: str, jobs: int, progress: pipeline.Progress | None, synced: bool, dvc_repo: bool,
+                   env_file: str | None, overrides: tuple[str, ...], start: float) -> BuildResult:
+    root = spec.root
 
     import mlflow
     from mlflow.tracking import MlflowClient
 
     tracking.configure(root, experiment_name(env))
-    tags = {"mlnb.kind": "build", "mlnb.git_commit": tracking.git_commit(root), "mlnb.force": str(force).lower()}
+    tags = {"mlnb.kind": "build", "mlnb.git_commit": tracking.git_commit(root), "mlnb.force": str(force).lower(),
+            "mlnb.engine": engine}
     if only is not None:
         tags["mlnb.only"] = only
     with mlflow.start_run(run_name="build", tags=tags) as run:
@@ -139,7 +179,8 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         mlflow.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
         mlflow.log_dict(env, "env.yaml")
         with environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
-            outcomes, ok = pipeline.build(spec, dag, force=force, only=only)
+            outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=jobs,
+                                          progress=progress if engine == "fork" else None)
         client = MlflowClient()
         for outcome in outcomes:
             if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
@@ -202,6 +243,16 @@ def invalidate_changed_modules(spec: PipelineSpec) -> dict[str, list[str]]:
         for product in spec.tasks[name].products.values():
             stages.metadata_path(product).unlink(missing_ok=True)
     return changed
+
+
+def fast_states(spec: PipelineSpec) -> list[pipeline.TaskState] | None:
+    """Every task up to date, decided without Ploomber (:mod:`mlnb.uptodate`); None when that
+    is not proven (then :func:`task_states` asks Ploomber and gives the reasons)."""
+    if not uptodate.all_up_to_date(spec):
+        return None
+    if versioning.is_dvc_repo(spec.root) and versioning.changed_modules(spec):
+        return None
+    return [pipeline.TaskState(n, False, ()) for n in spec.tasks]
 
 
 def task_states(spec: PipelineSpec, dag: Any) -> list[pipeline.TaskState]:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from mlnb import cli_data, cli_nbval, cli_registry, cli_serve
-from mlnb.clikit import handle_errors
+from mlnb.clikit import handle_errors, skip_slow_optional_imports
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
 from mlnb.tracking import telemetry_off
@@ -33,12 +33,19 @@ def main() -> None:
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Override an env key for this build, e.g. -p train.C=0.5 (repeatable).")
 @click.option("--no-dvc", is_flag=True, help="Do not record the outputs in DVC (dvc.lock) afterwards.")
+@click.option("--engine", type=click.Choice(["fork", "papermill"]), default="fork", show_default=True,
+              help="fork: pre-started forked kernels, a fresh process per task; papermill: stock Ploomber.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Independent tasks to run at once (fork engine). [default: number of cores]")
 @handle_errors
-def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool) -> None:
+def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool, engine: str,
+          jobs: int | None) -> None:
     """Run outdated tasks under one MLflow build run, then record the outputs in DVC."""
     from mlnb.build import run_build
 
-    result = run_build(_root(), env_file, params, force, record=not no_dvc)
+    skip_slow_optional_imports()
+    result = run_build(_root(), env_file, params, force, record=not no_dvc, engine=engine, jobs=jobs,
+                       progress=_progress)
     if not result.ran:
         click.echo(f"Nothing to do: all {len(result.outcomes)} tasks are up to date "
                    f"({result.elapsed:.1f} s). Use --force to rebuild.")
@@ -53,6 +60,16 @@ def run_task(task: str) -> None:
     from mlnb.build import run_build
 
     _report_build(run_build(_root(), only=task, record=False))
+
+
+def _progress(event: str, task: str, seconds: float) -> None:
+    """One line per task event (called from the build's main thread only, so lines never mix)."""
+    stamp = datetime.now().strftime("%H:%M:%S")
+    if event == "started":
+        click.echo(f"{stamp}  start  {task}")
+    else:
+        mark = "done  " if event == "executed" else "FAILED"
+        click.echo(f"{stamp}  {mark} {task} ({seconds:.1f} s)", err=event == "failed")
 
 
 def _report_build(result: Any) -> None:
@@ -95,11 +112,12 @@ def _report_build(result: Any) -> None:
 @handle_errors
 def status(env_file: str | None, params: tuple[str, ...]) -> None:
     """Which tasks are up to date or outdated, and why (runs nothing)."""
+    skip_slow_optional_imports()
     from mlnb import pipeline
-    from mlnb.build import load_project, task_states
+    from mlnb.build import fast_states, load_project, task_states
 
     spec, env = load_project(_root(), env_file, params)
-    states = task_states(spec, pipeline.open_dag(spec, env))
+    states = fast_states(spec) or task_states(spec, pipeline.open_dag(spec, env))
     rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
     click.echo(_table(rows, ["task", "status", "why"]))
 

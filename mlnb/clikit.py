@@ -46,3 +46,13 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*(str(x) for x in r)) for r in rows]
     return "\n".join(lines)
+
+
+def skip_slow_optional_imports() -> None:
+    """For the build/status commands only: jsonschema (via nbformat, via Ploomber) builds
+    ``rfc3987_syntax``'s grammar at import, ~0.8 s here, just to check the "iri" string format,
+    which no schema these commands validate uses. jsonschema imports it under
+    ``suppress(ImportError)``, so marking it unavailable only drops that one format check."""
+    import sys
+
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from mlnb.notebooks import cell_source, read_notebook
 from mlnb.spec import PipelineSpec, TaskSpec
 
 FAILED_DIR = "_failed"
+Progress = Callable[[str, str, float], None]  # (event: started|executed|failed, task, seconds)
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,13 @@ def _quiet_ploomber() -> None:
         logger.propagate = False
 
 
-def open_dag(spec: PipelineSpec, env: dict[str, Any]) -> Any:
-    """A rendered Ploomber DAG for ``spec`` with ``env`` (after overrides)."""
+ENGINES = ("fork", "papermill")
+
+
+def open_dag(spec: PipelineSpec, env: dict[str, Any], engine: str = "papermill") -> Any:
+    """A rendered Ploomber DAG for ``spec`` with ``env`` (after overrides). With ``engine="fork"``
+    notebook tasks run on papermill's ``mlnb`` engine (pre-started forked kernels, see
+    :mod:`mlnb.engine`); ``"papermill"`` is the stock nbclient engine."""
     from mlnb.tracking import telemetry_off
 
     telemetry_off()
@@ -79,6 +86,14 @@ def open_dag(spec: PipelineSpec, env: dict[str, Any]) -> Any:
             warnings.simplefilter("ignore")  # e.g. "placeholders declared but unused": env.yaml is shared
             dag = DAGSpec(str(spec.path), env=env).to_dag()
             dag.render(show_progress=False)
+        if engine == "fork":
+            from mlnb.engine import kernel
+
+            kernel.register()
+            for task in dag.values():
+                if getattr(task, "executor", None) == "papermill" and hasattr(task, "executor_params"):
+                    task.executor_params["engine_name"] = kernel.ENGINE_NAME
+                    task.executor_params.setdefault("progress_bar", False)  # bars of parallel tasks garble
     except Exception as exc:
         raise SpecError(f"{spec.path.name}: ploomber rejected the spec: {_reason(exc)}") from None
     return dag
@@ -125,20 +140,26 @@ def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:
     return states
 
 
-def build(spec: PipelineSpec, dag: Any, force: bool = False,
-          only: str | None = None) -> tuple[list[TaskOutcome], bool]:
+def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = None, jobs: int = 1,
+          progress: Any = None) -> tuple[list[TaskOutcome], bool]:
     """Run the DAG; return per-task outcomes and whether everything succeeded.
 
     With ``only``, run exactly that task (forced; its upstream products must exist, as when
-    ``dvc repro`` runs one stage). A failed task's products are quarantined (see module docstring)."""
+    ``dvc repro`` runs one stage). A failed task's products are quarantined (see module docstring).
+    With ``progress`` (a ``(event, task, seconds)`` callback), tasks run on mlnb's threaded
+    executor, up to ``jobs`` at a time; without it, on Ploomber's own serial executor."""
     from ploomber.constants import TaskStatus
     from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 
     if only is not None:
         return _build_one(spec, dag, only)
+    if progress is not None:
+        from mlnb.pipeline_executor import ThreadedExecutor
+
+        dag.executor = ThreadedExecutor(jobs, progress)
     ok = True
     try:
-        dag.build(force=force, show_progress=True)
+        dag.build(force=force, show_progress=progress is None)
     except (DAGBuildError, DAGBuildEarlyStop):
         ok = False
     outcomes = []

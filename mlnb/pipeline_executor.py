@@ -1,0 +1,87 @@
+"""A Ploomber executor that runs independent tasks at the same time, in threads.
+
+Part of the Ploomber seam (only :mod:`mlnb.pipeline` uses it). Each task's notebook runs in
+its own kernel process (papermill), so a worker thread only waits on that kernel: threads are
+enough, and unlike Ploomber's ``Parallel`` (a process pool polled in a busy loop) nothing is
+pickled and no core is burnt on waiting.
+
+Task life cycle here (compare Ploomber's ``Task._build``, whose steps this splits)::
+
+    WaitingExecution --submit--> worker thread: task._run()  (papermill: the notebook runs)
+        --ok--> main thread: task._post_run_actions() (on_finish, metadata) --> Executed
+        --raise--> main thread: Errored, task._run_on_failure(); downstream -> Aborted
+
+Every status change, hook and progress event happens on the main thread, in completion order,
+so Ploomber's downstream bookkeeping never races and progress lines never interleave.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from ploomber.constants import TaskStatus
+from ploomber.exceptions import DAGBuildError
+from ploomber.executors.abc import Executor
+
+Progress = Callable[[str, str, float], None]  # (event: started|executed|failed, task, seconds)
+
+
+class ThreadedExecutor(Executor):
+    def __init__(self, jobs: int, progress: Progress | None = None) -> None:
+        self.jobs = max(1, jobs)
+        self.progress = progress or (lambda *_: None)
+        self.errors: dict[str, BaseException] = {}
+
+    def __call__(self, dag: Any, show_progress: bool = False) -> list[Any]:
+        super().__call__(dag)
+        running: dict[Future[Any], tuple[Any, float]] = {}
+        reports: list[Any] = []
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mlnb-task") as pool:
+            try:
+                while True:
+                    started = {task.name for task, _ in running.values()}
+                    for task in dag.values():  # topological order: upstream tasks are submitted first
+                        if len(running) >= self.jobs:
+                            break
+                        if task.exec_status == TaskStatus.WaitingExecution and task.name not in started:
+                            self.progress("started", task.name, 0.0)
+                            running[pool.submit(task._run)] = (task, time.perf_counter())
+                            started.add(task.name)
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        task, t0 = running.pop(future)
+                        reports.append(self._finish(task, future, time.perf_counter() - t0))
+            except BaseException:  # Ctrl-C: let running notebooks end (papermill saves them), then re-raise
+                for future in running:
+                    future.cancel()
+                raise
+        if self.errors:
+            raise DAGBuildError("; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in self.errors.items()))
+        return [r for r in reports if r is not None]
+
+    def _finish(self, task: Any, future: Future[Any], elapsed: float) -> Any:
+        error = future.exception()
+        report = None
+        if error is None:
+            try:
+                report = future.result()
+                task._post_run_actions()
+            except Exception as exc:
+                error = exc
+            else:
+                task.exec_status = TaskStatus.Executed
+                self.progress("executed", task.name, elapsed)
+                return report
+        task.exec_status = TaskStatus.Errored
+        self.errors[task.name] = error
+        try:
+            task._run_on_failure()
+        except Exception as exc:
+            self.errors[task.name] = exc
+        self.progress("failed", task.name, elapsed)
+        return None
