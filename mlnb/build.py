@@ -41,6 +41,7 @@ class BuildResult:
     synced: bool = False  # dvc.yaml was regenerated from pipeline.yaml first
     record_note: str | None = None  # why outputs were deliberately not recorded in DVC
     record_error: str | None = None  # DVC failed to record them
+    interrupted: bool = False  # stopped with Ctrl-C
 
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
@@ -130,8 +131,8 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         dag = pipeline.open_dag(spec, env, engine)
         if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
             return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
-        return _tracked_build(spec, env, dag, force, only, engine, jobs, progress, synced, dvc_repo, env_file,
-                              overrides, start)
+        return _tracked_build(spec, env, dag, force, only, engine, jobs, progress, server, synced, dvc_repo,
+                              env_file, overrides, start)
     finally:
         if server is not None:
             server.stop()
@@ -162,7 +163,8 @@ def _nothing_to_do(spec: PipelineSpec, synced: bool, dvc_repo: bool, env_file: s
 
 
 def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: bool, only: str | None,
-                   engine: str, jobs: int, progress: pipeline.Progress | None, synced: bool, dvc_repo: bool,
+                   engine: str, jobs: int, progress: pipeline.Progress | None, server: Any, synced: bool,
+                   dvc_repo: bool,
                    env_file: str | None, overrides: tuple[str, ...], start: float) -> BuildResult:
     root = spec.root
 
@@ -180,14 +182,15 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         mlflow.log_dict(env, "env.yaml")
         with environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
             outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=jobs,
-                                          progress=progress if engine == "fork" else None)
+                                          progress=progress if engine == "fork" else None,
+                                          interrupt=server.interrupt if server is not None else None)
         client = MlflowClient()
         for outcome in outcomes:
             if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
                 stamp_run(outcome.notebook, run_id, outcome.name)
             if outcome.status in ("executed", "failed"):
                 _record_task(client, run_id, outcome)
-        result = BuildResult(True, ok, outcomes, run_id, synced=synced)
+        result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag))
         ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
         metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
         if metrics_path:
@@ -211,7 +214,7 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         if not ok:
             mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
     if not ok:
-        client.set_terminated(run_id, status="FAILED")
+        client.set_terminated(run_id, status="KILLED" if result.interrupted else "FAILED")
     if dvc_repo:
         current = [o.name for o in outcomes if o.status in ("executed", "skipped")]
         _record(spec, result, env_file, overrides, up_to_date=current)

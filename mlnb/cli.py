@@ -94,6 +94,9 @@ def _report_build(result: Any) -> None:
         click.echo(f"note: {result.record_note}")
     if result.record_error:
         click.echo(f"mlnb: error: {result.record_error}", err=True)
+    if result.interrupted:
+        click.echo("mlnb: interrupted (Ctrl-C): the tasks not started were not run", err=True)
+        sys.exit(130)
     if not result.ok:
         if result.gate and not result.gate.get("passed"):
             click.echo(f"gate failed: {result.gate['reason']}", err=True)

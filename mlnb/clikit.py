@@ -28,6 +28,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except MlnbError as exc:
             fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:  # outside a build's tasks (they handle Ctrl-C themselves)
+            fail("interrupted (Ctrl-C)", 130)
 
     return wrapper
 

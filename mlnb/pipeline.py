@@ -141,7 +141,8 @@ def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:
 
 
 def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = None, jobs: int = 1,
-          progress: Any = None) -> tuple[list[TaskOutcome], bool]:
+          progress: Progress | None = None, interrupt: Callable[[bool], None] | None = None,
+          ) -> tuple[list[TaskOutcome], bool]:
     """Run the DAG; return per-task outcomes and whether everything succeeded.
 
     With ``only``, run exactly that task (forced; its upstream products must exist, as when
@@ -156,7 +157,7 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
     if progress is not None:
         from mlnb.pipeline_executor import ThreadedExecutor
 
-        dag.executor = ThreadedExecutor(jobs, progress)
+        dag.executor = ThreadedExecutor(jobs, progress, interrupt)
     ok = True
     try:
         dag.build(force=force, show_progress=progress is None)
@@ -175,6 +176,11 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         else:
             outcomes.append(TaskOutcome(name, "not run"))
     return outcomes, ok and all(o.status != "failed" for o in outcomes)
+
+
+def interrupted(dag: Any) -> bool:
+    """The last build of ``dag`` was stopped with Ctrl-C."""
+    return bool(getattr(dag.executor, "interrupted", 0))
 
 
 def _build_one(spec: PipelineSpec, dag: Any, name: str) -> tuple[list[TaskOutcome], bool]:

@@ -17,6 +17,7 @@ once, so the next kernel initialises while the current task runs.
 Protocol: one JSON line per connection on ``SOCKET_DIR/sock``, one JSON line back:
 ``{"op": "claim", "cwd", "env", "args"}`` -> ``{"pid", "connection"}``;
 ``{"op": "status", "pid"}`` -> ``{"returncode"}`` (null while alive);
+``{"op": "interrupt", "hard"}`` -> SIGINT (SIGKILL when hard) to every running kernel;
 ``{"op": "shutdown"}`` -> ``{"ok": true}``, then every kernel is killed and this exits.
 """
 
@@ -271,6 +272,12 @@ class Server:
             pid = int(request.get("pid", -1))
             self.reap()
             self.reply(conn, {"returncode": self.exited.get(pid)})
+        elif op == "interrupt":  # Ctrl-C in the build: interrupt (or kill) every running kernel
+            sig = signal.SIGKILL if request.get("hard") else signal.SIGINT
+            for pid in list(self.running):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, sig)  # as jupyter_client signals a kernel: its process group
+            self.reply(conn, {"ok": True, "signalled": len(self.running)})
         elif op == "shutdown":
             self.reply(conn, {"ok": True})
             self.stopping = True

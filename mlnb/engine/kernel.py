@@ -80,6 +80,11 @@ class ForkServer:
         os.environ[SERVER_ENV] = self.socket_path
         return self
 
+    def interrupt(self, hard: bool = False) -> None:
+        """Interrupt every running kernel (a KeyboardInterrupt in its cell), or kill it (``hard``)."""
+        if self.proc is not None and self.proc.poll() is None:
+            request(self.socket_path, {"op": "interrupt", "hard": hard}, timeout=5)
+
     def log_tail(self, lines: int = 5) -> str:
         try:
             assert self.dir is not None
