@@ -140,6 +140,13 @@ def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:
     return states
 
 
+def ploomber_up_to_date(dag: Any) -> dict[str, bool]:
+    """Ploomber's own verdict after rendering: the tasks it would skip (a check of :mod:`mlnb.uptodate`)."""
+    from ploomber.constants import TaskStatus
+
+    return {name: dag[name].exec_status == TaskStatus.Skipped for name in dag}
+
+
 def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = None, jobs: int = 1,
           progress: Progress | None = None, interrupt: Callable[[bool], None] | None = None,
           ) -> tuple[list[TaskOutcome], bool]:
