@@ -185,11 +185,12 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
                                           progress=progress if engine == "fork" else None,
                                           interrupt=server.interrupt if server is not None else None)
         client = MlflowClient()
+        existing = tracking.task_runs(run_id, run.info.experiment_id)
         for outcome in outcomes:
             if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
                 stamp_run(outcome.notebook, run_id, outcome.name)
             if outcome.status in ("executed", "failed"):
-                _record_task(client, run_id, outcome)
+                _record_task(client, run_id, run.info.experiment_id, outcome, existing)
         result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag))
         ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
         metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
@@ -276,18 +277,21 @@ def task_states(spec: PipelineSpec, dag: Any) -> list[pipeline.TaskState]:
     return list(out.values())
 
 
-def _record_task(client: Any, build_run_id: str, outcome: pipeline.TaskOutcome) -> None:
+def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pipeline.TaskOutcome,
+                 existing: dict[str, str]) -> None:
     """Complete (or create) the task's child run: status, duration, executed notebook."""
-    run_id = tracking.find_task_run(build_run_id, outcome.name)
+    from mlflow.entities import Metric, RunTag
+
+    run_id = existing.get(outcome.name)
     if run_id is None:
-        parent = client.get_run(build_run_id)
-        child = client.create_run(parent.info.experiment_id, run_name=outcome.name, tags={
+        child = client.create_run(experiment_id, run_name=outcome.name, tags={
             "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
         run_id = child.info.run_id
-    client.set_tag(run_id, "mlnb.status", outcome.status)
-    client.log_metric(run_id, "duration_s", round(outcome.elapsed, 3))
+    tags = [RunTag("mlnb.status", outcome.status)]
     if outcome.failure:
-        client.set_tag(run_id, "mlnb.failure", outcome.failure.describe()[:5000])
+        tags.append(RunTag("mlnb.failure", outcome.failure.describe()[:5000]))
+    metric = Metric("duration_s", round(outcome.elapsed, 3), int(time.time() * 1000), 0)
+    client.log_batch(run_id, metrics=[metric], tags=tags)  # one store transaction, not one per value
     if outcome.notebook and outcome.notebook.exists():
         client.log_artifact(run_id, str(outcome.notebook), "notebooks")
     client.set_terminated(run_id, status="FINISHED" if outcome.status == "executed" else "FAILED")

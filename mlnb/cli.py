@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from mlnb import cli_data, cli_nbval, cli_registry, cli_serve
-from mlnb.clikit import handle_errors, skip_slow_optional_imports
+from mlnb.clikit import exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
 from mlnb.tracking import telemetry_off
@@ -49,7 +49,7 @@ def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bo
     if not result.ran:
         click.echo(f"Nothing to do: all {len(result.outcomes)} tasks are up to date "
                    f"({result.elapsed:.1f} s). Use --force to rebuild.")
-    _report_build(result)
+    _report_and_exit(result)
 
 
 @main.command("run")
@@ -59,7 +59,18 @@ def run_task(task: str) -> None:
     """Run exactly TASK (forced; its upstream products must exist). `dvc repro` stages call this."""
     from mlnb.build import run_build
 
-    _report_build(run_build(_root(), only=task, record=False))
+    _report_and_exit(run_build(_root(), only=task, record=False))
+
+
+def _report_and_exit(result: Any) -> None:
+    try:
+        _report_build(result)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    if result.ran:  # Ploomber, MLflow, pandas... are loaded: skip tearing them down (~0.8 s)
+        exit_now(code)
+    sys.exit(code)
 
 
 def _progress(event: str, task: str, seconds: float) -> None:

@@ -87,18 +87,13 @@ def task_run(task: str, root: str | Path, experiment: str) -> Iterator[Any]:
         yield run
 
 
-def find_task_run(build_run_id: str, task: str) -> str | None:
-    """The id of the child run a task notebook opened under ``build_run_id``."""
+def task_runs(build_run_id: str, experiment_id: str) -> dict[str, str]:
+    """Task name -> id of the child run its notebook opened under ``build_run_id`` (one query)."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
-    parent = client.get_run(build_run_id)
-    runs = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{build_run_id}' and tags.`mlnb.task` = '{task}'",
-        max_results=1,
-    )
-    return runs[0].info.run_id if runs else None
+    runs = MlflowClient().search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{build_run_id}'",
+                                      max_results=5000)
+    return {r.data.tags["mlnb.task"]: r.info.run_id for r in reversed(runs) if "mlnb.task" in r.data.tags}
 
 
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")  # MLflow's "no such thing"
