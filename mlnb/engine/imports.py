@@ -62,7 +62,9 @@ def is_safe(name: str) -> bool:
 
 def _local_source(name: str, roots: tuple[Path, ...]) -> Path | None:
     """The source file of ``name`` when it is a project module (under one of ``roots``)."""
-    path = module_file(name)
+    parts = name.split(".")
+    in_project = [roots[0].joinpath(*parts).with_suffix(".py"), roots[0].joinpath(*parts, "__init__.py")]
+    path = next((p for p in in_project if p.is_file()), None) or module_file(name)  # kernels run in the root
     if path is None:
         return None
     resolved = path.resolve()
