@@ -5,7 +5,9 @@ Imports inside project modules the notebooks use (``mlnb`` itself, or a module u
 project root) are followed one level, because such modules often import lazily inside
 functions (``from sklearn.ensemble import ...`` in ``make_model``).
 
-Modules that are unsafe to import before ``fork()`` (they start threads or pick a GUI
+The project's own modules are followed but never pre-imported themselves: their import-time
+code may read files that earlier tasks of the build rewrite. Modules that are unsafe to import
+before ``fork()`` (they start threads or pick a GUI
 backend at import) are never pre-imported: the task imports them itself, as it would anyway.
 """
 
@@ -90,6 +92,12 @@ def module_file(name: str) -> Path | None:
     return next((c for c in candidates if c.suffix == ".py" and c.is_file()), None)
 
 
+def _is_project_file(path: Path, project_root: Path, mlnb_dir: Path) -> bool:
+    """A module of the project itself (not mlnb, not an installed package): never pre-imported,
+    since its import-time code may read the project's files, which earlier tasks may change."""
+    return path.is_relative_to(project_root) and not path.is_relative_to(mlnb_dir)
+
+
 def notebook_imports(notebooks: Iterable[Path], project_root: Path) -> list[str]:
     """Module names the notebooks import, in first-seen order, unsafe ones left out."""
     roots = (project_root.resolve(), Path(__file__).resolve().parents[1])  # the project and mlnb itself
@@ -106,15 +114,18 @@ def notebook_imports(notebooks: Iterable[Path], project_root: Path) -> list[str]
     for name in found:
         if not is_safe(name) or name in seen:
             continue
-        seen[name] = None
         local = _local_source(name, roots)
+        if local is None or not _is_project_file(local, roots[0], roots[1]):
+            seen[name] = None
         if local is not None:  # follow a project module's own (often lazy) imports, one level
             try:
                 tree = ast.parse(local.read_text(encoding="utf-8"))
             except (OSError, SyntaxError, UnicodeDecodeError):
                 continue
             for inner in _tree_imports(tree):
-                if is_safe(inner) and inner not in seen:
+                inner_local = _local_source(inner, roots)
+                if is_safe(inner) and inner not in seen and (
+                        inner_local is None or not _is_project_file(inner_local, roots[0], roots[1])):
                     seen[inner] = None
     for name, extra in COMPANIONS.items():
         if name in seen:

@@ -30,6 +30,19 @@ from mlnb.errors import MlnbError
 SERVER_ENV = "MLNB_FORKSERVER"  # path of the running fork server's socket
 
 
+PID_ENV = "MLNB_FORKSERVER_PID"
+
+
+def _server_alive() -> bool:
+    try:
+        os.kill(int(os.environ.get(PID_ENV, "0")), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return int(os.environ.get(PID_ENV, "0")) > 0
+
+
 def request(sock_path: str, data: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
     """One request to the fork server (a claim may wait for a kernel to finish initialising)."""
     deadline = time.monotonic() + timeout
@@ -47,8 +60,8 @@ def request(sock_path: str, data: dict[str, Any], timeout: float = 300.0) -> dic
                     buf += chunk
             return json.loads(buf) if buf else {"error": "the fork server closed the connection"}
         except (FileNotFoundError, ConnectionRefusedError):  # still importing: not listening yet
-            if time.monotonic() > deadline:
-                return {"error": "the fork server did not start"}
+            if time.monotonic() > deadline or not _server_alive():
+                return {"error": "the fork server is not running", "gone": True}
             time.sleep(0.02)
         except (OSError, ValueError) as exc:
             return {"error": f"the fork server did not answer: {exc}"}
@@ -61,7 +74,7 @@ class ForkServer:
         self.modules, self.pool_size, self.cwd = modules, pool_size, cwd
         self.dir: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
-        self._saved_env: str | None = None
+        self._saved_env: tuple[str | None, str | None] | None = None
 
     @property
     def socket_path(self) -> str:
@@ -71,13 +84,14 @@ class ForkServer:
     def start(self) -> ForkServer:
         self.dir = Path(tempfile.mkdtemp(prefix="mlnb-fork-"))  # 0700: connection files hold keys
         with open(self.dir / "server.log", "wb") as log:
-            env = {k: v for k, v in os.environ.items() if k != SERVER_ENV}
+            env = {k: v for k, v in os.environ.items() if k not in (SERVER_ENV, PID_ENV)}
             cmd = [sys.executable, *INTERPRETER_FLAGS, "-m", "mlnb.engine.forkserver", str(self.dir),
                    str(self.pool_size), *self.modules]
             self.proc = subprocess.Popen(
                 cmd, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self._saved_env = os.environ.get(SERVER_ENV)
+        self._saved_env = (os.environ.get(SERVER_ENV), os.environ.get(PID_ENV))
         os.environ[SERVER_ENV] = self.socket_path
+        os.environ[PID_ENV] = str(self.proc.pid)
         return self
 
     def interrupt(self, hard: bool = False) -> None:
@@ -94,10 +108,11 @@ class ForkServer:
         return " | ".join(text[-lines:])
 
     def stop(self) -> None:
-        if self._saved_env is None:
-            os.environ.pop(SERVER_ENV, None)
-        else:
-            os.environ[SERVER_ENV] = self._saved_env
+        for key, value in zip((SERVER_ENV, PID_ENV), self._saved_env or (None, None), strict=True):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         if self.proc is not None and self.proc.poll() is None:
             if "error" in request(self.socket_path, {"op": "shutdown"}, timeout=2):
                 self.proc.terminate()
@@ -197,10 +212,12 @@ def _provisioner_class() -> type:
             args = kernel_args(cmd)
             if not sock or args is None:
                 return await super().launch_kernel(cmd, **kwargs)
-            env = {k: v for k, v in (kwargs.get("env") or os.environ).items() if k != SERVER_ENV}
+            env = {k: v for k, v in (kwargs.get("env") or os.environ).items() if k not in (SERVER_ENV, PID_ENV)}
             cwd = str(kwargs.get("cwd") or os.getcwd())
             claim = {"op": "claim", "cwd": cwd, "env": env, "args": args}
             reply = await asyncio.to_thread(request, sock, claim)
+            if reply.get("gone"):  # the fork server died (or never started): a stock kernel instead
+                return await super().launch_kernel(cmd, **kwargs)
             if "error" in reply:
                 raise MlnbError(f"fork server: {reply['error']}")
             if self.ports_cached:  # LocalProvisioner reserved ports the pool kernel does not use

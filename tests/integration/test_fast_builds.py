@@ -257,3 +257,22 @@ def test_a_no_op_build_and_status_import_neither_ploomber_nor_mlflow(tiny_projec
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines()[-1] == "[]", out.stdout
     assert "Nothing to do" in run_mlnb(tiny_project, "build", "--no-dvc").stdout
+
+
+def test_without_a_live_fork_server_the_engine_runs_a_stock_kernel(tmp_path: Path) -> None:
+    import papermill as pm
+
+    from mlnb.engine import kernel
+
+    kernel.register()
+    nb = write_notebook(tmp_path / "nb.ipynb", [("code", "import os\nprint(os.getppid())")])
+    with kernel.ForkServer([], 1, tmp_path) as server:
+        assert server.proc is not None
+        pm.execute_notebook(str(nb), str(tmp_path / "forked.ipynb"), engine_name="mlnb", progress_bar=False)
+        server.proc.kill()
+        server.proc.wait()
+        pm.execute_notebook(str(nb), str(tmp_path / "stock.ipynb"), engine_name="mlnb", progress_bar=False)
+        parents = {name: int("".join(json.loads((tmp_path / f"{name}.ipynb").read_text())["cells"][0]["outputs"][0]["text"]))
+                   for name in ("forked", "stock")}
+        assert parents["forked"] == server.proc.pid  # a kernel forked by the server...
+        assert parents["stock"] == os.getpid()  # ...then, with the server gone, one of ours
