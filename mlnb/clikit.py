@@ -50,14 +50,19 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def skip_slow_optional_imports() -> None:
-    """For the build/status commands only: jsonschema (via nbformat, via Ploomber) builds
-    ``rfc3987_syntax``'s grammar at import, ~0.8 s here, just to check the "iri" string format,
-    which no schema these commands validate uses. jsonschema imports it under
-    ``suppress(ImportError)``, so marking it unavailable only drops that one format check."""
-    import sys
+# Imported eagerly, under try/except ImportError, by libraries the build/status commands load,
+# and never used by these commands (their notebooks run in kernels, other processes):
+SLOW_OPTIONAL = (
+    "rfc3987_syntax",  # jsonschema (nbformat, Ploomber): builds a grammar for the "iri" format, ~0.8 s
+    "matplotlib",  # ploomber-engine's profiling plots, loaded by papermill's engine entry points: ~0.3 s
+)
 
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+
+def skip_slow_optional_imports() -> None:
+    """For the build/status commands only: mark :data:`SLOW_OPTIONAL` unavailable, so the
+    ``except ImportError`` branch their importers already have is taken instead of a slow import."""
+    for name in SLOW_OPTIONAL:
+        sys.modules.setdefault(name, None)  # type: ignore[assignment]
 
 
 def exit_now(code: int) -> None:
