@@ -18,6 +18,7 @@ from typing import Any
 from mlnb import pipeline, tracking, uptodate
 from mlnb.config import apply_overrides, load_env
 from mlnb.errors import EnvError, MlnbError, SpecError, UserInputError
+from mlnb.explain import upstream_hashes
 from mlnb.io import atomic_write, environ
 from mlnb.notebooks import stamp_run
 from mlnb.spec import PipelineSpec, load_spec
@@ -188,7 +189,7 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         existing = tracking.task_runs(run_id, run.info.experiment_id)
         for outcome in outcomes:
             if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
-                stamp_run(outcome.notebook, run_id, outcome.name)
+                stamp_run(outcome.notebook, run_id, outcome.name, upstream_hashes(spec, spec.tasks[outcome.name]))
             if outcome.status in ("executed", "failed"):
                 _record_task(client, run_id, run.info.experiment_id, outcome, existing)
         result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag))

@@ -121,12 +121,23 @@ def _report_build(result: Any) -> None:
 
 
 @main.command()
+@click.argument("task", required=False)
 @click.option("--env-file", type=click.Path(dir_okay=False), help="Use this env file instead of env.yaml.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Env override, as for build.")
+@click.option("--explain", is_flag=True, help="For each outdated task (or TASK): every change, cell diffs, "
+                                               "param old -> new, upstream content hashes; cosmetic edits marked.")
 @handle_errors
-def status(env_file: str | None, params: tuple[str, ...]) -> None:
+def status(task: str | None, env_file: str | None, params: tuple[str, ...], explain: bool) -> None:
     """Which tasks are up to date or outdated, and why (runs nothing)."""
     skip_slow_optional_imports()
+    if explain or task:
+        from mlnb.build import load_project
+        from mlnb.explain import explain as explain_tasks
+
+        spec, _ = load_project(_root(), env_file, params)
+        for found in explain_tasks(spec, task):
+            _print_explanation(found)
+        return
     from mlnb import pipeline
     from mlnb.build import fast_states, load_project, task_states
 
@@ -134,6 +145,33 @@ def status(env_file: str | None, params: tuple[str, ...]) -> None:
     states = fast_states(spec) or task_states(spec, pipeline.open_dag(spec, env))
     rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
     click.echo(_table(rows, ["task", "status", "why"]))
+
+
+def _print_explanation(found: Any) -> None:
+    if not found.outdated:
+        click.echo(f"{found.task}: up to date")
+        return
+    label = "outdated, cosmetic changes only (`mlnb accept` records them)" if found.cosmetic_only else "outdated"
+    click.echo(f"{found.task}: {label}")
+    for change in found.changes:
+        click.echo(f"  - {change.summary}")
+        for line in change.diff.splitlines():
+            click.echo(f"      {line}")
+
+
+@main.command()
+@click.argument("task")
+@click.option("--force", is_flag=True, help="Accept a source change that is not cosmetic (outputs stay as they are).")
+@handle_errors
+def accept(task: str, force: bool) -> None:
+    """Mark TASK up to date after a cosmetic edit (comments, formatting, markdown) without re-running it."""
+    from mlnb.build import load_project
+    from mlnb.explain import accept as accept_task
+
+    spec, _ = load_project(_root())
+    found = accept_task(spec, task, force=force)
+    click.echo(f"accepted {len(found.changes)} change(s) to {task}: Ploomber's record now holds the current "
+               f"source; {task} and its downstream tasks stay up to date")
 
 
 @main.command()

@@ -100,10 +100,12 @@ def _imports(cells: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def stamp_run(path: str | Path, build_run_id: str, task: str) -> None:
+def stamp_run(path: str | Path, build_run_id: str, task: str, upstream: dict[str, Any] | None = None) -> None:
     """Record in an executed notebook which build ran it (``metadata.mlnb``), so JupyterLab's
-    "Promote this run" button knows the run; written atomically."""
+    "Promote this run" button knows the run, and the content hashes of the upstream products it
+    read (``mlnb status --explain`` compares them); written atomically."""
     nb = read_notebook(path)
-    nb.setdefault("metadata", {})["mlnb"] = {"build_run_id": build_run_id, "task": task}
+    nb.setdefault("metadata", {})["mlnb"] = {"build_run_id": build_run_id, "task": task,
+                                             **({"upstream": upstream} if upstream else {})}
     with atomic_write(path, encoding="utf-8") as fh:
         fh.write(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")

@@ -40,15 +40,22 @@ def source_code(notebook: Path) -> str:
                      if not _SKIPPED_TAGS & set((c.get("metadata") or {}).get("tags") or []))
 
 
-def _metadata(product: Path) -> dict[str, Any] | None:
+def metadata_path(product: Path) -> Path:
+    """Where Ploomber keeps a File product's metadata."""
+    return product.with_name(f".{product.name}.metadata")
+
+
+def read_metadata(product: Path) -> dict[str, Any] | None:
+    """A product's Ploomber metadata, when readable and timestamped."""
     try:
-        data = json.loads(product.with_name(f".{product.name}.metadata").read_text(encoding="utf-8"))
+        data = json.loads(metadata_path(product).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("timestamp"), int | float) else None
 
 
-def _params(task: TaskSpec, root: Path) -> dict[str, Any] | None:
+def params_for(task: TaskSpec, root: Path) -> dict[str, Any] | None:
+    """The task's params as Ploomber stores them (``resources_`` files by MD5); None if a file is unreadable."""
     params = json.loads(json.dumps(task.params))  # a deep copy, JSON-typed as Ploomber serialises it
     resources = params.get("resources_")
     if resources is None:
@@ -70,7 +77,7 @@ def task_timestamp(task: TaskSpec, root: Path, code: str | None = None) -> float
     for product in task.products.values():
         if not product.exists():
             return None
-        meta = _metadata(product)
+        meta = read_metadata(product)
         if meta is None:
             return None
         metas.append(meta)
@@ -78,7 +85,7 @@ def task_timestamp(task: TaskSpec, root: Path, code: str | None = None) -> float
     if any(m.get("stored_source_code") != code for m in metas):
         return None
     stored = metas[0].get("params")
-    if stored is None or stored != _params(task, root):
+    if stored is None or stored != params_for(task, root):
         return None
     return min(float(m["timestamp"]) for m in metas)
 
