@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb import pipeline, tracking, uptodate
+from mlnb import debug, pipeline, tracking, uptodate
 from mlnb.config import apply_overrides, load_env
 from mlnb.errors import EnvError, MlnbError, SpecError, UserInputError
 from mlnb.explain import upstream_hashes
@@ -43,6 +43,7 @@ class BuildResult:
     record_note: str | None = None  # why outputs were deliberately not recorded in DVC
     record_error: str | None = None  # DVC failed to record them
     interrupted: bool = False  # stopped with Ctrl-C
+    resume_notes: list[str] = field(default_factory=list)  # how --resume ran each failed task
 
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
@@ -105,14 +106,19 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = (),
               force: bool = False, only: str | None = None, record: bool = True, engine: str = "fork",
-              jobs: int | None = None, progress: pipeline.Progress | None = None) -> BuildResult:
+              jobs: int | None = None, progress: pipeline.Progress | None = None, resume: bool = False,
+              snapshot_mb: float = 512) -> BuildResult:
     """Build what is outdated (everything with ``force``; exactly task ``only`` when given) under
     one MLflow build run, then record the outputs in DVC (``dvc commit``) when the project uses it.
 
     ``engine="fork"`` runs notebooks on pre-started forked kernels (:mod:`mlnb.engine`), up to
     ``jobs`` independent tasks at a time (default: the number of cores), reporting to ``progress``;
-    ``"papermill"`` is stock Ploomber + papermill, one task at a time."""
+    ``"papermill"`` is stock Ploomber + papermill, one task at a time. Under the fork engine a
+    failing task leaves a namespace snapshot (at most ``snapshot_mb``) for ``mlnb debug``, and
+    ``resume`` restarts a failed task at its failing cell when that is safe (:mod:`mlnb.debug`)."""
     start = time.perf_counter()
+    if resume and engine != "fork":
+        raise UserInputError("--resume: needs the fork engine (failure snapshots are taken in its kernels)")
     spec, env = load_project(root, env_file, overrides)
     if only is not None and only not in spec.tasks:
         raise SpecError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
@@ -132,8 +138,9 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         dag = pipeline.open_dag(spec, env, engine)
         if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
             return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
-        return _tracked_build(spec, env, dag, force, only, engine, jobs, progress, server, synced, dvc_repo,
-                              env_file, overrides, start)
+        recorder = debug.FailureRecorder(spec, resume, snapshot_mb) if engine == "fork" and only is None else None
+        return _tracked_build(spec, env, dag, force, only, engine, jobs, progress, server, recorder, synced,
+                              dvc_repo, env_file, overrides, start)
     finally:
         if server is not None:
             server.stop()
@@ -164,9 +171,9 @@ def _nothing_to_do(spec: PipelineSpec, synced: bool, dvc_repo: bool, env_file: s
 
 
 def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: bool, only: str | None,
-                   engine: str, jobs: int, progress: pipeline.Progress | None, server: Any, synced: bool,
-                   dvc_repo: bool,
-                   env_file: str | None, overrides: tuple[str, ...], start: float) -> BuildResult:
+                   engine: str, jobs: int, progress: pipeline.Progress | None, server: Any, recorder: Any,
+                   synced: bool, dvc_repo: bool, env_file: str | None, overrides: tuple[str, ...],
+                   start: float) -> BuildResult:
     root = spec.root
 
     import mlflow
@@ -184,7 +191,9 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         with environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
             outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=jobs,
                                           progress=progress if engine == "fork" else None,
-                                          interrupt=server.interrupt if server is not None else None)
+                                          interrupt=server.interrupt if server is not None else None,
+                                          task_options=recorder.options if recorder is not None else None)
+        notes = recorder.after(outcomes) if recorder is not None else []
         client = MlflowClient()
         existing = tracking.task_runs(run_id, run.info.experiment_id)
         for outcome in outcomes:
@@ -192,7 +201,8 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
                 stamp_run(outcome.notebook, run_id, outcome.name, upstream_hashes(spec, spec.tasks[outcome.name]))
             if outcome.status in ("executed", "failed"):
                 _record_task(client, run_id, run.info.experiment_id, outcome, existing)
-        result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag))
+        result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag),
+                             resume_notes=notes)
         ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
         metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
         if metrics_path:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mlnb import cli_data, cli_nbval, cli_registry, cli_serve
+from mlnb import cli_data, cli_debug, cli_nbval, cli_registry, cli_serve
 from mlnb.clikit import exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
@@ -37,15 +37,19 @@ def main() -> None:
               help="fork: pre-started forked kernels, a fresh process per task; papermill: stock Ploomber.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Independent tasks to run at once (fork engine). [default: number of cores]")
+@click.option("--resume", is_flag=True, help="Restart a failed task at its failing cell from its snapshot, when "
+                                              "the cells before it, its params and upstream are unchanged.")
+@click.option("--snapshot-max-mb", type=click.FloatRange(min=0), default=512, show_default=True,
+              help="Size limit of a failed task's namespace snapshot (what does not fit is listed).")
 @handle_errors
 def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool, engine: str,
-          jobs: int | None) -> None:
+          jobs: int | None, resume: bool, snapshot_max_mb: float) -> None:
     """Run outdated tasks under one MLflow build run, then record the outputs in DVC."""
     from mlnb.build import run_build
 
     skip_slow_optional_imports()
     result = run_build(_root(), env_file, params, force, record=not no_dvc, engine=engine, jobs=jobs,
-                       progress=_progress)
+                       progress=_progress, resume=resume, snapshot_mb=snapshot_max_mb)
     if not result.ran:
         click.echo(f"Nothing to do: all {len(result.outcomes)} tasks are up to date "
                    f"({result.elapsed:.1f} s). Use --force to rebuild.")
@@ -93,12 +97,16 @@ def _report_build(result: Any) -> None:
         if result.metrics:
             click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
         click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")
+    for note in getattr(result, "resume_notes", []):
+        click.echo(f"resume: {note}")
     for o in result.failed:
         where = o.failure.describe() if o.failure else "see the partial notebook"
         click.echo(f"FAILED task {o.name}: {where}", err=True)
         if o.notebook:
             click.echo(f"  partial notebook and outputs kept in {o.notebook.parent.relative_to(Path.cwd())}/",
                        err=True)
+        if (Path.cwd() / ".mlnb" / "snapshots" / o.name / "namespace.pkl").exists():
+            click.echo(f"  debug it where it failed: mlnb debug {o.name} (then `mlnb build --resume`)", err=True)
     if result.recorded:
         click.echo(f"recorded in DVC (dvc.lock): {', '.join(result.recorded)}")
     if result.record_note:
@@ -136,7 +144,7 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
 
         spec, _ = load_project(_root(), env_file, params)
         for found in explain_tasks(spec, task):
-            _print_explanation(found)
+            cli_debug.print_explanation(found)
         return
     from mlnb import pipeline
     from mlnb.build import fast_states, load_project, task_states
@@ -145,33 +153,6 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
     states = fast_states(spec) or task_states(spec, pipeline.open_dag(spec, env))
     rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
     click.echo(_table(rows, ["task", "status", "why"]))
-
-
-def _print_explanation(found: Any) -> None:
-    if not found.outdated:
-        click.echo(f"{found.task}: up to date")
-        return
-    label = "outdated, cosmetic changes only (`mlnb accept` records them)" if found.cosmetic_only else "outdated"
-    click.echo(f"{found.task}: {label}")
-    for change in found.changes:
-        click.echo(f"  - {change.summary}")
-        for line in change.diff.splitlines():
-            click.echo(f"      {line}")
-
-
-@main.command()
-@click.argument("task")
-@click.option("--force", is_flag=True, help="Accept a source change that is not cosmetic (outputs stay as they are).")
-@handle_errors
-def accept(task: str, force: bool) -> None:
-    """Mark TASK up to date after a cosmetic edit (comments, formatting, markdown) without re-running it."""
-    from mlnb.build import load_project
-    from mlnb.explain import accept as accept_task
-
-    spec, _ = load_project(_root())
-    found = accept_task(spec, task, force=force)
-    click.echo(f"accepted {len(found.changes)} change(s) to {task}: Ploomber's record now holds the current "
-               f"source; {task} and its downstream tasks stay up to date")
 
 
 @main.command()
@@ -290,7 +271,8 @@ def add(notebook: str, name: str | None) -> None:
         click.echo(f"dvc.yaml regenerated: stage {result.name} added")
 
 
-for _command in [*cli_data.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS, cli_nbval.nbval_group]:
+for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
+                 cli_nbval.nbval_group]:
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def ploomber_up_to_date(dag: Any) -> dict[str, bool]:
 
 def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = None, jobs: int = 1,
           progress: Progress | None = None, interrupt: Callable[[bool], None] | None = None,
-          ) -> tuple[list[TaskOutcome], bool]:
+          task_options: Callable[[str], Any] | None = None) -> tuple[list[TaskOutcome], bool]:
     """Run the DAG; return per-task outcomes and whether everything succeeded.
 
     With ``only``, run exactly that task (forced; its upstream products must exist, as when
@@ -164,7 +164,7 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
     if progress is not None:
         from mlnb.pipeline_executor import ThreadedExecutor
 
-        dag.executor = ThreadedExecutor(jobs, progress, interrupt)
+        dag.executor = ThreadedExecutor(jobs, progress, interrupt, task_options)
     ok = True
     try:
         dag.build(force=force, show_progress=progress is None)

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from ploomber.constants import TaskStatus
@@ -38,7 +39,9 @@ Progress = Callable[[str, str, float], None]  # (event: started|executed|failed,
 
 class ThreadedExecutor(Executor):
     def __init__(self, jobs: int, progress: Progress | None = None,
-                 interrupt: Callable[[bool], None] | None = None) -> None:
+                 interrupt: Callable[[bool], None] | None = None,
+                 options: Callable[[str], AbstractContextManager[Any]] | None = None) -> None:
+        self.options = options or (lambda name: nullcontext())
         self.jobs = max(1, jobs)
         self.progress = progress or (lambda *_: None)
         self.interrupt = interrupt or (lambda hard: None)
@@ -74,7 +77,7 @@ class ThreadedExecutor(Executor):
                         break
                     if task.exec_status == TaskStatus.WaitingExecution and task.name not in started:
                         self.progress("started", task.name, 0.0)
-                        running[pool.submit(task._run)] = (task, time.perf_counter())
+                        running[pool.submit(self._run_task, task)] = (task, time.perf_counter())
                         started.add(task.name)
                 if not running:
                     break
@@ -83,6 +86,10 @@ class ThreadedExecutor(Executor):
                     task, t0 = running.pop(future)
                     reports.append(self._finish(task, future, time.perf_counter() - t0))
         return reports
+
+    def _run_task(self, task: Any) -> Any:
+        with self.options(task.name):  # e.g. the task's kernel env (in this worker thread only)
+            return task._run()
 
     def _finish(self, task: Any, future: Future[Any], elapsed: float) -> Any:
         error = future.exception()

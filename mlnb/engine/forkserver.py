@@ -91,6 +91,10 @@ def _kernel_child(conn_file: str, args: list[str], ready_w: int, claim_r: int, s
     shell = getattr(app, "shell", None)
     if shell is not None and isinstance(shell.user_ns.get("_dh"), list):
         shell.user_ns["_dh"][:] = [cwd]
+    if shell is not None and (os.environ.get("MLNB_SNAPSHOT_DIR") or os.environ.get("MLNB_RESUME_FROM")):
+        from mlnb.engine import checkpoint
+
+        checkpoint.install(shell)  # failure snapshots / a resumed task's restored namespace
     app.start()
     os._exit(0)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -20,14 +21,35 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mlnb.engine.clients import ready_client_class, resuming_client_class
 from mlnb.errors import MlnbError
 
 SERVER_ENV = "MLNB_FORKSERVER"  # path of the running fork server's socket
+_task = threading.local()  # per build thread: the options of the task it is running
+
+
+@contextlib.contextmanager
+def task_options(env: dict[str, str] | None = None, resume: dict[str, Any] | None = None) -> Iterator[None]:
+    """For the notebook this thread runs next: extra kernel ``env`` (e.g. where to snapshot on
+    failure) and ``resume`` = {"cell_id", "partial"} (skip the cells before ``cell_id``, taking
+    their outputs from the ``partial`` notebook: the kernel restores the namespace instead)."""
+    previous = getattr(_task, "options", None)
+    _task.options = {"env": dict(env or {}), "resume": resume}
+    try:
+        yield
+    finally:
+        _task.options = previous
+
+
+def _options() -> dict[str, Any]:
+    return getattr(_task, "options", None) or {"env": {}, "resume": None}
 
 
 PID_ENV = "MLNB_FORKSERVER_PID"
@@ -213,6 +235,7 @@ def _provisioner_class() -> type:
             if not sock or args is None:
                 return await super().launch_kernel(cmd, **kwargs)
             env = {k: v for k, v in (kwargs.get("env") or os.environ).items() if k not in (SERVER_ENV, PID_ENV)}
+            env.update(_options()["env"])
             cwd = str(kwargs.get("cwd") or os.getcwd())
             claim = {"op": "claim", "cwd": cwd, "env": env, "args": args}
             reply = await asyncio.to_thread(request, sock, claim)
@@ -246,64 +269,12 @@ def _provisioner_class() -> type:
     return ForkProvisioner
 
 
-def _client_class() -> type:
-    from queue import Empty
-
-    from jupyter_client.asynchronous import AsyncKernelClient
-
-    class ReadyClient(AsyncKernelClient):  # type: ignore[misc, valid-type]
-        """``wait_for_ready`` without jupyter_client's fixed sleeps (0.2 s to "check" IOPub, then
-        0.2 s of silence to "flush" it, on every kernel start): ready is the shell reply to our
-        ``kernel_info`` *and* IOPub's ``idle`` status for that same request, which proves the
-        IOPub subscription is live. Leftover IOPub messages are drained without waiting (nbclient
-        ignores messages whose parent is not the cell it is running anyway)."""
-
-        async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
-            deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
-            reply_wait = 0.05
-            while True:
-                msg_id = self.kernel_info()
-                reply = None
-                try:
-                    while reply is None:
-                        msg = await self.shell_channel.get_msg(timeout=reply_wait)
-                        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "kernel_info_reply":
-                            reply = msg
-                except Empty:
-                    pass
-                if reply is not None:
-                    try:
-                        while True:
-                            msg = await self.iopub_channel.get_msg(timeout=0.1)
-                            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
-                                    and msg["content"].get("execution_state") == "idle"):
-                                break
-                    except Empty:  # IOPub not connected in time: ask again
-                        continue
-                    self._handle_kernel_info_reply(reply)
-                    break
-                reply_wait = min(1.0, reply_wait * 2)
-                if not await self._async_is_alive():
-                    raise RuntimeError("Kernel died before replying to kernel_info")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
-            while True:
-                try:
-                    await self.iopub_channel.get_msg(timeout=0)
-                except Empty:
-                    break
-
-        wait_for_ready = _async_wait_for_ready  # AsyncKernelClient binds the name at class creation
-
-    return ReadyClient
-
-
 def kernel_manager_class() -> type:
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
     provisioner = _provisioner_class()
-    client = _client_class()
+    client = ready_client_class()
 
     class ForkKernelManager(AsyncKernelManager):  # type: ignore[misc, valid-type]
         @default("client_factory")
@@ -334,11 +305,22 @@ def register() -> None:
         return
     manager = kernel_manager_class()
 
+    client = resuming_client_class()
+
     class ForkEngine(NBClientEngine):  # type: ignore[misc, valid-type]
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
             if os.environ.get(SERVER_ENV):
                 kwargs.setdefault("kernel_manager_class", manager)
-            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            resume = _options()["resume"]
+            if not resume:
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            kwargs.pop("input_path", None)  # as NBClientEngine does, then its own kwargs
+            start_timeout = kwargs.pop("start_timeout", 60)
+            execution_timeout = kwargs.pop("execution_timeout", None)
+            kwargs.pop("timeout", None)
+            kwargs.pop("startup_timeout", None)
+            return client(nb_man, resume=resume, timeout=execution_timeout, startup_timeout=start_timeout,
+                          kernel_name=kernel_name, log=logging.getLogger("papermill"), **kwargs).execute()
 
     papermill_engines.register(ENGINE_NAME, ForkEngine)

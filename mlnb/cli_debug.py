@@ -1,0 +1,91 @@
+"""``mlnb debug`` and ``mlnb accept``: a failed task where it failed, a cosmetic edit accepted
+(CLI glue over :mod:`mlnb.debug` and :mod:`mlnb.explain`; exit codes as in :mod:`mlnb.cli`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlnb.clikit import handle_errors
+from mlnb.clikit import root as _root
+
+
+@click.command("debug")
+@click.argument("task")
+@click.option("--lab", is_flag=True, help="Start JupyterLab on the debug notebook.")
+@click.option("--pdb", "use_pdb", is_flag=True, help="Restore the namespace here, run the failing cell on, and "
+                                                     "drop into a post-mortem debugger at the error.")
+@handle_errors
+def debug_task(task: str, lab: bool, use_pdb: bool) -> None:
+    """Debug TASK where it failed: a notebook that restores its variables and runs from the failing cell."""
+    from mlnb import debug
+    from mlnb.build import load_project
+
+    root = _root()
+    spec, _ = load_project(root)
+    if use_pdb:
+        _post_mortem(*debug.debug_cells(spec, task), debug.snapshot_dir(root, task))
+        return
+    path = debug.write_debug_notebook(spec, task)
+    rel = path.relative_to(root)
+    click.echo(f"debug notebook: {rel}")
+    click.echo(f"  open it in JupyterLab: http://localhost:8888/lab/tree/{rel.as_posix()} (`mlnb debug {task} "
+               f"--lab` starts it); run all cells: the failing cell raises the error again")
+    if lab:
+        os.execvp(sys.executable, [sys.executable, "-m", "jupyter", "lab", str(rel)])
+
+
+def _post_mortem(found: dict[str, Any], cells: list[dict[str, Any]], snapshot: Path) -> None:
+    """CLI glue: the failing cell on, as plain Python (magics skipped), in a restored namespace."""
+    import pdb
+    import traceback
+
+    from mlnb.engine.checkpoint import restore
+    from mlnb.notebooks import cell_source
+
+    ns: dict[str, Any] = {"__name__": "__main__"}
+    restore(ns, snapshot)
+    click.echo(f"restored the namespace before cell {found['cell']['index']}; running the cells from there")
+    for offset, cell in enumerate(c for c in cells if c.get("cell_type") == "code"):
+        src = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell_source(cell).splitlines())
+        try:
+            exec(compile(src, f"<cell {found['cell']['index'] + offset}>", "exec"), ns)
+        except Exception:
+            traceback.print_exc()
+            pdb.post_mortem(sys.exc_info()[2])
+            return
+    click.echo("the cells ran without an error this time")
+
+
+def print_explanation(found: Any) -> None:
+    if not found.outdated:
+        click.echo(f"{found.task}: up to date")
+        return
+    label = "outdated, cosmetic changes only (`mlnb accept` records them)" if found.cosmetic_only else "outdated"
+    click.echo(f"{found.task}: {label}")
+    for change in found.changes:
+        click.echo(f"  - {change.summary}")
+        for line in change.diff.splitlines():
+            click.echo(f"      {line}")
+
+
+@click.command()
+@click.argument("task")
+@click.option("--force", is_flag=True, help="Accept a source change that is not cosmetic (outputs stay as they are).")
+@handle_errors
+def accept(task: str, force: bool) -> None:
+    """Mark TASK up to date after a cosmetic edit (comments, formatting, markdown) without re-running it."""
+    from mlnb.build import load_project
+    from mlnb.explain import accept as accept_task
+
+    spec, _ = load_project(_root())
+    found = accept_task(spec, task, force=force)
+    click.echo(f"accepted {len(found.changes)} change(s) to {task}: Ploomber's record now holds the current "
+               f"source; {task} and its downstream tasks stay up to date")
+
+
+COMMANDS = [debug_task, accept]

@@ -1,0 +1,237 @@
+"""Debugging a failed task where it failed: the failure manifest, the debug notebook, resume plans.
+
+Task failure life cycle (the snapshot itself is taken in the kernel, see
+:mod:`mlnb.engine.checkpoint`)::
+
+    running --cell raises--> the kernel's frozen pre-cell copy writes .mlnb/snapshots/<task>/
+        --> mlnb build quarantines the partial notebook (products/_failed/<task>/) and writes
+            manifest.json beside the snapshot: task, failing cell (index, id), error, source and
+            per-cell hashes, params, upstream product hashes, time, what the snapshot holds
+    running --kernel dies--> manifest.json says so (no snapshot: nothing to restore)
+    failed --mlnb debug TASK--> products/_failed/<task>/<task>.debug.ipynb: restore cell + the cells
+        from the failing one on
+    failed --mlnb build --resume--> if the cells before the failing one, the params and the
+        upstream products are unchanged: the kernel restores the snapshot and runs from the
+        failing cell; otherwise the task runs from the start and the build says why
+    failed --the task succeeds--> .mlnb/snapshots/<task>/ is deleted
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlnb import pipeline, uptodate
+from mlnb.engine import checkpoint
+from mlnb.errors import UserInputError
+from mlnb.explain import upstream_hashes
+from mlnb.io import atomic_write
+from mlnb.notebooks import cell_source, read_notebook
+from mlnb.spec import PipelineSpec, TaskSpec
+
+MANIFEST = "manifest.json"
+
+
+def snapshot_dir(root: Path, task: str) -> Path:
+    return root / ".mlnb" / "snapshots" / task
+
+
+def partial_notebook(spec: PipelineSpec, task: TaskSpec) -> Path:
+    return spec.root / "products" / pipeline.FAILED_DIR / task.name / task.notebook_product.name
+
+
+def kernel_env(spec: PipelineSpec, name: str, limit_mb: float) -> dict[str, str]:
+    """What the task's kernel needs to snapshot on failure."""
+    return {checkpoint.ENV: str(snapshot_dir(spec.root, name)), checkpoint.LIMIT_ENV: str(limit_mb)}
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cell_hashes(notebook: Path) -> list[dict[str, str]]:
+    """Per source cell: id, type and SHA-256 of its source (what a resume compares)."""
+    return [{"id": str(c.get("id", "")), "type": c.get("cell_type", ""), "sha256": _sha(cell_source(c))}
+            for c in read_notebook(notebook).get("cells", [])]
+
+
+def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome) -> Path:
+    """Write the failure manifest of a failed task beside its snapshot (if the kernel took one)."""
+    task = spec.tasks[outcome.name]
+    out = snapshot_dir(spec.root, task.name)
+    out.mkdir(parents=True, exist_ok=True)
+    failure = outcome.failure
+    contents_path = out / checkpoint.CONTENTS
+    contents = json.loads(contents_path.read_text()) if contents_path.exists() else None
+    died = failure is not None and failure.ename == "DeadKernelError"
+    manifest = {
+        "task": task.name,
+        "time": time.time(),
+        "cell": {"index": failure.cell_index, "id": failure.cell_id, "first_line": failure.first_line}
+        if failure else None,
+        "error": {"ename": failure.ename, "evalue": failure.evalue} if failure else None,
+        "kernel_died": died,
+        "source": str(task.source.relative_to(spec.root)),
+        "source_sha256": _sha(uptodate.source_code(task.source)),
+        "cells": cell_hashes(task.source),
+        "params": uptodate.params_for(task, spec.root),
+        "upstream": upstream_hashes(spec, task),
+        "partial_notebook": str(partial_notebook(spec, task).relative_to(spec.root)),
+        "snapshot": None if died else contents,
+    }
+    if died:  # a copy taken before a kernel was killed describes a cell that did not fail
+        for name in (checkpoint.NAMESPACE, checkpoint.CONTENTS):
+            (out / name).unlink(missing_ok=True)
+    with atomic_write(out / MANIFEST, encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=1)
+    return out / MANIFEST
+
+
+def clear(spec: PipelineSpec, name: str) -> None:
+    """The task succeeded: its failure snapshot is stale."""
+    shutil.rmtree(snapshot_dir(spec.root, name), ignore_errors=True)
+
+
+def manifest(spec: PipelineSpec, name: str) -> dict[str, Any]:
+    if name not in spec.tasks:
+        raise UserInputError(f"pipeline.yaml: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
+    path = snapshot_dir(spec.root, name) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise UserInputError(f"task {name}: no failure on record ({path.relative_to(spec.root)} is missing); "
+                             f"it did not fail in the last `mlnb build`") from None
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    task: str
+    ok: bool
+    reason: str  # why it resumes at a cell, or why it runs from the start
+    cell_id: str = ""
+    cell_index: int = 0
+    partial: dict[str, Any] | None = None
+    snapshot: Path | None = None
+
+
+def resume_plan(spec: PipelineSpec, name: str) -> ResumePlan | None:
+    """How ``mlnb build --resume`` runs task ``name`` (None: it has no failure on record)."""
+    try:
+        found = manifest(spec, name)
+    except UserInputError:
+        return None
+    task = spec.tasks[name]
+    cell = found.get("cell") or {}
+
+    def start(why: str) -> ResumePlan:
+        return ResumePlan(name, False, f"runs from the start: {why}")
+
+    if found.get("kernel_died") or not found.get("snapshot"):
+        return start("its kernel died, so there is no snapshot" if found.get("kernel_died") else "no snapshot")
+    partial = partial_notebook(spec, task)
+    if not partial.exists():
+        return start(f"the partial notebook {partial.relative_to(spec.root)} is gone")
+    now = cell_hashes(task.source)
+    index = next((i for i, c in enumerate(now) if c["id"] == cell.get("id")), None)
+    if index is None:
+        return start(f"the failing cell (id {cell.get('id')}) is no longer in {task.source.name}")
+    before_then = found["cells"][:cell.get("index", 0)]
+    changed = [i for i, (a, b) in enumerate(zip(before_then, now[:index], strict=False)) if a != b]
+    if len(before_then) != index or changed:
+        where = f"cell {changed[0]}" if changed else "the cells before it"
+        return start(f"{where} changed since the failure (cells before the failing one must be unchanged)")
+    if found.get("params") != uptodate.params_for(task, spec.root):
+        return start("its params changed")
+    upstream = upstream_hashes(spec, task)
+    if found.get("upstream") != upstream:
+        differ = sorted(u for u in upstream if found.get("upstream", {}).get(u) != upstream[u])
+        return start(f"upstream {', '.join(differ)} changed")
+    snap = snapshot_dir(spec.root, name)
+    return ResumePlan(name, True, f"resumes at cell {index} from the snapshot taken before it", str(cell["id"]),
+                      index, read_notebook(partial), snap)
+
+
+def debug_cells(spec: PipelineSpec, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The manifest and the source cells from the failing one on (for the notebook or pdb)."""
+    found = manifest(spec, name)
+    if found.get("kernel_died"):
+        cell = found.get("cell") or {}
+        raise UserInputError(f"task {name}: its kernel died at cell {cell.get('index')} "
+                             f"({cell.get('first_line', '')[:40]!r}), so no snapshot could be taken; open "
+                             f"{found['partial_notebook']} and run the cells to reproduce it")
+    if not found.get("snapshot"):
+        raise UserInputError(f"task {name}: no namespace snapshot on record (built with --engine papermill?)")
+    cells = read_notebook(spec.tasks[name].source).get("cells", [])
+    cell_id = (found.get("cell") or {}).get("id")
+    index = next((i for i, c in enumerate(cells) if c.get("id") == cell_id), (found.get("cell") or {}).get("index", 0))
+    return found, cells[index:]
+
+
+def write_debug_notebook(spec: PipelineSpec, name: str) -> Path:
+    """``products/_failed/<task>/<task>.debug.ipynb``: a restore cell, then the failing cell on."""
+    found, cells = debug_cells(spec, name)
+    snap = snapshot_dir(spec.root, name)
+    snapshot = found["snapshot"]
+    lost = {**snapshot.get("unpicklable", {}), **{n: "over the snapshot size limit" for n in snapshot["too_big"]}}
+    restore = (f"# mlnb: the namespace of task {name!r} just before cell {found['cell']['index']} failed\n"
+               f"import os\nos.chdir({str(spec.root)!r})\n"
+               f"from mlnb.engine.checkpoint import restore as _mlnb_restore\n"
+               f"_mlnb_restore(globals(), {str(snap)!r})\n"
+               f"print('restored:', ', '.join({snapshot['saved'] + sorted(snapshot['modules'])!r}))\n"
+               + (f"print('not restored:', {lost!r})\n" if lost else ""))
+    error = found["error"] or {}
+    intro = (f"**Debug notebook for task `{name}`** (written by `mlnb debug`). The first cell restores "
+             f"the variables the failing cell started from; the cells after it are the task's, from the "
+             f"failing cell (cell {found['cell']['index']}: `{error.get('ename')}: "
+             f"{str(error.get('evalue', ''))[:120]}`) on. Edits here do not change the task notebook.")
+    nb = {"cells": [{"cell_type": "markdown", "id": "mlnb-debug-intro", "metadata": {}, "source": intro},
+                    {"cell_type": "code", "id": "mlnb-debug-restore", "metadata": {"tags": ["mlnb-restore"]},
+                     "execution_count": None, "outputs": [], "source": restore},
+                    *[{**c, "outputs": [], "execution_count": None} if c.get("cell_type") == "code" else c
+                      for c in cells]],
+          "metadata": read_notebook(spec.tasks[name].source).get("metadata", {}), "nbformat": 4, "nbformat_minor": 5}
+    path = partial_notebook(spec, spec.tasks[name]).with_name(f"{name}.debug.ipynb")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, encoding="utf-8") as fh:
+        fh.write(json.dumps(nb, indent=1) + "\n")
+    return path
+
+
+class FailureRecorder:
+    """One build's failure handling for the fork engine: each task's kernel options (where to
+    snapshot; what to resume from), then the manifests of the tasks that failed."""
+
+    def __init__(self, spec: PipelineSpec, resume: bool, limit_mb: float) -> None:
+        self.spec, self.limit_mb = spec, limit_mb
+        self.plans = {n: p for n in spec.tasks if resume and (p := resume_plan(spec, n)) is not None}
+
+    def options(self, name: str) -> Any:
+        from mlnb.engine import kernel
+
+        env = kernel_env(self.spec, name, self.limit_mb)
+        plan = self.plans.get(name)
+        if plan is not None and plan.ok:
+            env[checkpoint.RESUME_ENV] = str(plan.snapshot)
+            counts = [c.get("execution_count") or 0 for c in (plan.partial or {}).get("cells", [])
+                      if c.get("cell_type") == "code" and c.get("id") != plan.cell_id]
+            env[checkpoint.COUNT_ENV] = str(max(counts, default=0) + 1)
+            return kernel.task_options(env, {"cell_id": plan.cell_id, "partial": plan.partial})
+        clear(self.spec, name)  # a fresh run: an older snapshot would misdescribe its failure
+        return kernel.task_options(env)
+
+    def after(self, outcomes: list[pipeline.TaskOutcome]) -> list[str]:
+        """Record failures, forget the snapshots of tasks that now succeeded; the resume notes."""
+        notes = []
+        for outcome in outcomes:
+            if outcome.status == "failed":
+                record_failure(self.spec, outcome)
+            elif outcome.status == "executed":
+                clear(self.spec, outcome.name)
+            if outcome.status in ("executed", "failed") and outcome.name in self.plans:
+                notes.append(f"{outcome.name}: {self.plans[outcome.name].reason}")
+        return notes

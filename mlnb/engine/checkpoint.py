@@ -1,0 +1,177 @@
+"""Inside a task's kernel: a forked checkpoint before every cell, a namespace snapshot on failure.
+
+Installed by the fork server's kernel when the build sets ``MLNB_SNAPSHOT_DIR`` (the fork
+engine only). Life cycle, per cell::
+
+    pre_run_cell:  fork() -> a frozen copy of the kernel, blocked on a pipe (copy-on-write: it
+                   costs a page-table copy, not the memory)
+    post_run_cell: the cell succeeded -> the copy is told to exit
+                   the cell raised    -> the copy (the state *before* the failing cell) pickles
+                   the user namespace into MLNB_SNAPSHOT_DIR, then exits
+
+So the snapshot is exactly what the failing cell started from, not what it left half-changed.
+Each variable is pickled on its own with cloudpickle (functions and classes defined in the
+notebook go by value); what cannot be pickled, or would pass ``MLNB_SNAPSHOT_MAX_MB``, is listed
+with the reason, never silently dropped. Modules are recorded by name and re-imported on restore.
+The copy never runs user code and writes nothing else; if it does not finish in
+``MLNB_SNAPSHOT_TIMEOUT`` seconds it is killed and the snapshot says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import shutil
+import signal
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+ENV = "MLNB_SNAPSHOT_DIR"
+LIMIT_ENV = "MLNB_SNAPSHOT_MAX_MB"
+RESUME_ENV = "MLNB_RESUME_FROM"
+COUNT_ENV = "MLNB_RESUME_COUNT"
+TIMEOUT_ENV = "MLNB_SNAPSHOT_TIMEOUT"
+DEFAULT_LIMIT_MB = 512
+NAMESPACE = "namespace.pkl"
+CONTENTS = "snapshot.json"
+_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+
+
+def _user_items(ns: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in ns.items() if not k.startswith("_") and k not in _IPYTHON_NAMES]
+
+
+def write_snapshot(ns: dict[str, Any], out_dir: Path, limit_bytes: int) -> dict[str, Any]:
+    """Pickle what can be pickled of ``ns`` into ``out_dir`` (replaced as a whole); its contents."""
+    import cloudpickle
+
+    blobs: dict[str, bytes] = {}
+    modules: dict[str, str] = {}
+    unpicklable: dict[str, str] = {}
+    too_big: list[str] = []
+    total = 0
+    for name, value in _user_items(ns):
+        if isinstance(value, types.ModuleType):
+            modules[name] = value.__name__
+            continue
+        try:
+            blob = cloudpickle.dumps(value)
+        except BaseException as exc:
+            unpicklable[name] = f"{type(value).__name__}: {type(exc).__name__}: {str(exc)[:120]}"
+            continue
+        if total + len(blob) > limit_bytes:
+            too_big.append(name)
+            continue
+        blobs[name] = blob
+        total += len(blob)
+    contents = {"saved": sorted(blobs), "modules": modules, "unpicklable": unpicklable, "too_big": too_big,
+                "bytes": total, "limit_bytes": limit_bytes, "taken_at": time.time()}
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / NAMESPACE).write_bytes(pickle.dumps(blobs, protocol=pickle.HIGHEST_PROTOCOL))
+    (tmp / CONTENTS).write_text(json.dumps(contents, indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return contents
+
+
+def restore(ns: dict[str, Any], snapshot_dir: str | Path) -> dict[str, Any]:
+    """Put a snapshot's modules and variables back into ``ns``; the snapshot's contents."""
+    import importlib
+
+    snapshot_dir = Path(snapshot_dir)
+    contents = json.loads((snapshot_dir / CONTENTS).read_text())
+    for alias, module in contents["modules"].items():
+        with contextlib.suppress(ImportError):
+            ns[alias] = importlib.import_module(module)
+    blobs = pickle.loads((snapshot_dir / NAMESPACE).read_bytes())
+    for name, blob in blobs.items():
+        ns[name] = pickle.loads(blob)
+    return contents
+
+
+class Checkpointer:
+    def __init__(self, shell: Any, out_dir: Path, limit_bytes: int, timeout: float) -> None:
+        self.shell, self.out_dir, self.limit, self.timeout = shell, out_dir, limit_bytes, timeout
+        self.child: tuple[int, int] | None = None  # (pid, write end of its pipe)
+
+    def pre(self, info: Any = None) -> None:
+        self._release()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the frozen copy: wait for the verdict on the cell about to run
+            try:
+                os.close(w)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is for the cell, not for us
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+                if os.read(r, 1) == b"s":
+                    write_snapshot(self.shell.user_ns, self.out_dir, self.limit)
+            finally:
+                os._exit(0)
+        os.close(r)
+        self.child = (pid, w)
+
+    def post(self, result: Any) -> None:
+        if self.child is None:
+            return
+        failed = getattr(result, "error_in_exec", None) is not None
+        if not failed:
+            self._release()
+            return
+        pid, w = self.child
+        self.child = None
+        try:
+            os.write(w, b"s")
+        finally:
+            os.close(w)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # the cell's own os.wait() reaped it
+                return
+            if done:
+                return
+            time.sleep(0.01)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            (self.out_dir.parent / f"{self.out_dir.name}.timeout").write_text(str(self.timeout))
+
+    def _release(self) -> None:
+        if self.child is not None:
+            pid, w = self.child
+            self.child = None
+            os.close(w)  # EOF: the copy exits without writing anything
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def install(shell: Any, environ: dict[str, str] | None = None) -> Checkpointer | None:
+    """Register the checkpoint hooks (when ``MLNB_SNAPSHOT_DIR`` is set) and restore a snapshot
+    to resume from (when ``MLNB_RESUME_FROM`` is set); called before the kernel's first cell."""
+    environ = os.environ if environ is None else environ
+    resume = environ.get(RESUME_ENV)
+    if resume:
+        restore(shell.user_ns, resume)
+        if environ.get(COUNT_ENV, "").isdigit():  # number the resumed cells on from the restored ones
+            shell.execution_count = int(environ[COUNT_ENV])
+    out = environ.get(ENV)
+    if not out or not hasattr(os, "fork"):
+        return None
+    import cloudpickle  # noqa: F401 - imported now, not in the forked copy
+    limit = int(float(environ.get(LIMIT_ENV, DEFAULT_LIMIT_MB)) * 1024 * 1024)
+    checkpointer = Checkpointer(shell, Path(out), limit, float(environ.get(TIMEOUT_ENV, "120")))
+    shell.events.register("pre_run_cell", checkpointer.pre)
+    shell.events.register("post_run_cell", checkpointer.post)
+    sys.modules[__name__].active = checkpointer  # type: ignore[attr-defined] - for tests and debugging
+    return checkpointer
