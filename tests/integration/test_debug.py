@@ -1,0 +1,138 @@
+"""Debugging a failed task where it failed: snapshot + manifest, `mlnb debug`, `mlnb build --resume`.
+Real kernels (the fork engine), a file counter proving which cells ran."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+from tests.conftest import MLNB, REPO, run_mlnb
+from tests.integration.test_fast_builds import make_project
+
+pytestmark = pytest.mark.integration
+
+COUNT = "from pathlib import Path\n_c = Path('counter.txt')\n_c.write_text((_c.read_text() if _c.exists() else '') + '{n}')\n"
+CELLS = [
+    COUNT.format(n=1) + "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})",
+    COUNT.format(n=2) + "config = {'alpha': 0.5, 'names': ['x', 'y']}",
+    COUNT.format(n=3) + "import time\ntime.sleep(1)  # the expensive cell\n"
+                        "from sklearn.linear_model import LinearRegression\n"
+                        "model = LinearRegression().fit(df[['a']], df['a'] * 2)",
+    COUNT.format(n=4) + "gen = (i for i in range(3))\nlog = open('log.txt', 'w')\nimport threading\n"
+                        "class Holder:\n    def __init__(self):\n        self.lock = threading.Lock()\n"
+                        "holder = Holder()\nsquare = lambda x: x * x\nbig = b'x' * 300_000",
+    COUNT.format(n=5) + "raise ValueError(f\"bad alpha {config['alpha']}\")",
+    "from pathlib import Path\nPath(product['out']).write_text(str(model.predict(df[['a']]).round(6).tolist()))",
+]
+FIXED = COUNT.format(n=5) + "alpha = config['alpha']"
+
+
+def set_cell(root: Path, index: int, source: str) -> None:
+    path = root / "notebooks/t.ipynb"
+    nb = json.loads(path.read_text())
+    nb["cells"][index]["source"] = source
+    path.write_text(json.dumps(nb, indent=1))
+
+
+@pytest.fixture
+def failed(tmp_path: Path) -> Path:
+    root = make_project(tmp_path, {"t": (CELLS, [])})
+    result = run_mlnb(root, "build", "--no-dvc", "--snapshot-max-mb", "0.2")
+    assert result.returncode == 1
+    assert "FAILED task t: cell 5" in result.stderr and "mlnb debug t" in result.stderr
+    assert (root / "counter.txt").read_text() == "12345"
+    return root
+
+
+def test_the_manifest_and_snapshot_describe_the_failure(failed: Path) -> None:
+    snap = failed / ".mlnb/snapshots/t"
+    manifest = json.loads((snap / "manifest.json").read_text())
+    assert manifest["task"] == "t" and manifest["cell"]["index"] == 5 and manifest["cell"]["id"] == "c5"
+    assert manifest["error"] == {"ename": "ValueError", "evalue": "bad alpha 0.5"}
+    assert manifest["kernel_died"] is False and len(manifest["source_sha256"]) == 64
+    assert [c["id"] for c in manifest["cells"]] == ["c0", "c1", "c2", "c3", "c4", "c5", "c6"]
+    assert manifest["params"] == {} and manifest["upstream"] == {}
+    snapshot = manifest["snapshot"]
+    assert {"df", "config", "model", "square", "Holder", "product"} <= set(snapshot["saved"])
+    assert snapshot["modules"]["pd"] == "pandas"
+    assert set(snapshot["unpicklable"]) == {"gen", "holder", "log"}
+    assert "generator" in snapshot["unpicklable"]["gen"] and "lock" in snapshot["unpicklable"]["holder"]
+    assert snapshot["too_big"] == ["big"]  # 300 kB over the 0.2 MB limit: listed, not silently dropped
+
+
+def test_the_debug_notebook_restores_the_variables_and_fails_at_the_same_cell(failed: Path) -> None:
+    (failed / "counter.txt").write_text("")
+    out = run_mlnb(failed, "debug", "t")
+    assert out.returncode == 0, out.stderr
+    path = failed / "products/_failed/t/t.debug.ipynb"
+    assert "products/_failed/t/t.debug.ipynb" in out.stdout
+    nb = json.loads(path.read_text())
+    assert nb["cells"][2]["id"] == "c5"  # intro, restore, then the failing cell on
+    nb["cells"].insert(2, {"cell_type": "code", "id": "check", "metadata": {}, "outputs": [], "execution_count": None,
+                           "source": "assert df['a'].tolist() == [1, 2, 3]\n"
+                                     "assert config == {'alpha': 0.5, 'names': ['x', 'y']}\n"
+                                     "assert model.predict(df[['a']]).round(6).tolist() == [2.0, 4.0, 6.0]\n"
+                                     "assert square(4) == 16 and 'gen' not in globals()"})
+    path.write_text(json.dumps(nb))
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(path), str(failed / "debugged.ipynb"), progress_bar=False, cwd=str(path.parent))
+    assert err.value.ename == "ValueError" and err.value.evalue == "bad alpha 0.5"
+    assert err.value.cell_index == 3  # the failing cell, after the restore and the check
+    assert (failed / "counter.txt").read_text() == "5"  # cells 1-4 were not re-run
+
+
+def test_debug_pdb_drops_into_the_failing_frame(failed: Path) -> None:
+    proc = subprocess.run([*MLNB, "debug", "t", "--pdb"], cwd=failed, input="p config['alpha'] * 10\np len(df)\nq\n",
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert "ValueError: bad alpha 0.5" in proc.stdout + proc.stderr
+    assert "(Pdb) 5.0" in proc.stdout and "(Pdb) 3" in proc.stdout
+
+
+def test_resume_runs_only_the_fixed_cell_on_and_matches_a_full_run(failed: Path, tmp_path: Path) -> None:
+    set_cell(failed, 5, FIXED)
+    (failed / "counter.txt").write_text("")
+    result = run_mlnb(failed, "build", "--no-dvc", "--resume")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resume: t: resumes at cell 5" in result.stdout
+    assert (failed / "counter.txt").read_text() == "5"
+    resumed = (failed / "products/t/out.txt").read_text()
+    nb = json.loads((failed / "products/t/t.ipynb").read_text())
+    restored = [c["id"] for c in nb["cells"] if c["metadata"].get("mlnb", {}).get("restored")]
+    assert restored[-4:] == ["c1", "c2", "c3", "c4"]
+    counts = [c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"]
+    assert counts == sorted(counts) and None not in counts  # numbered on from the restored cells
+    assert not (failed / ".mlnb/snapshots/t").exists()  # cleaned once the task succeeded
+    assert "Nothing to do" in run_mlnb(failed, "build", "--no-dvc").stdout
+    (failed / "counter.txt").write_text("")
+    assert run_mlnb(failed, "build", "--no-dvc", "--force").returncode == 0
+    assert (failed / "counter.txt").read_text() == "12345"  # a full run, for comparison...
+    assert (failed / "products/t/out.txt").read_text() == resumed  # ...makes the same product
+
+
+def test_resume_runs_from_the_start_when_an_earlier_cell_changed(failed: Path) -> None:
+    set_cell(failed, 5, FIXED)
+    set_cell(failed, 2, COUNT.format(n=2) + "config = {'alpha': 0.25, 'names': ['x', 'y']}")
+    (failed / "counter.txt").write_text("")
+    result = run_mlnb(failed, "build", "--no-dvc", "--resume")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resume: t: runs from the start: cell 2 changed" in result.stdout
+    assert (failed / "counter.txt").read_text() == "12345"
+
+
+def test_a_dead_kernel_leaves_a_manifest_that_says_so(tmp_path: Path) -> None:
+    cells = [*CELLS[:4], COUNT.format(n=5) + "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", CELLS[5]]
+    root = make_project(tmp_path, {"t": (cells, [])})
+    assert run_mlnb(root, "build", "--no-dvc").returncode == 1
+    snap = root / ".mlnb/snapshots/t"
+    manifest = json.loads((snap / "manifest.json").read_text())
+    assert manifest["kernel_died"] is True and manifest["snapshot"] is None
+    assert not (snap / "namespace.pkl").exists()
+    out = run_mlnb(root, "debug", "t")
+    assert out.returncode == 2 and "kernel died at cell 5" in out.stderr and "no snapshot" in out.stderr
+    resumed = run_mlnb(root, "build", "--no-dvc", "--resume")
+    assert "runs from the start: its kernel died" in resumed.stdout
