@@ -225,6 +225,10 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         mlflow.set_tag("mlnb.status", "ok" if ok else "failed")
         if not ok:
             mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
+            first = next((o for o in result.failed if o.failure), None)
+            if first is not None:  # the Runs panel shows it, with a Debug button
+                mlflow.set_tags({"mlnb.failure": first.failure.describe()[:5000],  # type: ignore[union-attr]
+                                 "mlnb.failure_task": first.name})
     if not ok:
         client.set_terminated(run_id, status="KILLED" if result.interrupted else "FAILED")
     if dvc_repo:

@@ -235,3 +235,17 @@ class FailureRecorder:
             if outcome.status in ("executed", "failed") and outcome.name in self.plans:
                 notes.append(f"{outcome.name}: {self.plans[outcome.name].reason}")
         return notes
+
+
+def debug_notebook_for(root: Path, task: str, server_root: Path) -> dict[str, str]:
+    """For JupyterLab's Debug button: write the debug notebook; its path relative to the server's
+    root directory (what JupyterLab opens)."""
+    from mlnb.build import load_project
+
+    spec, _ = load_project(root)
+    path = write_debug_notebook(spec, task)
+    try:
+        rel = path.resolve().relative_to(server_root.resolve())
+    except ValueError:
+        raise UserInputError(f"the debug notebook {path} is outside the Jupyter server's root directory") from None
+    return {"path": rel.as_posix(), "task": task}

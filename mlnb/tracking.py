@@ -133,6 +133,8 @@ def build_summary(run: Any) -> dict[str, Any]:
         "gate": {"true": "passed", "false": "failed"}.get(tags.get("mlnb.gate_passed", ""), "-"),
         "gate_reason": tags.get("mlnb.gate_reason", ""),
         "failed_task": tags.get("mlnb.failed_task", ""),
+        "failure": tags.get("mlnb.failure", ""),  # "cell 5 ('first line'): ValueError: ..."
+        "failure_task": tags.get("mlnb.failure_task", ""),
         "metrics": {k: float(v) for k, v in sorted(run.data.metrics.items())},
     }
 

@@ -7,11 +7,12 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
 import { PANEL_ID, RunsPanel, runsIcon } from './panel';
 import { promoteFlow, rollbackFlow } from './promote';
+import { debugTask } from './request';
 import { buildRunId, PromoteButtonExtension, PROMOTE_NOTEBOOK_RUN } from './toolbar';
 
 const CommandIDs = {
@@ -45,7 +46,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     const panel = new RunsPanel({
       onPromote: promoteFlow,
-      onRollback: rollbackFlow
+      onRollback: rollbackFlow,
+      onDebug: async (task: string) => {
+        try {
+          const written = await debugTask(task);
+          await commands.execute('docmanager:open', { path: written.path });
+        } catch (error) {
+          await showErrorMessage(
+            'mlnb debug',
+            error instanceof Error ? error.message : String(error)
+          );
+        }
+      }
     });
     shell.add(panel, 'left', { rank: 600 });
     if (restorer) {

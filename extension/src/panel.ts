@@ -25,6 +25,8 @@ export interface IRunsPanelOptions {
   onPromote: (runId: string) => Promise<boolean>;
   /** Run the rollback flow; resolves true when the registry may have changed. */
   onRollback: () => Promise<boolean>;
+  /** Open the debug notebook of a failed task (`mlnb debug TASK`). */
+  onDebug?: (task: string) => Promise<void>;
 }
 
 function button(label: string, className: string, title: string): HTMLButtonElement {
@@ -190,9 +192,25 @@ export class RunsPanel extends Widget {
 
     const badges = document.createElement('div');
     badges.className = 'mlnb-run-line mlnb-run-badges';
+    let failureLine: HTMLDivElement | null = null;
     if (run.status === 'failed' && run.gate !== 'failed') {
       const task = run.failed_task ? ` (${run.failed_task})` : '';
-      badges.append(badge('status-failed', `build failed${task}`));
+      badges.append(badge('status-failed', `build failed${task}`, run.failure ?? ''));
+      if (run.failure_task && run.failure) {
+        failureLine = document.createElement('div');
+        failureLine.className = 'mlnb-run-line mlnb-run-failure';
+        failureLine.append(
+          span('mlnb-run-failure-text', `${run.failure_task}: ${run.failure}`, run.failure)
+        );
+        const failedTask = run.failure_task;
+        const debugButton = button(
+          'Debug',
+          'mlnb-debug-button',
+          `Open a notebook that restores ${failedTask}'s variables and runs from the failing cell`
+        );
+        debugButton.addEventListener('click', () => void this._options.onDebug?.(failedTask));
+        failureLine.append(debugButton);
+      }
     }
     if (run.gate === 'passed' || run.gate === 'failed') {
       badges.append(badge(`gate-${run.gate}`, run.gate, run.gate_reason));
@@ -217,6 +235,9 @@ export class RunsPanel extends Widget {
     }
 
     row.append(line1, line2, badges);
+    if (failureLine) {
+      row.append(failureLine);
+    }
     return row;
   }
 

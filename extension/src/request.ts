@@ -17,6 +17,9 @@ export interface IRun {
   gate: 'passed' | 'failed' | '-';
   gate_reason: string;
   failed_task: string;
+  /** The first failed task and where it failed: "cell 5 ('x = f()'): ValueError: ..." */
+  failure?: string;
+  failure_task?: string;
   metrics: Metrics;
   model_version: string | null;
   champion: boolean;
@@ -125,4 +128,14 @@ export function promote(
 
 export function rollback(note: string): Promise<IChange> {
   return post<IChange>('rollback', { note });
+}
+
+/** Where `POST debug` wrote a failed task's debug notebook (relative to the server root). */
+export interface IDebugNotebook {
+  path: string;
+  task: string;
+}
+
+export function debugTask(task: string): Promise<IDebugNotebook> {
+  return post<IDebugNotebook>('debug', { task });
 }

@@ -1,6 +1,7 @@
 """Tornado handlers of mlnb's REST API, thin over :mod:`mlnb.registry` (no logic here).
 
-``GET runs``, ``GET runs/<id>``, ``POST promote``, ``POST rollback``, ``GET promotions``. Every
+``GET runs``, ``GET runs/<id>``, ``POST promote``, ``POST rollback``, ``GET promotions``,
+``POST debug`` (a failed task's debug notebook, :mod:`mlnb.debug`). Every
 handler is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``mlnb``); POSTs need the
 XSRF token as everywhere in Jupyter. Errors are JSON ``{"error": "<one line>"}`` with the error's
 status code; neither a traceback nor the request body is ever sent back.
@@ -27,8 +28,8 @@ from mlnb.io import find_project_root
 ROOT_ENV = "MLNB_PROJECT_ROOT"
 MAX_BODY = 64 * 1024
 MAX_NOTE = 2000
-FIELDS = {"promote": {"run_id": str, "note": str, "force": bool}, "rollback": {"note": str}}
-REQUIRED = {"promote": ("run_id",), "rollback": ()}
+FIELDS = {"promote": {"run_id": str, "note": str, "force": bool}, "rollback": {"note": str}, "debug": {"task": str}}
+REQUIRED = {"promote": ("run_id",), "rollback": (), "debug": ("task",)}
 
 
 def project_root(root_dir: str) -> Path | None:
@@ -185,10 +186,22 @@ class PromotionsHandler(Base):
         await self.answer(lambda project: {"promotions": registry.promotions(project)})
 
 
+class DebugHandler(Base):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        from mlnb import debug
+
+        data = self.body("debug")
+        if data is not None:
+            server_root = Path(self.settings.get("server_root_dir") or os.getcwd()).expanduser()
+            await self.answer(lambda project: debug.debug_notebook_for(project.root, data["task"], server_root))
+
+
 def setup_route_handlers(web_app: Any, root: Path | None) -> None:
     base = url_path_join(web_app.settings["base_url"], "mlnb", "api")
     routes = [("runs", RunsHandler), (r"runs/([^/]+)", RunHandler), ("promote", PromoteHandler),
-              ("rollback", RollbackHandler), ("promotions", PromotionsHandler)]
+              ("rollback", RollbackHandler), ("promotions", PromotionsHandler), ("debug", DebugHandler)]
     holder = ProjectHolder(root)
     web_app.add_handlers(".*$", [(url_path_join(base, path), handler, {"project": holder})
                                  for path, handler in routes])

@@ -124,3 +124,51 @@ describe('RunsPanel', () => {
     expect(p.node.classList.contains('mlnb-mod-loading')).toBe(false);
   });
 });
+
+describe('RunsPanel failed builds', () => {
+  beforeEach(() => mockedList.mockReset());
+
+  it('shows the failing task and cell with a Debug button that asks for that task', async () => {
+    mockedList.mockResolvedValue({
+      ...payload,
+      runs: [
+        run(5, {
+          status: 'failed',
+          gate: '-',
+          failed_task: 'train',
+          failure_task: 'train',
+          failure: "cell 5 ('model.fit(X)'): ValueError: bad alpha",
+          model_version: null
+        }),
+        run(3)
+      ]
+    });
+    const asked: string[] = [];
+    const p = new RunsPanel({
+      onPromote: async () => false,
+      onRollback: async () => false,
+      onDebug: async task => {
+        asked.push(task);
+      }
+    });
+    await p.refresh();
+    const [failed, ok] = rows(p);
+    expect(failed.querySelector('.mlnb-run-failure-text')?.textContent).toBe(
+      "train: cell 5 ('model.fit(X)'): ValueError: bad alpha"
+    );
+    expect(ok.querySelector('.mlnb-debug-button')).toBeNull();
+    (failed.querySelector('.mlnb-debug-button') as HTMLButtonElement).click();
+    expect(asked).toEqual(['train']);
+  });
+
+  it('offers no Debug button when the build records no failing cell', async () => {
+    mockedList.mockResolvedValue({
+      ...payload,
+      runs: [run(6, { status: 'failed', gate: '-', failed_task: 'train', model_version: null })]
+    });
+    const p = panel();
+    await p.refresh();
+    expect(p.node.querySelector('.mlnb-debug-button')).toBeNull();
+    expect(p.node.querySelector('.mlnb-badge-status-failed')?.textContent).toBe('build failed (train)');
+  });
+});

@@ -1,0 +1,53 @@
+"""The Runs panel's Debug button in a real browser: a real `mlnb build` fails in the lab's project,
+the panel shows the failing task and cell, and Debug opens the debug notebook `mlnb debug` writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_mlnb, write_notebook
+from tests.e2e.conftest import CHROMIUM, LabProject, LabServer, http
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) to run the "
+                "browser tests", allow_module_level=True)
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.test_promote_ui import open_lab, open_runs
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_failed_build_offers_debug_which_opens_the_debug_notebook(page: Page, lab_server: LabServer,
+                                                                   lab_project: LabProject) -> None:
+    root = lab_project.root
+    write_notebook(root / "notebooks/t.ipynb", [
+        ("params", "upstream = None\nproduct = None"),
+        ("code", "numbers = [1, 2, 3]"),
+        ("code", "raise ValueError(f'no good: {sum(numbers)}')"),
+        ("code", "from pathlib import Path\nPath(product['out']).write_text('ok')"),
+    ])
+    (root / "pipeline.yaml").write_text(
+        "tasks:\n  - source: notebooks/t.ipynb\n    product: {nb: products/t/t.ipynb, out: products/t/out.txt}\n")
+    built = run_mlnb(root, "build", "--no-dvc")
+    assert built.returncode == 1, built.stdout + built.stderr
+
+    status, body = http("POST", f"{lab_server.url}/mlnb/api/debug", lab_server.token)  # no XSRF, no body
+    assert status in (400, 403), body
+
+    open_lab(page, lab_server)
+    open_runs(page)
+    newest = page.locator("#mlnb-runs-panel .mlnb-run").first
+    expect(newest.locator(".mlnb-run-failure-text")).to_contain_text("t: cell 2")
+    expect(newest.locator(".mlnb-run-failure-text")).to_contain_text("ValueError: no good: 6")
+    expect(page.locator("#mlnb-runs-panel .mlnb-debug-button")).to_have_count(1)  # only the failed build
+    newest.locator(".mlnb-debug-button").click()
+    expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="t.debug.ipynb")).to_be_visible(
+        timeout=20_000)
+    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").nth(1)).to_contain_text("_mlnb_restore")
+    nb = json.loads((root / "products/_failed/t/t.debug.ipynb").read_text())
+    assert [c["id"] for c in nb["cells"]] == ["mlnb-debug-intro", "mlnb-debug-restore", "c2", "c3"]
