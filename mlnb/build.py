@@ -155,7 +155,8 @@ def _start_engine(spec: PipelineSpec, engine: str, pool: int) -> Any:
     from mlnb.engine.imports import notebook_imports
     from mlnb.engine.kernel import ForkServer
 
-    modules = notebook_imports([t.source for t in spec.tasks.values()], spec.root)
+    modules = [*notebook_imports([t.source for t in spec.tasks.values()], spec.root),
+               "cloudpickle", "mlnb.engine.checkpoint"]  # what failure snapshots use in every kernel
     return ForkServer(modules, pool, spec.root).start()
 
 

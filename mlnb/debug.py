@@ -67,7 +67,10 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     failure = outcome.failure
     contents_path = out / checkpoint.CONTENTS
-    contents = json.loads(contents_path.read_text()) if contents_path.exists() else None
+    try:
+        contents = json.loads(contents_path.read_text()) if contents_path.exists() else None
+    except (OSError, ValueError):  # a snapshot the kernel could not finish: none, rather than a wrong one
+        contents = None
     died = failure is not None and failure.ename == "DeadKernelError"
     manifest = {
         "task": task.name,

@@ -40,6 +40,9 @@ DEFAULT_LIMIT_MB = 512
 NAMESPACE = "namespace.pkl"
 CONTENTS = "snapshot.json"
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+# Bound at import (before any user code): a task that monkey-patches json or pickle cannot garble
+# its own snapshot.
+_dumps_json, _loads_json, _dumps_pickle, _loads_pickle = json.dumps, json.loads, pickle.dumps, pickle.loads
 
 
 def _user_items(ns: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -74,8 +77,8 @@ def write_snapshot(ns: dict[str, Any], out_dir: Path, limit_bytes: int) -> dict[
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    (tmp / NAMESPACE).write_bytes(pickle.dumps(blobs, protocol=pickle.HIGHEST_PROTOCOL))
-    (tmp / CONTENTS).write_text(json.dumps(contents, indent=1))
+    (tmp / NAMESPACE).write_bytes(_dumps_pickle(blobs, protocol=pickle.HIGHEST_PROTOCOL))
+    (tmp / CONTENTS).write_text(_dumps_json(contents, indent=1))
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return contents
@@ -86,13 +89,13 @@ def restore(ns: dict[str, Any], snapshot_dir: str | Path) -> dict[str, Any]:
     import importlib
 
     snapshot_dir = Path(snapshot_dir)
-    contents = json.loads((snapshot_dir / CONTENTS).read_text())
+    contents = _loads_json((snapshot_dir / CONTENTS).read_text())
     for alias, module in contents["modules"].items():
         with contextlib.suppress(ImportError):
             ns[alias] = importlib.import_module(module)
-    blobs = pickle.loads((snapshot_dir / NAMESPACE).read_bytes())
+    blobs = _loads_pickle((snapshot_dir / NAMESPACE).read_bytes())
     for name, blob in blobs.items():
-        ns[name] = pickle.loads(blob)
+        ns[name] = _loads_pickle(blob)
     return contents
 
 
@@ -103,6 +106,8 @@ class Checkpointer:
 
     def pre(self, info: Any = None) -> None:
         self._release()
+        if not _user_items(self.shell.user_ns):  # nothing to keep yet (the parameters cells): no copy
+            return
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the frozen copy: wait for the verdict on the cell about to run
@@ -120,9 +125,11 @@ class Checkpointer:
         self.child = (pid, w)
 
     def post(self, result: Any) -> None:
-        if self.child is None:
-            return
         failed = getattr(result, "error_in_exec", None) is not None
+        if self.child is None:
+            if failed:  # no copy was needed: the cell started from an empty namespace
+                write_snapshot({}, self.out_dir, self.limit)
+            return
         if not failed:
             self._release()
             return
@@ -148,10 +155,12 @@ class Checkpointer:
             (self.out_dir.parent / f"{self.out_dir.name}.timeout").write_text(str(self.timeout))
 
     def _release(self) -> None:
+        """Let the last copy go: EOF on its pipe, it exits without writing; reap it now (a copy left
+        exiting in the background holds the kernel's exit up by seconds, measured)."""
         if self.child is not None:
             pid, w = self.child
             self.child = None
-            os.close(w)  # EOF: the copy exits without writing anything
+            os.close(w)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
 
@@ -166,7 +175,7 @@ def install(shell: Any, environ: dict[str, str] | None = None) -> Checkpointer |
         if environ.get(COUNT_ENV, "").isdigit():  # number the resumed cells on from the restored ones
             shell.execution_count = int(environ[COUNT_ENV])
     out = environ.get(ENV)
-    if not out or not hasattr(os, "fork"):
+    if not out or not hasattr(os, "fork") or float(environ.get(LIMIT_ENV, DEFAULT_LIMIT_MB)) <= 0:
         return None
     import cloudpickle  # noqa: F401 - imported now, not in the forked copy
     limit = int(float(environ.get(LIMIT_ENV, DEFAULT_LIMIT_MB)) * 1024 * 1024)

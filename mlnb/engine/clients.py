@@ -74,6 +74,7 @@ def resuming_client_class() -> type:
 
         def papermill_execute_cells(self) -> None:
             from nbclient.exceptions import CellExecutionError
+            from nbformat import from_dict
 
             partial = {c.get("id"): c for c in self.resume["partial"].get("cells", [])}
             start = next((i for i, c in enumerate(self.nb.cells) if c.get("id") == self.resume["cell_id"]), 0)
@@ -84,7 +85,7 @@ def resuming_client_class() -> type:
                         (c for c in partial.values() if "injected-parameters" in c.get("metadata", {}).get("tags", [])
                          and "injected-parameters" in cell.get("metadata", {}).get("tags", [])), None)
                     if cell.get("cell_type") == "code" and ran is not None:
-                        cell["outputs"] = ran.get("outputs", [])
+                        cell["outputs"] = from_dict(ran.get("outputs", []))  # NotebookNodes, as nbclient's
                         cell["execution_count"] = ran.get("execution_count")
                     cell.setdefault("metadata", {})["mlnb"] = {"restored": True}  # not re-executed
                     self.nb_man.cell_complete(cell, cell_index=index)

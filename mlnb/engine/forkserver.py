@@ -149,6 +149,12 @@ class Server:
                 for conn, _ in self.waiting:
                     conn.close()
                 _kernel_child(conn_file, args, ready_w, claim_r, self.start_dir)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc(file=sys.__stderr__)
+                with contextlib.suppress(Exception):
+                    sys.__stderr__.flush()
             finally:
                 os._exit(70)
         os.close(ready_w)

@@ -53,6 +53,7 @@ def _options() -> dict[str, Any]:
 
 
 PID_ENV = "MLNB_FORKSERVER_PID"
+LOG_ENV = "MLNB_FORKSERVER_LOG"  # keep the fork server's log (and its kernels' stderr) at this path
 
 
 def _server_alive() -> bool:
@@ -105,7 +106,8 @@ class ForkServer:
 
     def start(self) -> ForkServer:
         self.dir = Path(tempfile.mkdtemp(prefix="mlnb-fork-"))  # 0700: connection files hold keys
-        with open(self.dir / "server.log", "wb") as log:
+        log_path = Path(os.environ.get(LOG_ENV) or self.dir / "server.log")  # kernels' stderr too
+        with open(log_path, "ab") as log:
             env = {k: v for k, v in os.environ.items() if k not in (SERVER_ENV, PID_ENV)}
             cmd = [sys.executable, *INTERPRETER_FLAGS, "-m", "mlnb.engine.forkserver", str(self.dir),
                    str(self.pool_size), *self.modules]

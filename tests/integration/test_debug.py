@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 COUNT = "from pathlib import Path\n_c = Path('counter.txt')\n_c.write_text((_c.read_text() if _c.exists() else '') + '{n}')\n"
 CELLS = [
-    COUNT.format(n=1) + "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})",
+    COUNT.format(n=1) + "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})\nprint('loaded', len(df))",
     COUNT.format(n=2) + "config = {'alpha': 0.5, 'names': ['x', 'y']}",
     COUNT.format(n=3) + "import time\ntime.sleep(1)  # the expensive cell\n"
                         "from sklearn.linear_model import LinearRegression\n"
@@ -104,6 +104,8 @@ def test_resume_runs_only_the_fixed_cell_on_and_matches_a_full_run(failed: Path,
     nb = json.loads((failed / "products/t/t.ipynb").read_text())
     restored = [c["id"] for c in nb["cells"] if c["metadata"].get("mlnb", {}).get("restored")]
     assert restored[-4:] == ["c1", "c2", "c3", "c4"]
+    first = next(c for c in nb["cells"] if c["id"] == "c1")
+    assert "".join(first["outputs"][0]["text"]) == "loaded 3\n"  # an earlier cell's output, from the partial run
     counts = [c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"]
     assert counts == sorted(counts) and None not in counts  # numbered on from the restored cells
     assert not (failed / ".mlnb/snapshots/t").exists()  # cleaned once the task succeeded
