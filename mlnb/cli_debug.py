@@ -28,7 +28,7 @@ def debug_task(task: str, lab: bool, use_pdb: bool) -> None:
     root = _root()
     spec, _ = load_project(root)
     if use_pdb:
-        _post_mortem(*debug.debug_cells(spec, task), debug.snapshot_dir(root, task))
+        _post_mortem(*debug.pdb_plan(spec, task))
         return
     path = debug.write_debug_notebook(spec, task)
     rel = path.relative_to(root)
@@ -39,7 +39,7 @@ def debug_task(task: str, lab: bool, use_pdb: bool) -> None:
         os.execvp(sys.executable, [sys.executable, "-m", "jupyter", "lab", str(rel)])
 
 
-def _post_mortem(found: dict[str, Any], cells: list[dict[str, Any]], snapshot: Path) -> None:
+def _post_mortem(found: dict[str, Any], cells: list[dict[str, Any]], snapshot: Path | None) -> None:
     """CLI glue: the failing cell on, as plain Python (magics skipped), in a restored namespace."""
     import pdb
     import traceback
@@ -48,12 +48,17 @@ def _post_mortem(found: dict[str, Any], cells: list[dict[str, Any]], snapshot: P
     from mlnb.notebooks import cell_source
 
     ns: dict[str, Any] = {"__name__": "__main__"}
-    restore(ns, snapshot)
-    click.echo(f"restored the namespace before cell {found['cell']['index']}; running the cells from there")
+    if snapshot is not None:
+        restore(ns, snapshot)
+        click.echo(f"restored the namespace before cell {found['cell']['index']}; running the cells from there")
+        first = found["cell"]["index"]
+    else:
+        click.echo("the cells before the failing one are cheap: running the task's cells from the start")
+        first = 0
     for offset, cell in enumerate(c for c in cells if c.get("cell_type") == "code"):
         src = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell_source(cell).splitlines())
         try:
-            exec(compile(src, f"<cell {found['cell']['index'] + offset}>", "exec"), ns)
+            exec(compile(src, f"<cell {first + offset}>", "exec"), ns)
         except Exception:
             traceback.print_exc()
             pdb.post_mortem(sys.exc_info()[2])

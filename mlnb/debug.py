@@ -72,6 +72,10 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome) -> Path:
     except (OSError, ValueError):  # a snapshot the kernel could not finish: none, rather than a wrong one
         contents = None
     died = failure is not None and failure.ename == "DeadKernelError"
+    try:
+        cheap = json.loads((out / checkpoint.CHEAP).read_text())
+    except (OSError, ValueError):
+        cheap = None
     manifest = {
         "task": task.name,
         "time": time.time(),
@@ -85,7 +89,8 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome) -> Path:
         "params": uptodate.params_for(task, spec.root),
         "upstream": upstream_hashes(spec, task),
         "partial_notebook": str(partial_notebook(spec, task).relative_to(spec.root)),
-        "snapshot": None if died else contents,
+        "snapshot": None if died or cheap else contents,
+        "cheap": cheap,  # no snapshot taken: the cells before the failing one took under the threshold
     }
     if died:  # a copy taken before a kernel was killed describes a cell that did not fail
         for name in (checkpoint.NAMESPACE, checkpoint.CONTENTS):
@@ -135,7 +140,12 @@ def resume_plan(spec: PipelineSpec, name: str) -> ResumePlan | None:
         return ResumePlan(name, False, f"runs from the start: {why}")
 
     if found.get("kernel_died") or not found.get("snapshot"):
-        return start("its kernel died, so there is no snapshot" if found.get("kernel_died") else "no snapshot")
+        if found.get("kernel_died"):
+            return start("its kernel died, so there is no snapshot")
+        if found.get("cheap"):
+            return start(f"the cells before the failing one took {found['cheap']['seconds_before']:.1f} s, "
+                         f"less than a snapshot is worth (MLNB_SNAPSHOT_AFTER_S={found['cheap']['threshold_s']:g})")
+        return start("no snapshot")
     partial = partial_notebook(spec, task)
     if not partial.exists():
         return start(f"the partial notebook {partial.relative_to(spec.root)} is gone")
@@ -167,9 +177,11 @@ def debug_cells(spec: PipelineSpec, name: str) -> tuple[dict[str, Any], list[dic
         raise UserInputError(f"task {name}: its kernel died at cell {cell.get('index')} "
                              f"({cell.get('first_line', '')[:40]!r}), so no snapshot could be taken; open "
                              f"{found['partial_notebook']} and run the cells to reproduce it")
+    cells = read_notebook(spec.tasks[name].source).get("cells", [])
+    if found.get("cheap"):  # no snapshot: the cheap cells before the failing one run again instead
+        return found, cells
     if not found.get("snapshot"):
         raise UserInputError(f"task {name}: no namespace snapshot on record (built with --engine papermill?)")
-    cells = read_notebook(spec.tasks[name].source).get("cells", [])
     cell_id = (found.get("cell") or {}).get("id")
     index = next((i for i, c in enumerate(cells) if c.get("id") == cell_id), (found.get("cell") or {}).get("index", 0))
     return found, cells[index:]
@@ -178,6 +190,8 @@ def debug_cells(spec: PipelineSpec, name: str) -> tuple[dict[str, Any], list[dic
 def write_debug_notebook(spec: PipelineSpec, name: str) -> Path:
     """``products/_failed/<task>/<task>.debug.ipynb``: a restore cell, then the failing cell on."""
     found, cells = debug_cells(spec, name)
+    if found.get("cheap"):
+        return _rerun_notebook(spec, name, found, cells)
     snap = snapshot_dir(spec.root, name)
     snapshot = found["snapshot"]
     lost = {**snapshot.get("unpicklable", {}), **{n: "over the snapshot size limit" for n in snapshot["too_big"]}}
@@ -197,6 +211,52 @@ def write_debug_notebook(spec: PipelineSpec, name: str) -> Path:
                      "execution_count": None, "outputs": [], "source": restore},
                     *[{**c, "outputs": [], "execution_count": None} if c.get("cell_type") == "code" else c
                       for c in cells]],
+          "metadata": read_notebook(spec.tasks[name].source).get("metadata", {}), "nbformat": 4, "nbformat_minor": 5}
+    path = partial_notebook(spec, spec.tasks[name]).with_name(f"{name}.debug.ipynb")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, encoding="utf-8") as fh:
+        fh.write(json.dumps(nb, indent=1) + "\n")
+    return path
+
+
+def pdb_plan(spec: PipelineSpec, name: str) -> tuple[dict[str, Any], list[dict[str, Any]], Path | None]:
+    """For ``mlnb debug --pdb``: the manifest, the cells to run and the snapshot to restore first
+    (None when the task failed early: then all its cells run, with the params it ran with)."""
+    found, cells = debug_cells(spec, name)
+    if not found.get("cheap"):
+        return found, cells, snapshot_dir(spec.root, name)
+    current = {c.get("id"): c for c in cells}
+    try:
+        ran = read_notebook(spec.root / found["partial_notebook"]).get("cells", [])
+    except Exception:
+        ran = cells
+    return found, [current.get(c.get("id"), c) for c in ran], None
+
+
+def _rerun_notebook(spec: PipelineSpec, name: str, found: dict[str, Any], cells: list[dict[str, Any]]) -> Path:
+    """The debug notebook of a task that failed early: the cells as they ran (the partial notebook,
+    with the parameters Ploomber injected), outputs cleared, the current source of each cell."""
+    error = found["error"] or {}
+    current = {c.get("id"): c for c in cells}
+    try:
+        ran = read_notebook(spec.root / found["partial_notebook"]).get("cells", [])
+    except Exception:
+        ran = cells
+    setup = (f"# mlnb: the cells before the failing one took {found['cheap']['seconds_before']:.1f} s: "
+             f"they run again instead of a snapshot\nimport os\nos.chdir({str(spec.root)!r})")
+    intro = (f"**Debug notebook for task `{name}`** (written by `mlnb debug`): the task's cells with the "
+             f"parameters it ran with; it failed at cell {found['cell']['index']} (`{error.get('ename')}: "
+             f"{str(error.get('evalue', ''))[:120]}`).")
+    out = []
+    for cell in ran:
+        cell = dict(current.get(cell.get("id"), cell))
+        if cell.get("cell_type") == "code":
+            cell.update(outputs=[], execution_count=None)
+        cell["metadata"] = {k: v for k, v in (cell.get("metadata") or {}).items() if k != "papermill"}
+        out.append(cell)
+    nb = {"cells": [{"cell_type": "markdown", "id": "mlnb-debug-intro", "metadata": {}, "source": intro},
+                    {"cell_type": "code", "id": "mlnb-debug-setup", "metadata": {}, "outputs": [],
+                     "execution_count": None, "source": setup}, *out],
           "metadata": read_notebook(spec.tasks[name].source).get("metadata", {}), "nbformat": 4, "nbformat_minor": 5}
     path = partial_notebook(spec, spec.tasks[name]).with_name(f"{name}.debug.ipynb")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,10 @@
 """Inside a task's kernel: a forked checkpoint before every cell, a namespace snapshot on failure.
 
 Installed by the fork server's kernel when the build sets ``MLNB_SNAPSHOT_DIR`` (the fork
-engine only). Life cycle, per cell::
+engine only). A copy costs ~20 ms a cell here (the fork, the exit, the copy-on-write faults of the
+cell), more than re-running a short prefix: copies start once the task's cells have taken
+``MLNB_SNAPSHOT_AFTER_S`` (1 s); a task failing before that records ``cheap.json`` instead, and
+``mlnb debug`` / ``--resume`` re-run its cheap first cells. Life cycle, per cell::
 
     pre_run_cell:  fork() -> a frozen copy of the kernel, blocked on a pipe (copy-on-write: it
                    costs a page-table copy, not the memory)
@@ -36,6 +39,8 @@ LIMIT_ENV = "MLNB_SNAPSHOT_MAX_MB"
 RESUME_ENV = "MLNB_RESUME_FROM"
 COUNT_ENV = "MLNB_RESUME_COUNT"
 TIMEOUT_ENV = "MLNB_SNAPSHOT_TIMEOUT"
+AFTER_ENV = "MLNB_SNAPSHOT_AFTER_S"
+CHEAP = "cheap.json"  # no snapshot: the cells before the failing one were cheaper to re-run
 DEFAULT_LIMIT_MB = 512
 NAMESPACE = "namespace.pkl"
 CONTENTS = "snapshot.json"
@@ -100,13 +105,17 @@ def restore(ns: dict[str, Any], snapshot_dir: str | Path) -> dict[str, Any]:
 
 
 class Checkpointer:
-    def __init__(self, shell: Any, out_dir: Path, limit_bytes: int, timeout: float) -> None:
+    def __init__(self, shell: Any, out_dir: Path, limit_bytes: int, timeout: float, after: float = 1.0) -> None:
         self.shell, self.out_dir, self.limit, self.timeout = shell, out_dir, limit_bytes, timeout
+        self.after = after  # seconds of cells before the first copy
+        self.spent = 0.0
+        self.started = time.monotonic()
         self.child: tuple[int, int] | None = None  # (pid, write end of its pipe)
 
     def pre(self, info: Any = None) -> None:
         self._release()
-        if not _user_items(self.shell.user_ns):  # nothing to keep yet (the parameters cells): no copy
+        self.started = time.monotonic()
+        if self.spent < self.after:  # the cells so far are cheaper to re-run than a copy: none yet
             return
         r, w = os.pipe()
         pid = os.fork()
@@ -126,9 +135,13 @@ class Checkpointer:
 
     def post(self, result: Any) -> None:
         failed = getattr(result, "error_in_exec", None) is not None
+        before, self.spent = self.spent, self.spent + time.monotonic() - self.started
         if self.child is None:
-            if failed:  # no copy was needed: the cell started from an empty namespace
-                write_snapshot({}, self.out_dir, self.limit)
+            if failed:  # say why there is no snapshot: the build records it, `mlnb debug` re-runs instead
+                shutil.rmtree(self.out_dir, ignore_errors=True)
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                (self.out_dir / CHEAP).write_text(_dumps_json({"seconds_before": round(before, 3),
+                                                               "threshold_s": self.after}))
             return
         if not failed:
             self._release()
@@ -179,7 +192,8 @@ def install(shell: Any, environ: dict[str, str] | None = None) -> Checkpointer |
         return None
     import cloudpickle  # noqa: F401 - imported now, not in the forked copy
     limit = int(float(environ.get(LIMIT_ENV, DEFAULT_LIMIT_MB)) * 1024 * 1024)
-    checkpointer = Checkpointer(shell, Path(out), limit, float(environ.get(TIMEOUT_ENV, "120")))
+    checkpointer = Checkpointer(shell, Path(out), limit, float(environ.get(TIMEOUT_ENV, "60")),
+                                float(environ.get(AFTER_ENV, "1")))
     shell.events.register("pre_run_cell", checkpointer.pre)
     shell.events.register("post_run_cell", checkpointer.post)
     sys.modules[__name__].active = checkpointer  # type: ignore[attr-defined] - for tests and debugging

@@ -48,6 +48,8 @@ def test_a_failed_build_offers_debug_which_opens_the_debug_notebook(page: Page, 
     newest.locator(".mlnb-debug-button").click()
     expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="t.debug.ipynb")).to_be_visible(
         timeout=20_000)
-    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").nth(1)).to_contain_text("_mlnb_restore")
+    # t failed in its first second: the debug notebook re-runs its cells (no snapshot needed)
+    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").nth(1)).to_contain_text("they run again")
     nb = json.loads((root / "products/_failed/t/t.debug.ipynb").read_text())
-    assert [c["id"] for c in nb["cells"]] == ["mlnb-debug-intro", "mlnb-debug-restore", "c2", "c3"]
+    ids = [c["id"] for c in nb["cells"]]
+    assert ids[:2] == ["mlnb-debug-intro", "mlnb-debug-setup"] and ids[-2:] == ["c2", "c3"]
