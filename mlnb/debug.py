@@ -206,12 +206,19 @@ def write_debug_notebook(spec: PipelineSpec, name: str) -> Path:
              f"the variables the failing cell started from; the cells after it are the task's, from the "
              f"failing cell (cell {found['cell']['index']}: `{error.get('ename')}: "
              f"{str(error.get('evalue', ''))[:120]}`) on. Edits here do not change the task notebook.")
-    nb = {"cells": [{"cell_type": "markdown", "id": "mlnb-debug-intro", "metadata": {}, "source": intro},
-                    {"cell_type": "code", "id": "mlnb-debug-restore", "metadata": {"tags": ["mlnb-restore"]},
-                     "execution_count": None, "outputs": [], "source": restore},
-                    *[{**c, "outputs": [], "execution_count": None} if c.get("cell_type") == "code" else c
-                      for c in cells]],
-          "metadata": read_notebook(spec.tasks[name].source).get("metadata", {}), "nbformat": 4, "nbformat_minor": 5}
+    return _write_debug(spec, name, intro, {"id": "mlnb-debug-restore", "source": restore,
+                                            "metadata": {"tags": ["mlnb-restore"]}},
+                        [{**c, "outputs": [], "execution_count": None} if c.get("cell_type") == "code" else c
+                         for c in cells])
+
+
+def _write_debug(spec: PipelineSpec, name: str, intro: str, first: dict[str, Any],
+                 cells: list[dict[str, Any]]) -> Path:
+    """``products/_failed/<task>/<task>.debug.ipynb``: the intro, ``first`` (a code cell), ``cells``."""
+    head = [{"cell_type": "markdown", "id": "mlnb-debug-intro", "metadata": {}, "source": intro},
+            {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], **first}]
+    nb = {"cells": [*head, *cells], "metadata": read_notebook(spec.tasks[name].source).get("metadata", {}),
+          "nbformat": 4, "nbformat_minor": 5}
     path = partial_notebook(spec, spec.tasks[name]).with_name(f"{name}.debug.ipynb")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, encoding="utf-8") as fh:
@@ -254,15 +261,7 @@ def _rerun_notebook(spec: PipelineSpec, name: str, found: dict[str, Any], cells:
             cell.update(outputs=[], execution_count=None)
         cell["metadata"] = {k: v for k, v in (cell.get("metadata") or {}).items() if k != "papermill"}
         out.append(cell)
-    nb = {"cells": [{"cell_type": "markdown", "id": "mlnb-debug-intro", "metadata": {}, "source": intro},
-                    {"cell_type": "code", "id": "mlnb-debug-setup", "metadata": {}, "outputs": [],
-                     "execution_count": None, "source": setup}, *out],
-          "metadata": read_notebook(spec.tasks[name].source).get("metadata", {}), "nbformat": 4, "nbformat_minor": 5}
-    path = partial_notebook(spec, spec.tasks[name]).with_name(f"{name}.debug.ipynb")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, encoding="utf-8") as fh:
-        fh.write(json.dumps(nb, indent=1) + "\n")
-    return path
+    return _write_debug(spec, name, intro, {"id": "mlnb-debug-setup", "source": setup}, out)
 
 
 class FailureRecorder:

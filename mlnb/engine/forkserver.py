@@ -171,16 +171,20 @@ class Server:
         ok = os.read(kernel["ready_r"], 1) == b"1"
         os.close(kernel["ready_r"])
         if not ok:  # died while initialising: reaped below; the claim waits for a replacement
-            os.close(kernel["claim_w"])
-            self.failures += 1
-            if self.failures < _INIT_FAILURES_MAX:
-                self.spawn(kernel["args"])
-            else:
-                self.fail_waiting("kernels die while starting (see the fork server log)")
+            self.init_failed(kernel)
             return
         self.failures = 0
         self.ready.append(kernel)
         self.serve_waiting()
+
+    def init_failed(self, kernel: dict[str, Any]) -> None:
+        """A kernel died before it was ready: try another, up to a limit, then fail the claims."""
+        os.close(kernel["claim_w"])
+        self.failures += 1
+        if self.failures < _INIT_FAILURES_MAX:
+            self.spawn(kernel["args"])
+        else:
+            self.fail_waiting("kernels die while starting (see the fork server log)")
 
     def claim(self, conn: socket.socket, request: dict[str, Any]) -> None:
         args = list(request.get("args") or POOL_ARGS)
@@ -231,12 +235,7 @@ class Server:
                     self.sel.unregister(kernel["ready_r"])
                 os.close(kernel["ready_r"])
                 self.starting.pop(pid)
-                os.close(kernel["claim_w"])
-                self.failures += 1
-                if self.failures < _INIT_FAILURES_MAX:
-                    self.spawn(kernel["args"])
-                else:
-                    self.fail_waiting("kernels die while starting (see the fork server log)")
+                self.init_failed(kernel)
             for kernel in list(self.ready):
                 if kernel["pid"] == pid:
                     self.ready.remove(kernel)
