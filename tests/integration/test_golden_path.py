@@ -109,7 +109,10 @@ def test_mlflow_records_the_build(built: Path) -> None:
     assert version.tags["mlnb.build_run_id"] == run.info.run_id
     for task in TASKS:  # what JupyterLab's "Promote this run" button reads
         meta = json.loads((built / f"products/{task}/{task}.ipynb").read_text())["metadata"]["mlnb"]
-        assert meta == {"build_run_id": run.info.run_id, "task": task}
+        assert (meta["build_run_id"], meta["task"]) == (run.info.run_id, task)
+        # ...and what `mlnb status --explain` compares: the upstream products' content hashes
+        assert ("upstream" in meta) == (task != "ingest")
+        assert all(len(h) == 64 for hashes in meta.get("upstream", {}).values() for h in hashes.values())
 
 
 def test_serving_artifact_predicts(built: Path) -> None:
