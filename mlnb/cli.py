@@ -88,6 +88,8 @@ def _progress(event: str, task: str, seconds: float) -> None:
 
 
 def _report_build(result: Any) -> None:
+    from mlnb import debug
+
     if result.synced:
         click.echo("dvc.yaml regenerated from pipeline.yaml (`mlnb dvc sync`)")
     if result.ran:
@@ -97,7 +99,7 @@ def _report_build(result: Any) -> None:
         if result.metrics:
             click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
         click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")
-    for note in getattr(result, "resume_notes", []):
+    for note in result.resume_notes:
         click.echo(f"resume: {note}")
     for o in result.failed:
         where = o.failure.describe() if o.failure else "see the partial notebook"
@@ -105,7 +107,7 @@ def _report_build(result: Any) -> None:
         if o.notebook:
             click.echo(f"  partial notebook and outputs kept in {o.notebook.parent.relative_to(Path.cwd())}/",
                        err=True)
-        if (Path.cwd() / ".mlnb" / "snapshots" / o.name / "namespace.pkl").exists():
+        if debug.can_debug(Path.cwd(), o.name):
             click.echo(f"  debug it where it failed: mlnb debug {o.name} (then `mlnb build --resume`)", err=True)
     if result.recorded:
         click.echo(f"recorded in DVC (dvc.lock): {', '.join(result.recorded)}")

@@ -12,6 +12,7 @@ import click
 
 from mlnb.clikit import handle_errors
 from mlnb.clikit import root as _root
+from mlnb.errors import UserInputError
 
 
 @click.command("debug")
@@ -49,7 +50,11 @@ def _post_mortem(found: dict[str, Any], cells: list[dict[str, Any]], snapshot: P
 
     ns: dict[str, Any] = {"__name__": "__main__"}
     if snapshot is not None:
-        restore(ns, snapshot)
+        try:
+            restore(ns, snapshot)
+        except Exception as exc:  # e.g. a library upgraded since the snapshot: one line, no traceback
+            raise UserInputError(f"{snapshot}: the snapshot cannot be restored here: {type(exc).__name__}: "
+                                 f"{str(exc)[:200]}") from None
         click.echo(f"restored the namespace before cell {found['cell']['index']}; running the cells from there")
         first = found["cell"]["index"]
     else:

@@ -100,6 +100,12 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome) -> Path:
     return out / MANIFEST
 
 
+def can_debug(root: Path, name: str) -> bool:
+    """A failure on record that ``mlnb debug`` can open (a snapshot, or cheap cells to re-run)."""
+    out = snapshot_dir(root, name)
+    return (out / checkpoint.NAMESPACE).exists() or (out / checkpoint.CHEAP).exists()
+
+
 def clear(spec: PipelineSpec, name: str) -> None:
     """The task succeeded: its failure snapshot is stale."""
     shutil.rmtree(snapshot_dir(spec.root, name), ignore_errors=True)
@@ -177,6 +183,9 @@ def debug_cells(spec: PipelineSpec, name: str) -> tuple[dict[str, Any], list[dic
         raise UserInputError(f"task {name}: its kernel died at cell {cell.get('index')} "
                              f"({cell.get('first_line', '')[:40]!r}), so no snapshot could be taken; open "
                              f"{found['partial_notebook']} and run the cells to reproduce it")
+    if not found.get("cell"):
+        raise UserInputError(f"task {name}: it failed before any cell ran, so there is nothing to restore: "
+                             f"fix what `mlnb build` reported")
     cells = read_notebook(spec.tasks[name].source).get("cells", [])
     if found.get("cheap"):  # no snapshot: the cheap cells before the failing one run again instead
         return found, cells

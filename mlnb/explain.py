@@ -38,7 +38,7 @@ _MAGIC = re.compile(r"^\s*[%!]")
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # product | record | cell | source | param | upstream
+    kind: str  # product | record | cell | source | param | upstream | module
     summary: str
     diff: str = ""
     cosmetic: bool = False
@@ -217,9 +217,24 @@ def explain(spec: PipelineSpec, only: str | None = None) -> list[Explanation]:
     """Explanations for every task (or just ``only``), in pipeline order."""
     if only is not None and only not in spec.tasks:
         raise UserInputError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
+    from mlnb.versioning import repo as versioning
+
     fresh = uptodate.up_to_date(spec)
-    outdated = {name: not ok for name, ok in fresh.items()}
-    return [explain_task(spec, t, outdated) for name, t in spec.tasks.items() if only in (None, name)]
+    # In a DVC project an imported module's change outdates a task too (as `mlnb status` says),
+    # and with it everything downstream.
+    modules = versioning.changed_modules(spec) if versioning.is_dvc_repo(spec.root) else {}
+    outdated: dict[str, bool] = {}
+    for name, task in spec.tasks.items():  # pipeline order: upstream first
+        outdated[name] = not fresh[name] or name in modules or any(outdated[u] for u in task.upstream)
+    found = []
+    for name, task in spec.tasks.items():
+        if only in (None, name):
+            one = explain_task(spec, task, outdated)
+            extra = tuple(Change("module", f"imported module changed: {m}") for m in modules.get(name, []))
+            if extra:
+                one = Explanation(name, True, extra + tuple(c for c in one.changes if c.kind != "record"))
+            found.append(one)
+    return found
 
 
 def accept(spec: PipelineSpec, name: str, force: bool = False) -> Explanation:

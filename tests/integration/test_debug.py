@@ -156,3 +156,11 @@ def test_a_task_failing_early_is_debugged_by_re_running_its_cheap_cells(tmp_path
     assert err.value.ename == "KeyError" and err.value.evalue == "6"
     resumed = run_mlnb(root, "build", "--no-dvc", "--resume")
     assert "runs from the start: the cells before the failing one took" in resumed.stdout
+
+
+def test_a_task_that_failed_before_any_cell_gets_a_one_line_answer(tmp_path: Path) -> None:
+    root = make_project(tmp_path, {"t": (["print(undefined_name)"], [])})  # Ploomber's pyflakes check refuses it
+    assert run_mlnb(root, "build", "--no-dvc").returncode == 1
+    out = run_mlnb(root, "debug", "t")
+    assert out.returncode == 2 and "failed before any cell ran" in out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.strip().count("\n") == 0

@@ -148,6 +148,11 @@ def test_an_edited_imported_module_reruns_its_task(tiny_dvc: Path):
     assert "imported module changed: tinylib/__init__.py" in rows, rows
     assert [ln.split()[1] for ln in rows.splitlines() if ln.startswith(("first ", "second "))] == \
         ["up", "outdated"], rows
+    explained = ok(run_mlnb(root, "status", "--explain")).stdout  # --explain agrees with status
+    assert "first: up to date" in explained and "second: outdated\n" in explained, explained
+    assert "imported module changed: tinylib/__init__.py" in explained, explained
+    refused = run_mlnb(root, "accept", "second")  # a module change needs a run
+    assert refused.returncode == 2 and "imported module changed" in refused.stderr, refused.stderr
     res = ok(run_mlnb(root, "build"))
     assert statuses(res.stdout) == {"first": "skipped", "second": "executed"}, res.stdout
     assert (root / "products/second/data.txt").read_text() == "3"
