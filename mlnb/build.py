@@ -197,9 +197,11 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         notes = recorder.after(outcomes) if recorder is not None else []
         client = MlflowClient()
         existing = tracking.task_runs(run_id, run.info.experiment_id)
+        hashes: dict[str, Any] = {}  # each upstream product hashed once, however many tasks read it
         for outcome in outcomes:
             if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
-                stamp_run(outcome.notebook, run_id, outcome.name, upstream_hashes(spec, spec.tasks[outcome.name]))
+                stamp_run(outcome.notebook, run_id, outcome.name,
+                          upstream_hashes(spec, spec.tasks[outcome.name], hashes))
             if outcome.status in ("executed", "failed"):
                 _record_task(client, run_id, run.info.experiment_id, outcome, existing)
         result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag),

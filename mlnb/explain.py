@@ -75,10 +75,20 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def upstream_hashes(spec: PipelineSpec, task: TaskSpec) -> dict[str, dict[str, str | None]]:
-    """What ``mlnb build`` records in an executed notebook: the upstream products' content hashes."""
-    return {up: {key: content_hash(path) for key, path in spec.tasks[up].products.items() if key != "nb"}
-            for up in task.upstream}
+def product_hashes(spec: PipelineSpec, name: str) -> dict[str, str | None]:
+    """Content hashes of task ``name``'s products (its executed notebook left out)."""
+    return {key: content_hash(path) for key, path in spec.tasks[name].products.items() if key != "nb"}
+
+
+def upstream_hashes(spec: PipelineSpec, task: TaskSpec,
+                    cache: dict[str, dict[str, str | None]] | None = None) -> dict[str, dict[str, str | None]]:
+    """What ``mlnb build`` records in an executed notebook: the upstream products' content hashes
+    (``cache``, shared across one build's tasks, hashes each product once)."""
+    cache = {} if cache is None else cache
+    for up in task.upstream:
+        if up not in cache:
+            cache[up] = product_hashes(spec, up)
+    return {up: cache[up] for up in task.upstream}
 
 
 def _ran_cells(task: TaskSpec) -> list[dict[str, Any]] | None:
@@ -197,7 +207,7 @@ def _upstream_changes(spec: PipelineSpec, task: TaskSpec, metas: list[dict[str, 
         if up_metas is None or min(float(m["timestamp"]) for m in up_metas) <= stamp:
             continue
         before = recorded.get(up)
-        now = {key: content_hash(path) for key, path in spec.tasks[up].products.items() if key != "nb"}
+        now = product_hashes(spec, up)
         if not before:
             changes.append(Change("upstream", f"upstream {up} ran after this task (no content hashes recorded)"))
             continue

@@ -34,7 +34,7 @@ from ploomber.constants import TaskStatus
 from ploomber.exceptions import DAGBuildError
 from ploomber.executors.abc import Executor
 
-Progress = Callable[[str, str, float], None]  # (event: started|executed|failed, task, seconds)
+from mlnb.pipeline import Progress
 
 
 class ThreadedExecutor(Executor):

@@ -57,13 +57,17 @@ LOG_ENV = "MLNB_FORKSERVER_LOG"  # keep the fork server's log (and its kernels' 
 
 
 def _server_alive() -> bool:
-    try:
-        os.kill(int(os.environ.get(PID_ENV, "0")), 0)
-    except (ValueError, ProcessLookupError):
+    """The fork server this build started (``MLNB_FORKSERVER_PID``) still runs."""
+    pid = os.environ.get(PID_ENV, "")
+    if not pid.isdigit() or int(pid) <= 0:
         return False
-    except PermissionError:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's: not ours, but not gone either
         return True
-    return int(os.environ.get(PID_ENV, "0")) > 0
+    return True
 
 
 def request(sock_path: str, data: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
