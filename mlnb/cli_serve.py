@@ -10,16 +10,20 @@ from typing import Any
 import click
 
 from mlnb.clikit import handle_errors
-from mlnb.errors import UserInputError
+from mlnb.errors import MlnbError, ServingError, UserInputError
 
 
-def _context(model_uri: str | None) -> tuple[str, Path]:
+def _context(model_uri: str | None, allow_unsafe_pickle: bool) -> tuple[str, Path]:
     """The model URI (default: the project's ``models:/<model_name>@champion``) and the download cache;
     MLflow pointed at the project's store when run inside a project."""
     from mlnb.io import find_project_root
+    from mlnb.safeload import UNSAFE_ENV
     from mlnb.tracking import telemetry_off, tracking_uri
 
     telemetry_off()
+    # the opt-in is process-wide (workers fork from here); MLflow's own unpickling switch stays off
+    os.environ[UNSAFE_ENV] = "1" if allow_unsafe_pickle else "0"
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # logs, not progress bars
     try:
         root: Path | None = find_project_root()
@@ -65,12 +69,15 @@ def _context(model_uri: str | None) -> tuple[str, Path]:
               "the recorded mlnb.artifact_sha256 (not recommended).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where registry downloads go (default .mlnb/serve-cache in a project).")
+@click.option("--allow-unsafe-pickle", is_flag=True, envvar="MLNB_ALLOW_UNSAFE_PICKLE",
+              help="DANGEROUS: also load pickle, cloudpickle and custom-pyfunc models, and skops types outside "
+                   "mlnb's allow-list. Loading such a file runs its author's code.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="debug also logs every request.")
 @handle_errors
 def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb: float, poll_interval: float,
           prediction_log: Path | None, log_sample_rate: float, log_max_rows: int, no_verify: bool,
-          cache_dir: Path | None, log_level: str) -> None:
+          cache_dir: Path | None, allow_unsafe_pickle: bool, log_level: str) -> None:
     """Serve MODEL_URI over HTTP in MLflow's scoring protocol (default models:/<model_name>@champion).
 
     MODEL_URI: models:/NAME@ALIAS (hot-swapped when the alias moves), models:/NAME/VERSION, runs:/ID/PATH,
@@ -81,7 +88,7 @@ def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb
 
     from mlnb.serving import server, source
 
-    uri, cache = _context(model_uri)
+    uri, cache = _context(model_uri, allow_unsafe_pickle)
     server.setup_logging(getattr(logging, log_level.upper()))
     options = server.Options(host=host, port=port, workers=workers, max_body=int(max_body_mb * 2 ** 20),
                              poll_interval=poll_interval, verify=not no_verify, cache_dir=cache_dir or cache,
@@ -93,6 +100,8 @@ def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb
         bound = sockets[0].getsockname()
         what = f"{ident.model_name} version {ident.model_version}" if ident.model_version else ident.model_uri
         check = "sha256 verified" if ident.verified else "NOT verified (--no-verify)"
+        if allow_unsafe_pickle:
+            check += "; UNSAFE: --allow-unsafe-pickle lets a model file run code"
         click.echo(f"serving {what} ({check}) on http://{host}:{bound[1]} "
                    f"with {workers} worker{'s' if workers > 1 else ''}", err=True)
 
@@ -103,16 +112,26 @@ def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb
 @click.argument("model_uri")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--no-verify", is_flag=True, help="Do not check the files against mlnb.artifact_sha256.")
+@click.option("--allow-unsafe-pickle", is_flag=True, envvar="MLNB_ALLOW_UNSAFE_PICKLE",
+              help="DANGEROUS: also load pickle, cloudpickle and custom-pyfunc models, and skops types outside "
+                   "mlnb's allow-list. Loading such a file runs its author's code.")
 @handle_errors
-def fetch_model(model_uri: str, dest: Path, no_verify: bool) -> None:
+def fetch_model(model_uri: str, dest: Path, no_verify: bool, allow_unsafe_pickle: bool) -> None:
     """Download MODEL_URI, check its hash, and write DEST/model + DEST/info.json (what `mlnb serve DEST`
     serves offline; the Dockerfile bakes a model into the serving image with it)."""
+    from mlnb.safeload import check_model
     from mlnb.serving import source
 
-    uri, cache = _context(model_uri)
+    uri, cache = _context(model_uri, allow_unsafe_pickle)
     ref = source.parse_uri(uri)
     path, identity = source.fetch(ref, cache, verify=not no_verify)
     try:
+        try:
+            check_model(path)  # a model `mlnb serve` would refuse is not written either
+        except MlnbError:
+            raise
+        except Exception as exc:
+            raise ServingError(f"{uri}: the model failed to load: {type(exc).__name__}") from None
         source.write_fetched(path, identity, dest)
     finally:
         if ref.downloaded:

@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
-from mlnb.errors import MlnbError
+from mlnb.errors import MlnbError, redact
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"mlnb: error: {message}", err=True)
+    click.echo(f"mlnb: error: {redact(message)}", err=True)
     sys.exit(code)
 
 

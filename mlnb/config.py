@@ -6,21 +6,12 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlnb.errors import EnvError
+from mlnb.yamlio import parse_yaml, read_yaml
 
 
 def load_env(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EnvError(f"{path}: cannot read env file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise EnvError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path, EnvError)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -49,8 +40,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise EnvError(f"-p {text!r}: expected KEY=VALUE, e.g. -p train.C=0.5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = parse_yaml(raw, f"-p {key.strip()}", EnvError) if raw.strip() else ""
+    except EnvError:  # not YAML (or a bounded-YAML refusal): the text itself
         value = raw
     return key.strip(), value
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlnb.errors import DataValidationError, UserInputError
+from mlnb.yamlio import read_yaml
 
 _DTYPE_KINDS = {"float": "fi", "int": "iu", "bool": "b", "str": "OSU"}
 
@@ -46,10 +45,7 @@ class Schema:
 def load_schema(path: str | Path) -> Schema:
     """Parse ``schema.yaml``; a malformed entry is a one-line error naming it."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserInputError(f"{path}: cannot read schema: {exc}") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict):
         raise UserInputError(f"{path}: schema needs a 'columns' mapping")
     columns = {}

@@ -7,6 +7,21 @@ as one line. ``UserInputError`` subclasses map to exit code 2, ``TaskFailed`` an
 
 from __future__ import annotations
 
+import re
+
+# scheme://user:password@host or scheme://token@host: what an MLflow or DVC URI may carry
+_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:'\"]*)(?::[^/@\s'\"]*)?@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URI in it replaced by ``***`` (the user name kept when
+    there is a password: ``http://alice:***@host``)."""
+    def hide(m: re.Match[str]) -> str:
+        has_password = ":" in m.group(0)[len(m.group("scheme")):]
+        return f"{m.group('scheme')}{m.group('user') + ':***' if has_password else '***'}@"
+
+    return _CREDENTIALS.sub(hide, text)
+
 
 class MlnbError(Exception):
     """Base class: ``str(err)`` is a complete one-line message."""
@@ -14,8 +29,8 @@ class MlnbError(Exception):
     exit_code = 1
     http_status = 500  # what the Jupyter server extension answers with
 
-    def __str__(self) -> str:  # keep messages on one line whatever the cause
-        return " ".join(super().__str__().split())
+    def __str__(self) -> str:  # one line whatever the cause, and never a URI's credentials
+        return redact(" ".join(super().__str__().split()))
 
 
 class UserInputError(MlnbError):
@@ -104,6 +119,11 @@ class RegistryError(MlnbError):
 
 class ServingError(MlnbError):
     """``mlnb serve`` cannot serve: no such model or version, a model that fails to load, a port in use."""
+
+
+class UnsafeModel(ServingError):
+    """A model file in a format that runs code when loaded (pickle, cloudpickle, a custom pyfunc), or a
+    skops file naming a type outside mlnb's allow-list."""
 
 
 class FetchFailed(ServingError):

@@ -139,6 +139,15 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)
 
 
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a directory's entries (a rename, an unlink) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Atomically write ``data`` as pretty, key-sorted JSON."""
     with atomic_write(path, encoding="utf-8") as fh:

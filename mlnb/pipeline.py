@@ -2,13 +2,17 @@
 
 Task life cycle under ``mlnb build`` (compare Ploomber's ``tasks/abc.py``)::
 
-    outdated --(run)--> executing --ok--------> executed  (Ploomber saves metadata)
+    outdated --(run: metadata deleted first)--> executing --ok--> executed  (Ploomber saves metadata)
         ^                   |
         |                   +--raise / kernel died--> failed:
         |                          partial notebook and any products are moved to
         |                          products/_failed/<task>/, the task's metadata is
         +------------------------- deleted, so the next build re-runs it.
     up to date --------------------------------> skipped
+
+A task's up-to-date record (its products' ``.<name>.metadata`` files) is deleted before its first cell
+runs, so a process killed at any moment (``kill -9``, a power cut) leaves it outdated, never a partial
+notebook that looks fresh; Ploomber itself only rewrites the record after success.
 
 The rest of mlnb speaks :class:`TaskState` / :class:`TaskOutcome` and never sees a
 Ploomber object, so Ploomber (unmaintained since 2024-09) can be replaced here alone.
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.errors import SpecError, TaskFailed
+from mlnb.io import fsync_dir
 from mlnb.notebooks import cell_source, read_notebook
 from mlnb.spec import PipelineSpec, TaskSpec
 
@@ -159,6 +164,8 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
     from ploomber.constants import TaskStatus
     from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 
+    for name, task in spec.tasks.items():
+        _forget_before_running(dag[name], task)
     if only is not None:
         return _build_one(spec, dag, only)
     if progress is not None:
@@ -183,6 +190,29 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         else:
             outcomes.append(TaskOutcome(name, "not run"))
     return outcomes, ok and all(o.status != "failed" for o in outcomes)
+
+
+def forget_metadata(task: TaskSpec) -> None:
+    """Delete the up-to-date record of every product of ``task`` (durably: the directory is synced)."""
+    dirs = set()
+    for product in task.products.values():
+        meta = product.with_name(f".{product.name}.metadata")
+        if meta.exists():
+            meta.unlink(missing_ok=True)
+            dirs.add(meta.parent)
+    for folder in dirs:
+        fsync_dir(folder)
+
+
+def _forget_before_running(ploomber_task: Any, task: TaskSpec) -> None:
+    """Wrap the task's run (whichever executor calls it) so its record goes first."""
+    run = ploomber_task._run
+
+    def forget_then_run(*args: Any, **kwargs: Any) -> Any:
+        forget_metadata(task)
+        return run(*args, **kwargs)
+
+    ploomber_task._run = forget_then_run
 
 
 def interrupted(dag: Any) -> bool:

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlnb.config import compatible, lookup, type_name
 from mlnb.errors import SpecError
 from mlnb.io import inside
 from mlnb.notebooks import parse_task_notebook
+from mlnb.yamlio import read_yaml
 
 TOP_KEYS = {"meta", "tasks", "executor", "clients", "serializer", "unserializer", "on_render", "on_finish",
             "on_failure", "config"}
@@ -90,13 +89,7 @@ def load_spec(path: str | Path, env: dict[str, Any]) -> PipelineSpec:
     """Parse and check ``pipeline.yaml`` against the notebooks and ``env``."""
     path = Path(path).resolve()
     root = path.parent
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(f"{path}:{f' line {mark.line + 1}' if mark else ''} invalid YAML") from None
+    raw = read_yaml(path, SpecError)
     name = path.name
     if not isinstance(raw, dict):
         raise SpecError(f"{name}: top level must be a mapping with a 'tasks' list")

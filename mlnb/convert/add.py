@@ -22,9 +22,10 @@ from typing import Any
 import yaml
 
 from mlnb.convert.cells import code_cell
-from mlnb.errors import ConvertError
+from mlnb.errors import ConvertError, SpecError
 from mlnb.io import atomic_write, inside
 from mlnb.notebooks import PARAMETERS_TAG, cell_source, read_notebook
+from mlnb.yamlio import read_yaml
 
 WRITERS = {"to_csv": 0, "to_parquet": 0, "to_pickle": 0, "to_json": 0, "to_excel": 0, "to_feather": 0,
            "to_hdf": 0, "savefig": 0, "save": 0, "savez": 0, "savetxt": 0, "dump": 1, "write_text": -1,
@@ -108,7 +109,7 @@ def add_notebook(root: Path, notebook: Path, name: str | None = None) -> AddResu
     spec_path = root / "pipeline.yaml"
     notebook = inside(root, notebook.resolve(), "notebook")
     nb = read_notebook(notebook)
-    raw = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
+    raw = read_yaml(spec_path, SpecError) or {}
     tasks = raw.get("tasks") or []
     rel = notebook.relative_to(root).as_posix()
     name = name or notebook.stem

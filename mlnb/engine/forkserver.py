@@ -110,11 +110,11 @@ def _reseed() -> None:
 
 
 class Server:
-    def __init__(self, sock_dir: Path, pool_size: int) -> None:
+    def __init__(self, sock_dir: Path, pool_size: int, parent: int) -> None:
         self.sock_dir = sock_dir
         self.pool_size = max(1, pool_size)
         self.start_dir = os.getcwd()
-        self.parent = os.getppid()
+        self.parent = parent  # the build, as it was when this process started
         self.sel = selectors.DefaultSelector()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(sock_dir / "sock"))
@@ -329,6 +329,7 @@ def warm(modules: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     sock_dir, pool_size, modules = Path(argv[0]), int(argv[1]), argv[2:]
+    parent = os.getppid()  # first thing: a build killed while we import must still be noticed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle; it shuts us down
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
@@ -341,9 +342,9 @@ def main(argv: list[str]) -> None:
         print(f"fork server: pre-imports started {threading.active_count() - 1} thread(s)", file=sys.stderr)
     if failed:
         print(f"fork server: not pre-imported (a task imports them itself): {', '.join(failed)}", file=sys.stderr)
-    server = Server(sock_dir, pool_size)
+    server = Server(sock_dir, pool_size, parent)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "stopping", True))
-    if stopping:
+    if stopping or parent == 1 or os.getppid() != parent:  # stopped, or the build died while we imported
         server.stopping = True
     server.run()
 

@@ -168,7 +168,8 @@ class Version(Base):
 
     def get(self) -> None:
         model = self.state.holder.current
-        self.send_json(200, {**model.identity.to_dict(), "loaded_at": model.loaded_at, **self.state.versions})
+        self.send_json(200, {**model.identity.to_dict(), "loaded_at": model.loaded_at,
+                             "unsafe_load": model.unsafe, **self.state.versions})
 
 
 class MetricsPage(Base):

@@ -1,9 +1,9 @@
 """A loaded, warmed model and the one reference to it that requests read (swapped atomically).
 
-For scikit-learn models the estimator is loaded with ``mlflow.sklearn.load_model`` (skops files are
-read with skops' safe loader, as MLflow does) and called directly on the validated DataFrame: the
-same call MLflow's pyfunc wrapper makes after its own schema enforcement, without that overhead.
-Any other flavor is served through ``mlflow.pyfunc``.
+Models load through :mod:`mlnb.safeload`: a scikit-learn skops file with mlnb's own allow-list of
+types; pickles and other flavors only under the ``--allow-unsafe-pickle`` opt-in. The estimator is
+called directly on the validated DataFrame: the same call MLflow's pyfunc wrapper makes after its own
+schema enforcement, without that overhead.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class ServedModel:
         self._predict: Callable[[Any], Any]
         self._example: Any = None
         self._array: Callable[[Any], Any] | None = None  # predict on the bare float matrix (see warm)
+        self.unsafe = False  # loaded through the --allow-unsafe-pickle opt-in (reported by /version)
 
     @classmethod
     def load(cls, path: Path, identity: Identity, on_close: Callable[[], None] | None = None) -> ServedModel:
@@ -42,7 +43,7 @@ class ServedModel:
             model.warm()
         except ServingError:
             raise
-        except Exception as exc:  # a corrupt file, a missing package, an untrusted skops type...
+        except Exception as exc:  # a corrupt file, a missing package...
             first = (str(exc).splitlines() or [""])[0][:300]
             raise ServingError(f"{identity.model_uri}: the model failed to load: {type(exc).__name__}: {first}") \
                 from None
@@ -54,24 +55,15 @@ class ServedModel:
 
         meta = Model.load(str(self.path / "MLmodel"))
         self.schema = InputSchema.from_signature(meta.signature)
+        from mlnb.safeload import load_model
+
+        estimator, self.unsafe = load_model(self.path)  # refuses formats that run code (see mlnb.safeload)
+        self._predict = estimator.predict
         if "sklearn" in meta.flavors:
-            import mlflow.sklearn
-
-            fmt = meta.flavors["sklearn"].get("serialization_format", "pickle")
-            if fmt != "skops":  # its hash was checked, but unpickling runs whatever the file says
-                log.warning("%s is stored as %s, not skops: re-export it with mlflow.sklearn's default (safe) "
-                            "format", self.identity.model_uri, fmt)
-
-            estimator = mlflow.sklearn.load_model(str(self.path))
-            self._predict = estimator.predict
             names = getattr(estimator, "feature_names_in_", None)
             if all(c.type == "double" for c in self.schema.columns) and \
                     (names is None or list(names) == self.schema.names):
                 self._array = estimator.predict  # tried and checked against the DataFrame path in warm()
-        else:
-            import mlflow.pyfunc
-
-            self._predict = mlflow.pyfunc.load_model(str(self.path)).predict
         try:
             self._example = meta.load_input_example(str(self.path))
         except Exception:  # no or unreadable example: warm on a row of zeros instead

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlnb.errors import FetchFailed, MlnbError, ServingError
+from mlnb.errors import FetchFailed, MlnbError, ServingError, redact
 from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder, ServedModel
@@ -276,9 +276,16 @@ def identity_update(path: Path, identity: Identity) -> str:
     return json.dumps({"path": str(path), "identity": identity.to_dict()}) + "\n"
 
 
+class _Redacting(logging.Formatter):
+    """Log lines never carry a URI's credentials (an MLflow error may quote the tracking URI)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s mlnb serve[%(process)d] %(levelname)s %(message)s"))
+    handler.setFormatter(_Redacting("%(asctime)s mlnb serve[%(process)d] %(levelname)s %(message)s"))
     for name in ("mlnb.serve", "mlnb.serve.access"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from mlnb.errors import UserInputError
+from mlnb.yamlio import DVC_LIMITS, read_yaml
 
 SKIP_DIRS = {".git", ".dvc", ".venv", "node_modules", "__pycache__", ".ipynb_checkpoints"}
 
@@ -61,7 +62,7 @@ def needed(root: Path) -> list[Entry]:
     entries: list[Entry] = []
     lock = root / "dvc.lock"
     if lock.exists():
-        data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+        data = read_yaml(lock, UserInputError, **DVC_LIMITS) or {}
         for stage in (data.get("stages") or {}).values():
             entries.extend(_outs(stage, ""))
     for path in dvc_files(root):
@@ -72,7 +73,7 @@ def needed(root: Path) -> list[Entry]:
 def needed_by(dvc_file: Path, root: Path) -> list[Entry]:
     """The outs one ``*.dvc`` file names (paths relative to ``root``)."""
     rel = os.path.relpath(dvc_file.parent, root)
-    return list(_outs(yaml.safe_load(dvc_file.read_text(encoding="utf-8")), "" if rel == "." else rel))
+    return list(_outs(read_yaml(dvc_file, UserInputError, **DVC_LIMITS), "" if rel == "." else rel))
 
 
 def ignored_dirs(root: Path) -> set[str]:

@@ -16,13 +16,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from mlnb.errors import OutOfSync, UserInputError, VersioningError
 from mlnb.io import atomic_write
 from mlnb.spec import PipelineSpec
 from mlnb.tracking import TELEMETRY_OFF
 from mlnb.versioning import objects, stages
+from mlnb.yamlio import DVC_LIMITS, read_yaml
 
 REMOTE_ENV = "MLNB_DVC_REMOTE"
 DEFAULT_REMOTE = "mlnb"
@@ -236,7 +235,7 @@ def _lock(root: Path) -> dict[str, dict[str, dict[str, str]]]:
     lock = root / "dvc.lock"
     if not lock.exists():
         return {}
-    data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    data = read_yaml(lock, UserInputError, **DVC_LIMITS) or {}
     return {name: {kind: {o["path"]: o.get("md5", "") for o in (st or {}).get(kind, []) if isinstance(o, dict)}
                    for kind in ("deps", "outs")}
             for name, st in (data.get("stages") or {}).items()}

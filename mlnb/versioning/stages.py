@@ -33,6 +33,7 @@ import yaml
 
 from mlnb.errors import SpecError
 from mlnb.spec import PipelineSpec, TaskSpec
+from mlnb.yamlio import DVC_LIMITS, parse_yaml
 
 DVC_YAML = "dvc.yaml"
 ENV_FILE = "env.yaml"
@@ -203,10 +204,8 @@ def user_part(text: str, path: Path) -> str:
     """The user-owned sections of an existing ``dvc.yaml``."""
     if USER_MARKER in text:
         return text.split(USER_MARKER, 1)[1]
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
-        raise SpecError(f"{path}: invalid YAML; fix it or delete it and run `mlnb dvc sync`") from None
+    where = f"{path} (fix it or delete it and run `mlnb dvc sync`)"
+    data = parse_yaml(text, where, SpecError, max_nodes=DVC_LIMITS["max_nodes"]) or {}
     if not isinstance(data, dict):
         raise SpecError(f"{path}: top level must be a mapping")
     rest = {k: v for k, v in data.items() if k != "stages"}
