@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
-from mlnb.errors import EnvError
+from mlnb.errors import EnvError, UserInputError
 from mlnb.yamlio import parse_yaml, read_yaml
 
 
@@ -16,7 +17,31 @@ def load_env(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise EnvError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    check_templates(data, str(path))
     return data
+
+
+# A placeholder is a plain look-up: ``{{section.key}}`` (or one of Ploomber's built-ins such as
+# ``{{root}}``); segments start with a letter, so no ``__globals__``-style attribute walk.
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z][A-Za-z0-9_-]*)*)\s*\}\}")
+_TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#")
+
+
+def check_templates(value: Any, where: str, error: type[UserInputError] = EnvError) -> None:
+    """Refuse any template syntax other than plain placeholders, in keys and values at any depth,
+    before anything renders (Ploomber renders with full Jinja: expressions there run code)."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                stack += [(k, f"{at} (key)"), (v, f"{at}.{k}")]
+        elif isinstance(node, list):
+            stack += [(v, f"{at}[{i}]") for i, v in enumerate(node)]
+        elif isinstance(node, str) and _TEMPLATE_SYNTAX.search(PLACEHOLDER.sub("", node)):
+            shown = node if len(node) <= 80 else node[:77] + "..."
+            raise error(f"{at}: {shown!r}: only plain {{{{section.key}}}} placeholders are allowed, "
+                        "not Jinja expressions or statements")
 
 
 def type_name(value: Any) -> str:
@@ -63,6 +88,7 @@ def apply_overrides(env: dict[str, Any], overrides: list[str], source: str = "en
             raise EnvError(f"-p {key}: {key!r} is a section in {source}; set one of its keys")
         if not compatible(old, value):
             raise EnvError(f"-p {key}={value!r}: expected {type_name(old)} like {old!r}, got {type_name(value)}")
+        check_templates(value, f"-p {key}")
         node[parts[-1]] = float(value) if isinstance(old, float) and isinstance(value, int) else value
     return out
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlnb.config import compatible, lookup, type_name
+from mlnb.config import PLACEHOLDER, check_templates, compatible, lookup, type_name
 from mlnb.errors import SpecError
 from mlnb.io import inside
 from mlnb.notebooks import parse_task_notebook
@@ -27,7 +27,7 @@ TASK_KEYS = {"source", "product", "name", "params", "on_render", "on_finish", "o
              "nb_product_key", "executor", "executor_params", "papermill_params", "kernelspec_name",
              "local_execution", "check_if_kernel_installed", "nbconvert_export_kwargs", "debug_mode", "class",
              "product_class", "ext_in", "client", "serializer", "unserializer"}
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+_PLACEHOLDER = PLACEHOLDER
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -91,6 +91,7 @@ def load_spec(path: str | Path, env: dict[str, Any]) -> PipelineSpec:
     root = path.parent
     raw = read_yaml(path, SpecError)
     name = path.name
+    check_templates(raw, name, SpecError)  # before anything renders
     if not isinstance(raw, dict):
         raise SpecError(f"{name}: top level must be a mapping with a 'tasks' list")
     for key in raw:
