@@ -175,6 +175,8 @@ def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
 
 def inside(root: str | os.PathLike[str], path: str | os.PathLike[str], what: str = "path") -> Path:
     """Resolve ``path`` against ``root`` and refuse anything that escapes it."""
+    if "\0" in str(path):
+        raise UnsafePathError(f"{what} {str(path)!r} contains a NUL character")
     root = Path(root).resolve()
     resolved = (root / path).resolve()
     if resolved != root and root not in resolved.parents:

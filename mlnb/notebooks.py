@@ -29,10 +29,14 @@ def read_notebook(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise NotebookError(f"{path}: cannot read notebook: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise NotebookError(f"{path}: not UTF-8 (byte {exc.start}): notebooks are UTF-8 JSON") from None
     try:
         nb = json.loads(text)
     except json.JSONDecodeError as exc:
         raise NotebookError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise NotebookError(f"{path}: JSON nested too deeply to be a notebook") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise NotebookError(f"{path}: not a notebook (no 'cells' list)")
     return nb

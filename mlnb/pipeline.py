@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb.errors import SpecError, TaskFailed
+from mlnb.errors import SpecError, TaskFailed, UnsafePathError
 from mlnb.io import fsync_dir
 from mlnb.notebooks import cell_source, read_notebook
 from mlnb.spec import PipelineSpec, TaskSpec
@@ -276,6 +276,10 @@ def _failure(index: int, cell: dict[str, Any], ename: str, evalue: str) -> CellF
 def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
     """Move a failed task's products aside and forget its metadata."""
     dest = spec.root / "products" / FAILED_DIR / task.name
+    for part in (dest.parent.parent, dest.parent, dest):  # never delete through a link: it may lead anywhere
+        if part.is_symlink():
+            raise UnsafePathError(f"{part.relative_to(spec.root)} is a symbolic link: mlnb moves failed outputs "
+                                  "there and deletes old ones, so it must be a real directory")
     shutil.rmtree(dest, ignore_errors=True)
     kept: list[Path] = []
     failure = None

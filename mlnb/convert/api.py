@@ -83,6 +83,17 @@ def plan_notebook(path: Path, by: str = "headings", level: int = 2, at: list[int
     return make_plan(cells, split(cells, by=by, level=level, at=at))
 
 
+def _replace(new: Path, target: Path) -> None:
+    """Move ``new`` over ``target`` (a file, or a folder swapped in one rename)."""
+    old = None
+    if target.exists() and target.is_dir() and not target.is_symlink():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old)
+
+
 def convert(path: str | Path, out: str | Path, *, by: str = "headings", level: int = 2, at: list[int] | None = None,
             dry_run: bool = False, force: bool = False) -> ConvertResult:
     """Convert the notebook at ``path`` into a pipeline under ``out`` (unless ``dry_run``)."""
@@ -116,8 +127,15 @@ def convert(path: str | Path, out: str | Path, *, by: str = "headings", level: i
     tmp = Path(tempfile.mkdtemp(prefix=".mlnb-convert-", dir=out))
     try:
         write_project(plan, nb, tmp, os.path.relpath(path, out), cwd)
-        for name in GENERATED:  # each generated file or folder replaces the old one in one rename
+        for name in GENERATED:  # each generated file replaces the old one in one rename
             target = out / name
+            if (tmp / name).is_dir() and target.is_dir() and not target.is_symlink():
+                # a folder the user also writes in (notebooks/): replace our files, keep theirs
+                kept = sorted(p.name for p in target.iterdir() if not (tmp / name / p.name).exists())
+                for child in sorted((tmp / name).iterdir()):
+                    _replace(child, target / child.name)
+                plan.warnings += [f"kept {name}/{k}: not written by this conversion" for k in kept]
+                continue
             old = None
             if target.exists():
                 old = out / f".{name}.old-{os.getpid()}"

@@ -49,6 +49,9 @@ def headings(markdown: str) -> list[tuple[int, str]]:
     return found
 
 
+MAX_NAME = 60
+
+
 def identifier(text: str, fallback: str = "step") -> str:
     """A readable snake_case identifier from heading text."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
@@ -57,7 +60,7 @@ def identifier(text: str, fallback: str = "step") -> str:
     text = re.sub(r"^\s*(?:step|part|section)?\s*[\dIVXivx]+(?:\.\d+)*\s*[.):-]\s*", "", text)
     text = re.sub(r"^\s*\d+(?:\.\d+)*\s+", "", text)
     words = re.findall(r"[A-Za-z0-9]+", text.lower())
-    name = "_".join(words[:6]) or fallback
+    name = "_".join(words[:6])[:MAX_NAME].rstrip("_") or fallback  # a file name too: keep it short
     if name[0].isdigit():
         name = f"{fallback}_{name}"
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
