@@ -11,7 +11,9 @@ promotions. Then, each as the median of ``--rounds``:
 3. in headless Chromium (``/usr/bin/chromium``): click the Runs tab -> all 50 rows drawn, and a
    poll that finds nothing changed (no list reload).
 
-Usage: .venv/bin/python benchmarks/runs_panel.py [--builds 200] [--rounds 5] [--no-browser]
+Usage: .venv/bin/python benchmarks/runs_panel.py [--builds 200] [--rounds 5] [--no-browser] [--project DIR]
+(``--project DIR``: make the project there, or reuse the one a previous run left there: making 200
+builds takes minutes)
 """
 
 from __future__ import annotations
@@ -129,19 +131,24 @@ def main() -> None:
     parser.add_argument("--builds", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--project", type=Path, help="where to make (or find) the project")
     args = parser.parse_args()
     os.environ.update(TELEMETRY_OFF)
     with tempfile.TemporaryDirectory(prefix="mlnb-bench-runs-") as tmp:
-        root = make_registry_project(Path(tmp))
-        start = time.perf_counter()
-        ids = fake_builds(root, specs(args.builds))
-        made = time.perf_counter() - start
+        base = args.project or Path(tmp)
         from mlnb import registry, runs
 
+        report: dict[str, object] = {"builds": args.builds}
+        if not (base / "proj" / "mlflow.db").exists():
+            root = make_registry_project(base)
+            start = time.perf_counter()
+            ids = fake_builds(root, specs(args.builds))
+            report["made_in_s"] = round(time.perf_counter() - start, 1)
+            project = registry.open_project(root)
+            registry.promote(project, ids[-2], note="bench")
+            registry.promote(project, ids[-3], note="bench")
+        root = base / "proj"
         project = registry.open_project(root)
-        registry.promote(project, ids[-2], note="bench")
-        registry.promote(project, ids[-3], note="bench")
-        report: dict[str, object] = {"builds": args.builds, "made_in_s": round(made, 1)}
         for limit in (20, 50, 200):
             report[f"list_runs_{limit}_ms"] = round(median_ms(lambda n=limit: runs.list_runs(project, n),
                                                               args.rounds), 1)

@@ -62,6 +62,35 @@ def mlflow_ui_base() -> str | None:
     return uri.rstrip("/") if re.match(r"https?://", uri or "") else None
 
 
+def _versions_by_build(client: Any, project: registry.Project) -> dict[str, str]:
+    """Build run id -> its newest registered version, as :func:`mlnb.registry.versions_by_build` says,
+    in a few queries: versions without the ``mlnb.build_run_id`` tag are traced to their build through
+    one search per hundred runs instead of one ``get_run`` each (the list stays fast with 200 builds)."""
+    out: dict[str, str] = {}
+
+    def record(build: str | None, version: Any) -> None:
+        if build and int(version.version) > int(out.get(build, "0")):
+            out[build] = str(version.version)
+
+    pending: dict[str, list[Any]] = {}
+    for mv in client.search_model_versions(f"name = '{project.model_name}'"):
+        if mv.tags.get("mlnb.build_run_id"):
+            record(mv.tags["mlnb.build_run_id"], mv)
+        elif mv.run_id and registry.RUN_ID.fullmatch(mv.run_id):
+            pending.setdefault(mv.run_id, []).append(mv)
+    ids = sorted(pending)
+    for start in range(0, len(ids), 100):
+        chunk = ids[start:start + 100]
+        quoted = ", ".join(f"'{i}'" for i in chunk)
+        for run in client.search_runs([project.experiment_id], filter_string=f"attributes.run_id IN ({quoted})",
+                                      max_results=len(chunk)):
+            tags = run.data.tags
+            build = run.info.run_id if tags.get("mlnb.kind") == "build" else tags.get("mlflow.parentRunId")
+            for mv in pending[run.info.run_id]:
+                record(build, mv)
+    return out
+
+
 @dataclass(frozen=True)
 class _View:
     """One read of what every row needs: the registry, the champion build's params, the audit trail."""
@@ -74,7 +103,9 @@ class _View:
 
     @classmethod
     def read(cls, client: Any, project: registry.Project, runs: list[Any]) -> _View:
-        reg = registry._Registry.read(client, project.model_name)
+        reg = registry._Registry(_versions_by_build(client, project),
+                                 tracking.version_by_alias(client, project.model_name, registry.CHAMPION),
+                                 tracking.version_by_alias(client, project.model_name, registry.PREVIOUS))
         champion_run = None
         if reg.champion is not None:
             build = registry._build_of(client, reg.champion)

@@ -70,6 +70,8 @@ def test_the_list_tells_builds_apart(served):
     verdicts = {k: (rows[k]["verdict"], rows[k]["status"]) for k in rows}
     assert verdicts == {champion: ("promotable", "ok"), retrain: ("promotable", "ok"),
                         turned_down: ("not_promotable", "ok"), gate_failed: ("failed", "failed")}
+    assert [rows[k]["model_version"] for k in (champion, retrain, turned_down, gate_failed)] == ["1", "2", None, None]
+    assert rows[champion]["champion"] and body["champion"] == {"version": "1", "run_id": champion}
     assert rows[champion]["promotion"]["forced"] is False and rows[retrain]["promotion"] is None
     assert all(r["mlflow_url"] is None for r in rows.values())  # the embedded SQLite store has no UI
     assert isinstance(body["token"], str) and body["token"]
