@@ -75,6 +75,9 @@ def test_the_list_tells_builds_apart(served):
     assert rows[champion]["promotion"]["forced"] is False and rows[retrain]["promotion"] is None
     assert all(r["mlflow_url"] is None for r in rows.values())  # the embedded SQLite store has no UI
     assert isinstance(body["token"], str) and body["token"]
+    for limit in ("0", "501"):
+        status, reply = server.call("GET", f"/mlnb/api/runs?limit={limit}")
+        assert status == 400 and "query limit: expected 1 to 500" in reply["error"]
 
 
 def test_detail_lists_the_evaluate_plots_and_streams_them(served):
