@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,31 +155,6 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
     states = fast_states(spec) or task_states(spec, pipeline.open_dag(spec, env))
     rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
     click.echo(_table(rows, ["task", "status", "why"]))
-
-
-@main.command()
-@click.option("-n", "--max-results", default=20, show_default=True, help="How many builds to list.")
-@handle_errors
-def runs(max_results: int) -> None:
-    """Recent builds with their metrics and gate result (from MLflow)."""
-    from mlnb import tracking
-    from mlnb.build import experiment_name, load_project
-
-    root = _root()
-    _, env = load_project(root)
-    experiment_id = tracking.configure(root, experiment_name(env))
-    builds = [tracking.build_summary(r) for r in tracking.list_builds(experiment_id, max_results)]
-    if not builds:
-        click.echo("No builds recorded yet: run `mlnb build`.")
-        return
-    rows = []
-    for b in builds:
-        when = datetime.fromtimestamp(b["start_time"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-        m = b["metrics"]
-        rows.append([b["run_id"], when, b["status"], b["git_commit"][:12] or "-",
-                     f"{m['f1']:.4f}" if "f1" in m else "-", f"{m['roc_auc']:.4f}" if "roc_auc" in m else "-",
-                     b["gate"]])
-    click.echo(_table(rows, ["run_id", "started (UTC)", "status", "commit", "f1", "roc_auc", "gate"]))
 
 
 @main.command()

@@ -1,12 +1,87 @@
-"""``mlnb promote`` / ``rollback`` / ``promotions`` (CLI glue over :mod:`mlnb.registry`)."""
+"""``mlnb runs`` / ``promote`` / ``rollback`` / ``promotions`` (CLI glue over :mod:`mlnb.runs` and
+:mod:`mlnb.registry`)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
 
 import click
 
 from mlnb.clikit import handle_errors
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
+
+
+def _version(run: dict[str, Any]) -> str:
+    if run.get("model_version") is None:
+        return "-"
+    marks = [m for m in ("champion", "previous") if run.get(m)]
+    if (run.get("promotion") or {}).get("forced"):
+        marks.append("forced")
+    return f"v{run['model_version']}" + (f" ({', '.join(marks)})" if marks else "")
+
+
+def _differs(run: dict[str, Any], width: int = 60) -> str:
+    text = ", ".join(f"{d['key']}={d['value'] if d['value'] is not None else '-'} "
+                     f"(champion {d['champion'] if d['champion'] is not None else '-'})"
+                     for d in run.get("params_diff", []))
+    return (text[:width - 3] + "...") if len(text) > width else text or "-"
+
+
+def runs_rows(data: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
+    """The ``mlnb runs`` table: one column per metric any run logged (nothing assumed about which)."""
+    keys = data["metric_keys"]
+    rows = []
+    for r in data["runs"]:
+        when = datetime.fromtimestamp(r["start_time"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        metrics = [f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "-" for k in keys]
+        verdict = r["verdict"].replace("_", " ")
+        rows.append([r["run_id"], when, r["status"], r["git_commit"][:12] or "-", *metrics, verdict,
+                     *([_version(r), _differs(r)] if "params_diff" in r else [])])
+    extra = ["version", "differs from the champion"] if any("params_diff" in r for r in data["runs"]) else []
+    return rows, ["run_id", "started (UTC)", "status", "commit", *keys, "verdict", *extra]
+
+
+def _builds_only(root: Any, max_results: int) -> dict[str, Any]:
+    """A project without a registered model name: its builds, without registry columns."""
+    from mlnb import runs, tracking
+    from mlnb.build import experiment_name, load_project
+
+    _, env = load_project(root)
+    experiment_id = tracking.configure(root, experiment_name(env))
+    rows = [tracking.build_summary(r) for r in tracking.list_builds(experiment_id, max_results)]
+    return {"runs": rows, "metric_keys": runs.metric_keys(rows)}
+
+
+@click.command()
+@click.option("-n", "--max-results", default=20, show_default=True, help="How many builds to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print what the Runs panel reads, as JSON.")
+@handle_errors
+def runs(max_results: int, as_json: bool) -> None:
+    """Recent builds: every metric they logged, the gate's verdict, the registered version (champion,
+    previous, forced) and the params that differ from the champion's build."""
+    import json
+
+    from mlnb import registry
+    from mlnb import runs as view
+    from mlnb.errors import EnvError
+
+    root = _root()
+    try:
+        project = registry.open_project(root)
+    except EnvError:  # no mlflow.model_name in env.yaml: no registry to compare with
+        data = _builds_only(root, max_results)
+    else:
+        data = view.list_runs(project, max_results)
+    if as_json:
+        click.echo(json.dumps(data, indent=1, sort_keys=True))
+        return
+    if not data["runs"]:
+        click.echo("No builds recorded yet: run `mlnb build`.")
+        return
+    rows, header = runs_rows(data)
+    click.echo(_table(rows, header))
 
 
 @click.command()
@@ -51,10 +126,11 @@ def promotions(as_json: bool) -> None:
     if not records:
         click.echo("No promotions yet: `mlnb promote RUN_ID`.")
         return
-    rows = [[r["time"][:19], r["action"], r["user"], (r.get("run_id") or "-")[:12], r.get("version") or "-",
-             r.get("previous_version") or "-", f"{r['deltas']['f1']:+.4f}" if "f1" in r.get("deltas", {}) else "-",
+    rows = [[r["time"][:19], r["action"] + (" (forced)" if r.get("forced") and r["action"] == "promote" else ""),
+             r["user"], (r.get("run_id") or "-")[:12], r.get("version") or "-", r.get("previous_version") or "-",
+             ", ".join(f"{k} {v:+.4f}" for k, v in (r.get("deltas") or {}).items())[:40] or "-",
              (r.get("note") or r.get("reason") or "")[:60]] for r in records]
-    click.echo(_table(rows, ["time (UTC)", "action", "user", "run", "version", "was", "f1 delta", "note"]))
+    click.echo(_table(rows, ["time (UTC)", "action", "user", "run", "version", "was", "deltas", "note"]))
 
 
-COMMANDS = [promote, rollback, promotions]
+COMMANDS = [runs, promote, rollback, promotions]

@@ -106,6 +106,12 @@ class RunNotFound(UserInputError):
     http_status = 404
 
 
+class ArtifactNotFound(UserInputError):
+    """A run artifact the Runs panel asked for that is not there, or not an image (HTTP 404)."""
+
+    http_status = 404
+
+
 class PromotionRefused(MlnbError):
     """A promotion or rollback that would be wrong: gate failed (without --force), nothing to promote or
     roll back to (exit 1, HTTP 409)."""

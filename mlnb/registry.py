@@ -1,4 +1,4 @@
-"""Promote a build run's model to production, roll back, list runs (shared by CLI and Jupyter).
+"""Promote a build run's model to production, roll back (shared by CLI and Jupyter; :mod:`mlnb.runs` lists).
 
 The MLflow registry's alias ``champion`` is what production serves; ``previous`` is the champion
 before it, so a rollback can move ``champion`` back (and a second rollback undoes the first).
@@ -180,17 +180,6 @@ def _describe(client: Any, version: Any) -> dict[str, Any]:
             "metrics": tracking.build_summary(run)["metrics"] if run else {}}
 
 
-@_translated
-def list_runs(project: Project, limit: int = 20) -> dict[str, Any]:
-    """Recent builds (newest first) with their registered version and champion/previous markers."""
-    client = _client()
-    runs = tracking.list_builds(project.experiment_id, limit, client)
-    reg = _Registry.read(client, project.model_name)
-    champion = {"version": str(reg.champion.version), "run_id": _build_of(client, reg.champion)} \
-        if reg.champion else None
-    return {"model_name": project.model_name, "champion": champion, "runs": [reg.summary(r) for r in runs]}
-
-
 def _refusal(run: Any) -> str | None:
     """Why a plain (unforced) promotion of this build is refused, or None."""
     tags = run.data.tags
@@ -200,21 +189,6 @@ def _refusal(run: Any) -> str | None:
         return f"the gate failed: {tags.get('mlnb.gate_reason') or 'no reason recorded'}"
     failed = tags.get("mlnb.failed_task")
     return "the build has no gate result" + (f" (task {failed} failed)" if failed else "")
-
-
-@_translated
-def run_detail(project: Project, run_id: str) -> dict[str, Any]:
-    """One build, its metric deltas against the current champion and whether it may be promoted."""
-    client = _client()
-    run = _build_run(client, project, run_id)
-    reg = _Registry.read(client, project.model_name)
-    info = _describe(client, reg.champion) if reg.champion else None
-    summary = reg.summary(run)
-    refusal = _refusal(run)
-    return {"run": summary,
-            "champion": {k: v for k, v in info.items() if k != "run"} if info else None,
-            "deltas": audit.deltas(summary["metrics"], info["metrics"]) if info else {},
-            "promotable": refusal is None, "refusal": refusal}
 
 
 def _trained_model(client: Any, project: Project, run: Any) -> Any | None:

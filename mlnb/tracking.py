@@ -122,15 +122,33 @@ def champion(model_name: str, alias: str = "champion") -> dict[str, Any] | None:
             "model_uri": f"models:/{model_name}@{alias}"}
 
 
+VERDICT_TAG = "mlnb.gate.verdict"
+VERDICTS = ("promotable", "not_promotable", "failed")
+
+
+def gate_verdict(tags: dict[str, str]) -> str:
+    """The gate's verdict on a build: ``promotable``, ``not_promotable`` (a healthy build the gate
+    turned down), ``failed`` (the gate could not pass: an older build's failed gate, or a crash) or
+    ``-`` (no gate result). The ``mlnb.gate.verdict`` tag wins over the older ``mlnb.gate_passed``."""
+    verdict = tags.get(VERDICT_TAG, "")
+    if verdict in VERDICTS:
+        return verdict
+    return {"true": "promotable", "false": "failed"}.get(tags.get("mlnb.gate_passed", ""), "-")
+
+
 def build_summary(run: Any) -> dict[str, Any]:
-    """What one build run says about itself: status, commit, gate, metrics (all of them, sorted)."""
+    """What one build run says about itself: status, commit, gate verdict, metrics (all of them, sorted)."""
     tags = run.data.tags
+    verdict = gate_verdict(tags)
     return {
         "run_id": run.info.run_id,
+        "run_name": run.info.run_name or "",
         "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
         "status": tags.get("mlnb.status", run.info.status.lower()),
         "git_commit": tags.get("mlnb.git_commit", ""),
-        "gate": {"true": "passed", "false": "failed"}.get(tags.get("mlnb.gate_passed", ""), "-"),
+        "gate": {"promotable": "passed", "-": "-"}.get(verdict, "failed"),  # older clients read this one
+        "verdict": verdict,
         "gate_reason": tags.get("mlnb.gate_reason", ""),
         "failed_task": tags.get("mlnb.failed_task", ""),
         "failure": tags.get("mlnb.failure", ""),  # "cell 5 ('first line'): ValueError: ..."

@@ -13,6 +13,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { PANEL_ID, RunsPanel, runsIcon } from './panel';
 import { promoteFlow, rollbackFlow } from './promote';
 import { debugTask } from './request';
+import { CompareView, RunDetailView } from './runviews';
 import { buildRunId, PromoteButtonExtension, PROMOTE_NOTEBOOK_RUN } from './toolbar';
 
 const CommandIDs = {
@@ -44,8 +45,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       return changed;
     };
+    /** Show a run view in the main area (the one already open for the same runs, if any). */
+    const openView = (view: RunDetailView | CompareView) => {
+      const open = Array.from(shell.widgets('main')).find(w => w.id === view.id);
+      if (open) {
+        view.dispose();
+        shell.activateById(open.id);
+        void (open as RunDetailView | CompareView).load();
+        return;
+      }
+      shell.add(view, 'main');
+      shell.activateById(view.id);
+      void view.load();
+    };
     const panel = new RunsPanel({
       onPromote: promoteFlow,
+      onOpenRun: runId =>
+        openView(
+          new RunDetailView(runId, {
+            onPromote: async id => afterChange(await promoteFlow(id))
+          })
+        ),
+      onCompare: (a, b) => openView(new CompareView(a, b)),
       onRollback: rollbackFlow,
       onDebug: async (task: string) => {
         try {

@@ -1,15 +1,33 @@
 /**
- * The "Runs" side panel: recent build runs with their gate and registry
- * badges, a Promote button per candidate, Refresh and Rollback in the header.
+ * The "Runs" side panel: recent build runs with every metric they report, the params that differ
+ * from the champion's build, a gate verdict badge (distinct from a crashed build's), registry
+ * badges (champion, previous, forced), a Promote button per candidate, two checkboxes' worth of
+ * Compare, Refresh and Rollback in the header. While visible it asks the server every few seconds
+ * whether anything changed (a cheap token) and reloads only when it did.
  */
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { formatMetric, shortId } from './format';
-import { IRun, IRunList, listRuns } from './request';
+import { badge, button, el, externalLink, span } from './dom';
+import {
+  formatMetric,
+  formatParam,
+  formatTime,
+  metricNames,
+  shortCommit,
+  shortId,
+  verdictLabel
+} from './format';
+import { IRun, IRunList, listRuns, runChanges } from './request';
 
 export const PANEL_ID = 'mlnb-runs-panel';
+
+/** How many runs the panel lists. */
+export const RUNS_LIMIT = 50;
+
+/** Milliseconds between two "did anything change?" questions while the panel is visible. */
+export const POLL_INTERVAL = 3000;
 
 export const runsIcon = new LabIcon({
   name: 'mlnb:runs',
@@ -27,51 +45,26 @@ export interface IRunsPanelOptions {
   onRollback: () => Promise<boolean>;
   /** Open the debug notebook of a failed task (`mlnb debug TASK`). */
   onDebug?: (task: string) => Promise<void>;
+  /** Open a run's details (params, plots, promotions) in the main area. */
+  onOpenRun?: (runId: string) => void;
+  /** Open two runs side by side in the main area. */
+  onCompare?: (a: string, b: string) => void;
+  /** Milliseconds between polls while visible; 0 turns polling off. */
+  pollInterval?: number;
 }
 
-function button(label: string, className: string, title: string): HTMLButtonElement {
-  const node = document.createElement('button');
-  node.type = 'button';
-  node.className = `jp-Button jp-mod-styled jp-mod-minimal ${className}`;
-  node.textContent = label;
-  node.title = title;
-  return node;
-}
-
-function span(className: string, text: string, title = ''): HTMLSpanElement {
-  const node = document.createElement('span');
-  node.className = className;
-  node.textContent = text;
-  if (title) {
-    node.title = title;
-  }
-  return node;
-}
-
-function badge(kind: string, text: string, title = ''): HTMLSpanElement {
-  return span(`mlnb-badge mlnb-badge-${kind}`, text, title);
-}
-
-function formatTime(ms: number): string {
-  const d = new Date(ms);
-  const pad = (n: number) => String(n).padStart(2, '0');
+/** Whether a run gets a Promote button (a run the gate turned down can still be forced). */
+export function canPromote(run: IRun): boolean {
+  const verdict = run.verdict ?? (run.gate === 'failed' ? 'failed' : '-');
   return (
-    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}`
+    !run.champion &&
+    (run.model_version !== null || verdict === 'failed' || verdict === 'not_promotable')
   );
 }
 
-function shortCommit(commit: string): string {
-  if (!commit || commit === 'unknown') {
-    return commit || '-';
-  }
-  const dirty = commit.endsWith('-dirty');
-  return commit.slice(0, 7) + (dirty ? '*' : '');
-}
-
-/** Whether a run gets a Promote button. */
-export function canPromote(run: IRun): boolean {
-  return !run.champion && (run.model_version !== null || run.gate === 'failed');
+/** Whether a build crashed (a task failed) rather than being turned down by its gate. */
+export function crashed(run: IRun): boolean {
+  return run.status === 'failed' && (run.verdict ?? '-') !== 'failed' && run.gate !== 'failed';
 }
 
 export class RunsPanel extends Widget {
@@ -83,30 +76,39 @@ export class RunsPanel extends Widget {
     // Icon only in the side bar, like the core panels; the header names it.
     this.title.caption = 'Runs (mlnb): build runs and the champion model';
 
-    const header = document.createElement('div');
-    header.className = 'mlnb-runs-header';
-    const title = span('mlnb-runs-title', 'Runs');
+    const header = el('div', 'mlnb-runs-header');
     this._model = span('mlnb-runs-model', '');
     const refresh = button('Refresh', 'mlnb-refresh-button', 'Reload the runs');
     refresh.addEventListener('click', () => void this.refresh());
+    this._compare = button('Compare', 'mlnb-compare-button', 'Tick two runs to compare them');
+    this._compare.disabled = true;
+    this._compare.addEventListener('click', () => {
+      const [a, b] = this._selected;
+      if (a && b) {
+        this._options.onCompare?.(a, b);
+      }
+    });
     const rollbackButton = button(
       'Rollback',
       'mlnb-rollback-button',
       'Move the champion back to the previous version'
     );
     rollbackButton.addEventListener('click', () => void this._rollback());
-    header.append(title, this._model, refresh, rollbackButton);
+    header.append(span('mlnb-runs-title', 'Runs'), this._model, refresh, this._compare, rollbackButton);
 
-    this._status = document.createElement('div');
-    this._status.className = 'mlnb-runs-status';
-    this._list = document.createElement('ul');
-    this._list.className = 'mlnb-runs-list';
+    this._status = el('div', 'mlnb-runs-status');
+    this._list = el('ul', 'mlnb-runs-list');
     this.node.append(header, this._status, this._list);
   }
 
   /** The last list fetched, or null before the first answer. */
   get data(): IRunList | null {
     return this._data;
+  }
+
+  /** The runs ticked for comparison, oldest tick first (at most two). */
+  get selected(): string[] {
+    return [...this._selected];
   }
 
   /** Fetch the runs and redraw; concurrent calls share one request. */
@@ -121,20 +123,70 @@ export class RunsPanel extends Widget {
     return this._pending;
   }
 
+  /**
+   * Ask whether the runs changed since the last list (`GET runs/changes`) and reload only if so.
+   * Resolves true when it reloaded. Errors are left to the next refresh to show.
+   */
+  async poll(): Promise<boolean> {
+    if (this._pending || (typeof document !== 'undefined' && document.hidden)) {
+      return false;
+    }
+    let token: string;
+    try {
+      token = (await runChanges()).token;
+    } catch {
+      return false;
+    }
+    if (this._data !== null && token === this._data.token) {
+      return false;
+    }
+    await this.refresh();
+    return true;
+  }
+
+  dispose(): void {
+    this._stopPolling();
+    super.dispose();
+  }
+
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
     void this.refresh();
+    this._startPolling();
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._stopPolling();
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._stopPolling();
+    super.onBeforeDetach(msg);
+  }
+
+  private _startPolling(): void {
+    const interval = this._options.pollInterval ?? POLL_INTERVAL;
+    if (this._timer === null && interval > 0) {
+      this._timer = window.setInterval(() => void this.poll(), interval);
+    }
+  }
+
+  private _stopPolling(): void {
+    if (this._timer !== null) {
+      window.clearInterval(this._timer);
+      this._timer = null;
+    }
   }
 
   private async _load(): Promise<void> {
     try {
-      this._data = await listRuns(20);
+      this._data = await listRuns(RUNS_LIMIT);
       this._status.textContent = '';
       this._status.classList.remove('mlnb-runs-error');
       this._render(this._data);
     } catch (error) {
-      this._status.textContent =
-        error instanceof Error ? error.message : String(error);
+      this._status.textContent = error instanceof Error ? error.message : String(error);
       this._status.classList.add('mlnb-runs-error');
     }
   }
@@ -151,69 +203,107 @@ export class RunsPanel extends Widget {
     }
   }
 
+  private _toggle(runId: string, on: boolean): void {
+    this._selected = this._selected.filter(id => id !== runId);
+    if (on) {
+      this._selected.push(runId);
+      if (this._selected.length > 2) {
+        this._selected.shift(); // two at a time: the oldest tick goes
+      }
+    }
+    this._syncSelection();
+  }
+
+  private _syncSelection(): void {
+    this._list.querySelectorAll<HTMLLIElement>('.mlnb-run').forEach(row => {
+      const input = row.querySelector<HTMLInputElement>('.mlnb-compare-input');
+      const on = this._selected.includes(row.dataset.runId ?? '');
+      row.classList.toggle('mlnb-mod-selected', on);
+      if (input) {
+        input.checked = on;
+      }
+    });
+    this._compare.disabled = this._selected.length !== 2;
+    this._compare.textContent = `Compare${this._selected.length ? ` (${this._selected.length}/2)` : ''}`;
+  }
+
   private _render(data: IRunList): void {
     this._model.textContent = data.champion
       ? `${data.model_name} · champion v${data.champion.version}`
       : `${data.model_name} · no champion`;
-    this._list.replaceChildren();
+    const present = new Set(data.runs.map(r => r.run_id));
+    this._selected = this._selected.filter(id => present.has(id));
+    const keys = data.metric_keys ?? metricNames(...data.runs.map(r => r.metrics));
+    const rows = data.runs.map(run => this._row(run, keys));
+    this._list.replaceChildren(...rows);
     if (data.runs.length === 0) {
       this._status.textContent = 'No build runs yet: run `mlnb build`.';
     }
-    for (const run of data.runs) {
-      this._list.appendChild(this._row(run));
-    }
+    this._syncSelection();
   }
 
-  private _row(run: IRun): HTMLLIElement {
-    const row = document.createElement('li');
-    row.className = 'mlnb-run';
+  private _row(run: IRun, metricKeys: string[]): HTMLLIElement {
+    const row = el('li', 'mlnb-run');
     row.dataset.runId = run.run_id;
     if (run.champion) {
       row.classList.add('mlnb-mod-champion');
     }
 
-    const line1 = document.createElement('div');
-    line1.className = 'mlnb-run-line';
+    const select = el('input', 'mlnb-compare-input', '', 'Tick two runs, then Compare');
+    select.type = 'checkbox';
+    select.addEventListener('change', () => this._toggle(run.run_id, select.checked));
+    const id = el('button', 'mlnb-run-id', shortId(run.run_id), `${run.run_id}: open its details`);
+    id.type = 'button';
+    id.addEventListener('click', () => this._options.onOpenRun?.(run.run_id));
+    const line1 = el('div', 'mlnb-run-line');
     line1.append(
-      span('mlnb-run-id', shortId(run.run_id), run.run_id),
+      select,
+      id,
       span('mlnb-run-time', formatTime(run.start_time)),
       span('mlnb-run-commit', shortCommit(run.git_commit), run.git_commit)
     );
+    if (run.mlflow_url) {
+      line1.append(externalLink(run.mlflow_url, 'MLflow', 'mlnb-run-mlflow', 'Open this run in the MLflow UI'));
+    }
 
-    const line2 = document.createElement('div');
-    line2.className = 'mlnb-run-line';
-    line2.append(
-      span('mlnb-run-metric mlnb-run-f1', `F1 ${formatMetric(run.metrics.f1)}`),
-      span(
-        'mlnb-run-metric mlnb-run-roc-auc',
-        `AUC ${formatMetric(run.metrics.roc_auc)}`
-      )
-    );
+    const metrics = el('div', 'mlnb-run-line mlnb-run-metrics');
+    for (const key of metricKeys) {
+      if (key in run.metrics) {
+        const metric = span('mlnb-run-metric', '', key);
+        metric.dataset.metric = key;
+        metric.append(span('mlnb-run-metric-name', key), ` ${formatMetric(run.metrics[key])}`);
+        metrics.append(metric);
+      }
+    }
 
-    const badges = document.createElement('div');
-    badges.className = 'mlnb-run-line mlnb-run-badges';
-    let failureLine: HTMLDivElement | null = null;
-    if (run.status === 'failed' && run.gate !== 'failed') {
+    const parts: HTMLElement[] = [line1, metrics];
+    if (run.params_diff && run.params_diff.length > 0) {
+      const params = el('div', 'mlnb-run-line mlnb-run-params');
+      for (const diff of run.params_diff) {
+        const chip = span(
+          'mlnb-param-diff',
+          `${diff.key}=${formatParam(diff.value)}`,
+          `differs from the champion's ${formatParam(diff.champion)}`
+        );
+        chip.dataset.param = diff.key;
+        params.append(chip);
+      }
+      parts.push(params);
+    }
+
+    const badges = el('div', 'mlnb-run-line mlnb-run-badges');
+    parts.push(badges);
+    if (crashed(run)) {
       const task = run.failed_task ? ` (${run.failed_task})` : '';
       badges.append(badge('status-failed', `build failed${task}`, run.failure ?? ''));
       if (run.failure_task && run.failure) {
-        failureLine = document.createElement('div');
-        failureLine.className = 'mlnb-run-line mlnb-run-failure';
-        failureLine.append(
-          span('mlnb-run-failure-text', `${run.failure_task}: ${run.failure}`, run.failure)
-        );
-        const failedTask = run.failure_task;
-        const debugButton = button(
-          'Debug',
-          'mlnb-debug-button',
-          `Open a notebook that restores ${failedTask}'s variables and runs from the failing cell`
-        );
-        debugButton.addEventListener('click', () => void this._options.onDebug?.(failedTask));
-        failureLine.append(debugButton);
+        parts.push(this._failureLine(run.failure_task, run.failure));
       }
     }
-    if (run.gate === 'passed' || run.gate === 'failed') {
-      badges.append(badge(`gate-${run.gate}`, run.gate, run.gate_reason));
+    const verdict = run.verdict ?? (run.gate === 'passed' ? 'promotable' : run.gate);
+    const label = verdictLabel(verdict);
+    if (label) {
+      badges.append(badge(`verdict-${verdict.replace(/_/g, '-')}`, label, run.gate_reason));
     }
     if (run.model_version !== null) {
       badges.append(badge('version', `v${run.model_version}`, 'registered model version'));
@@ -224,26 +314,46 @@ export class RunsPanel extends Widget {
     if (run.previous) {
       badges.append(badge('previous', 'previous', 'the version a rollback returns to'));
     }
-    if (canPromote(run)) {
-      const promote = button(
-        'Promote',
-        'mlnb-promote-button',
-        `Make run ${shortId(run.run_id)} the champion`
+    if (run.promotion?.forced) {
+      const p = run.promotion;
+      badges.append(
+        badge(
+          'forced',
+          'forced',
+          `promoted by force by ${p.user} at ${p.time}` +
+            (p.reason ? ` despite: ${p.reason}` : '') +
+            (p.note ? ` (note: ${p.note})` : '')
+        )
       );
+    }
+    if (canPromote(run)) {
+      const promote = button('Promote', 'mlnb-promote-button', `Make run ${shortId(run.run_id)} the champion`);
       promote.addEventListener('click', () => void this._promote(run.run_id));
       badges.append(promote);
     }
-
-    row.append(line1, line2, badges);
-    if (failureLine) {
-      row.append(failureLine);
-    }
+    row.append(...parts);
     return row;
+  }
+
+  private _failureLine(task: string, failure: string): HTMLDivElement {
+    const line = el('div', 'mlnb-run-line mlnb-run-failure');
+    line.append(span('mlnb-run-failure-text', `${task}: ${failure}`, failure));
+    const debugButton = button(
+      'Debug',
+      'mlnb-debug-button',
+      `Open a notebook that restores ${task}'s variables and runs from the failing cell`
+    );
+    debugButton.addEventListener('click', () => void this._options.onDebug?.(task));
+    line.append(debugButton);
+    return line;
   }
 
   private _data: IRunList | null = null;
   private _pending: Promise<void> | null = null;
+  private _timer: number | null = null;
+  private _selected: string[] = [];
   private _model: HTMLSpanElement;
+  private _compare: HTMLButtonElement;
   private _status: HTMLDivElement;
   private _list: HTMLUListElement;
 }

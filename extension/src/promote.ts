@@ -10,44 +10,10 @@ import {
 } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import {
-  getRun,
-  IChange,
-  IRunDetail,
-  Metrics,
-  promote,
-  rollback
-} from './request';
-import { formatMetric, shortId } from './format';
+import { getRun, IChange, IRunDetail, promote, rollback } from './request';
+import { formatDelta, formatMetric, metricNames, shortId } from './format';
 
-export { formatMetric, shortId };
-
-/** Metrics shown first, in this order; any others follow alphabetically. */
-const METRIC_ORDER = ['f1', 'roc_auc', 'accuracy', 'precision', 'recall'];
-
-
-export function formatDelta(value: number | undefined): string {
-  if (typeof value !== 'number') {
-    return '—';
-  }
-  const text = Math.abs(value).toFixed(4);
-  if (Number(text) === 0) {
-    return `±${text}`;
-  }
-  return `${value > 0 ? '+' : '-'}${text}`;
-}
-
-function metricNames(...sets: (Metrics | undefined)[]): string[] {
-  const names = new Set<string>();
-  for (const set of sets) {
-    Object.keys(set ?? {}).forEach(name => names.add(name));
-  }
-  const rank = (name: string) => {
-    const i = METRIC_ORDER.indexOf(name);
-    return i < 0 ? METRIC_ORDER.length : i;
-  };
-  return [...names].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
-}
+export { formatDelta, formatMetric, shortId };
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,

@@ -8,13 +8,47 @@ import { ServerConnection } from '@jupyterlab/services';
 
 export type Metrics = Record<string, number>;
 
+/** The gate's verdict on a build (`-`: no gate result). */
+export type Verdict = 'promotable' | 'not_promotable' | 'failed' | '-';
+
+/** A param whose value differs from the champion build's (`null`: that side lacks it). */
+export interface IParamDiff {
+  key: string;
+  value: string | null;
+  champion: string | null;
+}
+
+/** A run's last promotion, from the audit trail (promotions.jsonl). */
+export interface IPromotion {
+  action: string;
+  time: string;
+  user: string;
+  version: string | null;
+  previous_version: string | null;
+  note: string;
+  reason: string;
+  forced: boolean;
+}
+
+/** An image artifact of the build or one of its task runs (e.g. the evaluate task's roc.png). */
+export interface IPlot {
+  run_id: string;
+  path: string;
+  task: string;
+  name: string;
+}
+
 /** One build run, as listed by `GET runs`. */
 export interface IRun {
   run_id: string;
+  run_name?: string;
   start_time: number;
+  end_time?: number | null;
   status: 'ok' | 'failed' | string;
   git_commit: string;
+  /** Older clients' view of the verdict: promotable -> passed, else failed. */
   gate: 'passed' | 'failed' | '-';
+  verdict: Verdict;
   gate_reason: string;
   failed_task: string;
   /** The first failed task and where it failed: "cell 5 ('x = f()'): ValueError: ..." */
@@ -24,26 +58,61 @@ export interface IRun {
   model_version: string | null;
   champion: boolean;
   previous: boolean;
+  params_diff?: IParamDiff[];
+  promotion?: IPromotion | null;
+  /** The run in the MLflow UI, when a tracking server is configured. */
+  mlflow_url?: string | null;
 }
 
 export interface IChampion {
   version: string;
   run_id: string | null;
   metrics?: Metrics;
+  params?: Record<string, string>;
 }
 
 export interface IRunList {
   model_name: string;
+  /** Changes when a build or a promotion changed the store (see `runChanges`). */
+  token?: string;
+  /** Every metric the listed runs report, sorted. */
+  metric_keys?: string[];
   champion: IChampion | null;
   runs: IRun[];
 }
 
+/** One run in full: its params, plots and promotions. */
+export interface IRunFull extends IRun {
+  params: Record<string, string>;
+  plots: IPlot[];
+  promotions: IPromotion[];
+}
+
 export interface IRunDetail {
-  run: IRun;
+  run: IRunFull;
   champion: IChampion | null;
   deltas: Metrics;
   promotable: boolean;
   refusal: string | null;
+}
+
+/** One row of a comparison: the value in run a and in run b. */
+export interface ICompareRow<T> {
+  key: string;
+  a: T | null;
+  b: T | null;
+  differs: boolean;
+  /** Metrics only: b - a when both have it. */
+  delta?: number | null;
+}
+
+export interface IComparison {
+  model_name: string;
+  a: IRunFull;
+  b: IRunFull;
+  params: ICompareRow<string>[];
+  metrics: ICompareRow<number>[];
+  plots: { name: string; a: IPlot | null; b: IPlot | null }[];
 }
 
 export interface IChange {
@@ -64,6 +133,16 @@ export class ApiError extends Error {
   }
 }
 
+async function send(endPoint: string, init: RequestInit): Promise<Response> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'mlnb', 'api', endPoint);
+  try {
+    return await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ApiError(`mlnb server unreachable: ${String(error)}`, 0);
+  }
+}
+
 /**
  * Call `<base_url>mlnb/api/<endPoint>` and return its JSON body.
  * Throws an `ApiError` carrying the server's message on a non-2xx answer.
@@ -72,14 +151,7 @@ export async function requestAPI<T>(
   endPoint: string,
   init: RequestInit = {}
 ): Promise<T> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'mlnb', 'api', endPoint);
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, init, settings);
-  } catch (error) {
-    throw new ApiError(`mlnb server unreachable: ${String(error)}`, 0);
-  }
+  const response = await send(endPoint, init);
   const text = await response.text();
   let data: any = null;
   if (text.length > 0) {
@@ -116,6 +188,38 @@ export function listRuns(limit = 20): Promise<IRunList> {
 
 export function getRun(runId: string): Promise<IRunDetail> {
   return requestAPI<IRunDetail>(`runs/${encodeURIComponent(runId)}`);
+}
+
+/** A token that changes when a build or promotion changed the store: cheap enough to poll. */
+export function runChanges(): Promise<{ token: string }> {
+  return requestAPI<{ token: string }>('runs/changes');
+}
+
+export function compareRuns(a: string, b: string): Promise<IComparison> {
+  const query = `a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`;
+  return requestAPI<IComparison>(`compare?${query}`);
+}
+
+/** The API path of a run's image artifact (each path segment encoded). */
+export function artifactPath(runId: string, path: string): string {
+  const parts = path.split('/').map(encodeURIComponent).join('/');
+  return `runs/${encodeURIComponent(runId)}/artifacts/${parts}`;
+}
+
+/** An image artifact of a run, as a Blob (the request carries the token like every other). */
+export async function fetchArtifact(runId: string, path: string): Promise<Blob> {
+  const response = await send(artifactPath(runId, path), {});
+  if (!response.ok) {
+    let message = `mlnb server: HTTP ${response.status} ${response.statusText}`.trim();
+    try {
+      const data = JSON.parse(await response.text());
+      message = typeof data?.error === 'string' ? data.error : message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(message, response.status);
+  }
+  return response.blob();
 }
 
 export function promote(

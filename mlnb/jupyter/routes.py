@@ -1,7 +1,7 @@
 """Tornado handlers of mlnb's REST API, thin over :mod:`mlnb.registry` (no logic here).
 
-``GET runs``, ``GET runs/<id>``, ``POST promote``, ``POST rollback``, ``GET promotions``,
-``POST debug`` (a failed task's debug notebook, :mod:`mlnb.debug`). Every
+``POST promote``, ``POST rollback``, ``GET promotions``, ``POST debug`` (a failed task's debug
+notebook, :mod:`mlnb.debug`); the Runs panel's ``GET runs...`` and ``GET compare`` are in :mod:`.runs`. Every
 handler is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``mlnb``); POSTs need the
 XSRF token as everywhere in Jupyter. Errors are JSON ``{"error": "<one line>"}`` with the error's
 status code; neither a traceback nor the request body is ever sent back.
@@ -131,29 +131,6 @@ class Base(APIHandler):
             return None
 
 
-class RunsHandler(Base):
-    @tornado.web.authenticated
-    @authorized
-    async def get(self) -> None:
-        from mlnb import registry
-
-        try:
-            limit = int(self.get_query_argument("limit", "20"))
-        except ValueError:
-            self.fail(UserInputError("query limit: expected an integer"))
-            return
-        await self.answer(registry.list_runs, limit)
-
-
-class RunHandler(Base):
-    @tornado.web.authenticated
-    @authorized
-    async def get(self, run_id: str) -> None:
-        from mlnb import registry
-
-        await self.answer(registry.run_detail, run_id)
-
-
 class PromoteHandler(Base):
     @tornado.web.authenticated
     @authorized
@@ -199,9 +176,11 @@ class DebugHandler(Base):
 
 
 def setup_route_handlers(web_app: Any, root: Path | None) -> None:
+    from mlnb.jupyter.runs import ROUTES as RUNS_ROUTES  # the Runs panel's handlers (they import Base from here)
+
     base = url_path_join(web_app.settings["base_url"], "mlnb", "api")
-    routes = [("runs", RunsHandler), (r"runs/([^/]+)", RunHandler), ("promote", PromoteHandler),
-              ("rollback", RollbackHandler), ("promotions", PromotionsHandler), ("debug", DebugHandler)]
+    routes = [*RUNS_ROUTES, ("promote", PromoteHandler), ("rollback", RollbackHandler),
+              ("promotions", PromotionsHandler), ("debug", DebugHandler)]
     holder = ProjectHolder(root)
     web_app.add_handlers(".*$", [(url_path_join(base, path), handler, {"project": holder})
                                  for path, handler in routes])

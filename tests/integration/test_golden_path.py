@@ -231,4 +231,4 @@ def test_report_and_runs(built_copy: Path) -> None:
         assert f"<summary>{task} (executed)</summary>" in page
     runs = run_mlnb(built_copy, "runs")
     (run,) = build_runs(built_copy)
-    assert run.info.run_id in runs.stdout and "passed" in runs.stdout
+    assert run.info.run_id in runs.stdout and "promotable" in runs.stdout

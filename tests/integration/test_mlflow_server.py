@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project, run_mlnb
+from tests.conftest import REPO, copy_project, run_mlnb
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +75,33 @@ def test_build_against_a_real_tracking_server(tmp_path: Path, mlflow_server: str
     assert version.aliases == []
     runs = run_mlnb(project, "runs", env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert build.info.run_id in runs.stdout
+
+    # The Runs panel's view of a tracking server: a link into its UI, the real evaluate notebook's
+    # plots (found on its task run, downloaded through the server), a change token that queries it.
+    listed = run_mlnb(project, "runs", "--json", env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["runs"]
+    assert row["mlflow_url"] == f"{mlflow_server}/#/experiments/{exp.experiment_id}/runs/{build.info.run_id}"
+    assert row["verdict"] == "promotable" and {"f1", "roc_auc", "accuracy"} <= set(row["metrics"])
+    view = subprocess.run([sys.executable, "-c", RUN_VIEW, build.info.run_id, str(tmp_path / "dl")], cwd=project,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": mlflow_server},
+                          capture_output=True, text=True, timeout=300)
+    assert view.returncode == 0, view.stderr[-3000:]
+    seen = json.loads(view.stdout.strip().splitlines()[-1])
+    assert seen["plots"] == [["evaluate", "confusion_matrix.png"], ["evaluate", "roc.png"]]
+    assert seen["png"] and seen["tokens_equal"]
+
+
+RUN_VIEW = """
+import json, sys
+from pathlib import Path
+from mlnb import registry, runs
+project = registry.open_project(Path("."))
+detail = runs.run_detail(project, sys.argv[1])["run"]
+roc = next(p for p in detail["plots"] if p["name"] == "roc.png")
+Path(sys.argv[2]).mkdir()
+local, kind = runs.artifact(project, roc["run_id"], roc["path"], Path(sys.argv[2]))
+print(json.dumps({"plots": [[p["task"], p["name"]] for p in detail["plots"]],
+                  "png": kind == "image/png" and local.read_bytes().startswith(b"\\x89PNG"),
+                  "tokens_equal": runs.changes(project) == runs.changes(project)}))
+"""

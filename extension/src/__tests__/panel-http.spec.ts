@@ -12,6 +12,8 @@ const RUN_ID = 'a'.repeat(32);
 
 const payload: IRunList = {
   model_name: 'tiny',
+  token: 't1',
+  metric_keys: ['f1', 'roc_auc'],
   champion: { version: '3', run_id: RUN_ID },
   runs: [
     {
@@ -20,6 +22,7 @@ const payload: IRunList = {
       status: 'ok',
       git_commit: '0123456789abcdef0123456789abcdef01234567-dirty',
       gate: 'passed',
+      verdict: 'promotable',
       gate_reason: 'ok',
       failed_task: '',
       metrics: { f1: 0.96512, roc_auc: 0.99 },
@@ -33,6 +36,7 @@ const payload: IRunList = {
       status: 'ok',
       git_commit: 'unknown',
       gate: '-',
+      verdict: '-',
       gate_reason: '',
       failed_task: '',
       metrics: { f1: 0.9, roc_auc: 0.95 },
@@ -58,7 +62,7 @@ beforeEach(() => {
 });
 
 function panel(): RunsPanel {
-  return new RunsPanel({ onPromote: async () => false, onRollback: async () => false });
+  return new RunsPanel({ onPromote: async () => false, onRollback: async () => false, pollInterval: 0 });
 }
 
 const rows = (p: RunsPanel) => p.node.querySelectorAll<HTMLElement>('.mlnb-run[data-run-id]');
@@ -79,21 +83,21 @@ describe('RunsPanel over requestAPI', () => {
     const request = fetchMock.mock.calls[0][0];
     expect(request.method).toBe('GET');
     expect(new URL(request.url).pathname).toBe('/mlnb/api/runs');
-    expect(new URL(request.url).searchParams.get('limit')).toBe('20');
+    expect(new URL(request.url).searchParams.get('limit')).toBe('50');
     expect(Array.from(rows(p)).map(r => r.dataset.runId)).toEqual([
       'b'.repeat(32),
       RUN_ID
     ]);
     const [candidate, champion] = Array.from(rows(p));
     expect(candidate.querySelector('.mlnb-run-id')?.textContent).toBe('bbbbbbbb');
-    expect(candidate.querySelector('.mlnb-run-f1')?.textContent).toBe('F1 0.9651');
+    expect(candidate.querySelector('.mlnb-run-metric[data-metric="f1"]')?.textContent).toBe('f1 0.9651');
     expect(candidate.querySelector('.mlnb-run-commit')?.textContent).toBe('0123456*');
     expect(champion.querySelector('.mlnb-run-commit')?.textContent).toBe('unknown');
-    expect(champion.querySelector('[class*="mlnb-badge-gate-"]')).toBeNull();
+    expect(champion.querySelector('[class*="mlnb-badge-verdict-"]')).toBeNull();
     expect(p.node.querySelectorAll('.mlnb-badge-champion')).toHaveLength(1);
     expect(champion.querySelector('.mlnb-badge-champion')).not.toBeNull();
     expect(candidate.querySelector('.mlnb-promote-button')?.textContent).toBe('Promote');
-    expect(champion.querySelector('button')).toBeNull();
+    expect(champion.querySelector('.mlnb-promote-button')).toBeNull();
   });
 
   it.each([
@@ -147,5 +151,36 @@ describe('RunsPanel over requestAPI', () => {
     expect(rows(p)).toHaveLength(0);
     expect(status(p).classList.contains('mlnb-runs-error')).toBe(false);
     expect(status(p).textContent).toBe('No build runs yet: run `mlnb build`.');
+  });
+});
+
+describe('RunsPanel polling over requestAPI', () => {
+  it('asks GET runs/changes and reloads the list only when the token changed', async () => {
+    fetchMock
+      .mockResolvedValueOnce(json(payload)) // the first list, token t1
+      .mockResolvedValueOnce(json({ token: 't1' })) // nothing changed
+      .mockResolvedValueOnce(json({ token: 't2' })) // a promotion elsewhere
+      .mockResolvedValueOnce(json({ ...payload, token: 't2', runs: payload.runs.slice(1) }));
+    const p = panel();
+    await p.refresh();
+    expect(await p.poll()).toBe(false);
+    expect(new URL(fetchMock.mock.calls[1][0].url).pathname).toBe('/mlnb/api/runs/changes');
+    expect(rows(p)).toHaveLength(2);
+    expect(await p.poll()).toBe(true);
+    expect(fetchMock).toHaveBeenCalledTimes(4);
+    expect(new URL(fetchMock.mock.calls[3][0].url).pathname).toBe('/mlnb/api/runs');
+    expect(rows(p)).toHaveLength(1);
+    expect(p.data?.token).toBe('t2');
+  });
+
+  it('keeps the list when the changes endpoint fails', async () => {
+    fetchMock
+      .mockResolvedValueOnce(json(payload))
+      .mockResolvedValueOnce(json({ error: 'database is locked' }, 500));
+    const p = panel();
+    await p.refresh();
+    expect(await p.poll()).toBe(false);
+    expect(rows(p)).toHaveLength(2);
+    expect(status(p).classList.contains('mlnb-runs-error')).toBe(false);
   });
 });
