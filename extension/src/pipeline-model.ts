@@ -1,0 +1,426 @@
+/**
+ * The Pipeline panel's pure logic (no DOM): the server's picture of the project,
+ * how each pushed build event changes it, the layered layout of the DAG and the
+ * words shown for each task. Unit-tested in __tests__/pipeline-model.spec.ts.
+ */
+
+export type TaskStateName = 'up to date' | 'outdated' | 'failed' | 'running';
+
+export interface ITaskFailure {
+  /** 0-based index of the failing cell in the source notebook (as `mlnb build` prints it). */
+  cell: number | null;
+  line: string;
+  error: string;
+  notebook: string | null;
+}
+
+export interface ITaskView {
+  name: string;
+  upstream: string[];
+  state: TaskStateName;
+  /** Why it is outdated, as `mlnb status --explain` says it. */
+  reasons: string[];
+  /** The task's notebook, relative to the Jupyter root (null: outside it). */
+  source: string | null;
+  /** Its executed notebook (or the partial one of a failed run), when it exists. */
+  executed: string | null;
+  failure: ITaskFailure | null;
+}
+
+export interface ILiveTask {
+  state: TaskStateName;
+  /** How many of the notebook's `cells` have started. */
+  cell?: number | null;
+  cells?: number | null;
+  seconds?: number | null;
+}
+
+export interface IBuildView {
+  running: boolean;
+  pid: number | null;
+  origin: string | null;
+  force: boolean;
+  resume: boolean;
+  started: number | null;
+  finished: boolean;
+  ok: boolean | null;
+  interrupted: boolean;
+  error: string | null;
+  run_id: string | null;
+  tasks: Record<string, ILiveTask>;
+}
+
+export interface IPipelineSnapshot {
+  project: string | null;
+  tasks: ITaskView[];
+  build: IBuildView;
+}
+
+/** One server-sent event of `GET pipeline/events` (see mlnb/build_events.py). */
+export interface IPipelineEvent {
+  event: string;
+  t?: number;
+  task?: string;
+  [key: string]: unknown;
+}
+
+/** What the panel holds: the last snapshot with the live build laid over it. */
+export interface IPipelineState {
+  snapshot: IPipelineSnapshot | null;
+  /** A one-line error of the server (e.g. a broken pipeline.yaml). */
+  error: string | null;
+}
+
+export function emptyBuild(): IBuildView {
+  return {
+    running: false,
+    pid: null,
+    origin: null,
+    force: false,
+    resume: false,
+    started: null,
+    finished: false,
+    ok: null,
+    interrupted: false,
+    error: null,
+    run_id: null,
+    tasks: {}
+  };
+}
+
+/**
+ * The state after `event`. A `snapshot` replaces everything; build events move
+ * the build and its tasks along (the tasks' states on disk come with the
+ * snapshot the server pushes when a build ends).
+ */
+export function applyEvent(
+  state: IPipelineState,
+  event: IPipelineEvent
+): IPipelineState {
+  if (event.event === 'snapshot') {
+    const { tasks, build, project } = event as unknown as IPipelineSnapshot;
+    return { snapshot: { tasks, build, project }, error: null };
+  }
+  if (event.event === 'error') {
+    return { ...state, error: String(event.error ?? 'error') };
+  }
+  if (!state.snapshot) {
+    return state;
+  }
+  const build: IBuildView = { ...state.snapshot.build, tasks: { ...state.snapshot.build.tasks } };
+  const task = typeof event.task === 'string' ? event.task : null;
+  switch (event.event) {
+    case 'build-started':
+      Object.assign(build, emptyBuild(), {
+        running: true,
+        pid: (event.pid as number) ?? null,
+        origin: (event.origin as string) ?? null,
+        force: Boolean(event.force),
+        resume: Boolean(event.resume),
+        started: event.t ?? null
+      });
+      break;
+    case 'lock':
+      build.running = Boolean(event.running);
+      if (event.running) {
+        build.pid = (event.pid as number) ?? build.pid;
+      }
+      break;
+    case 'task-started':
+      if (task) {
+        build.tasks[task] = { state: 'running', cell: 0, cells: null };
+      }
+      break;
+    case 'cell':
+      if (task) {
+        build.tasks[task] = {
+          ...(build.tasks[task] ?? { state: 'running' }),
+          state: 'running',
+          cell: event.cell as number,
+          cells: event.cells as number
+        };
+      }
+      break;
+    case 'task-finished':
+      if (task) {
+        build.tasks[task] = {
+          ...(build.tasks[task] ?? {}),
+          state: event.status === 'executed' ? 'up to date' : 'failed',
+          seconds: (event.seconds as number) ?? null
+        };
+      }
+      break;
+    case 'build-finished':
+      build.finished = true;
+      build.ok = (event.ok as boolean) ?? null;
+      build.interrupted = Boolean(event.interrupted);
+      build.error = (event.error as string) ?? null;
+      build.run_id = (event.run_id as string) ?? null;
+      break;
+    case 'build-ended':
+      build.running = false;
+      build.finished = true;
+      build.ok = false;
+      build.error = String(event.error ?? 'the build ended');
+      break;
+    default:
+      return state;
+  }
+  return { ...state, snapshot: { ...state.snapshot, build } };
+}
+
+/** A task's state as shown: the live build's word when it has one for the task. */
+export function shownState(task: ITaskView, build: IBuildView): TaskStateName {
+  const live = build.tasks[task.name];
+  if (live && (build.running || build.finished)) {
+    if (live.state === 'running' && !build.running) {
+      return task.state; // the build ended meanwhile: the snapshot that follows says how
+    }
+    return live.state;
+  }
+  return task.state;
+}
+
+/** The short line under a task's name. */
+export function taskDetail(task: ITaskView, build: IBuildView): string {
+  const state = shownState(task, build);
+  const live = build.tasks[task.name];
+  if (state === 'running') {
+    if (live?.cells) {
+      return `running: cell ${live.cell ?? 0} of ${live.cells}`;
+    }
+    return 'running';
+  }
+  if (state === 'failed') {
+    if (live && live.state === 'failed' && !task.failure) {
+      return 'failed';
+    }
+    const f = task.failure;
+    if (f && f.cell !== null) {
+      return `failed at cell ${f.cell}: ${f.error}`;
+    }
+    return f ? `failed: ${f.error}` : 'failed';
+  }
+  if (state === 'outdated') {
+    return task.reasons.length ? `outdated: ${task.reasons[0]}` : 'outdated';
+  }
+  if (live && live.state === 'up to date' && typeof live.seconds === 'number') {
+    return `built (${live.seconds.toFixed(1)} s)`;
+  }
+  return 'up to date';
+}
+
+/** The notebook a click on the task opens: its executed notebook if any, else its source. */
+export function notebookToOpen(task: ITaskView): string | null {
+  return task.executed ?? task.source;
+}
+
+/** The panel's status line about the build. */
+export function buildLine(build: IBuildView, tasks: ITaskView[]): string {
+  const who = build.origin === 'jupyter' ? 'from JupyterLab' : 'from a terminal';
+  if (build.running) {
+    const done = tasks.filter(t => {
+      const live = build.tasks[t.name];
+      return live && live.state !== 'running';
+    }).length;
+    const pid = build.pid !== null ? `, pid ${build.pid}` : '';
+    const mode = build.force ? ' --force' : build.resume ? ' --resume' : '';
+    return `Build${mode} running (${who}${pid}): ${done} of ${tasks.length} tasks done`;
+  }
+  if (!build.finished) {
+    return build.pid === null ? 'No build yet.' : '';
+  }
+  if (build.error) {
+    return `Last build failed: ${build.error}`;
+  }
+  if (build.interrupted) {
+    return 'Last build was stopped.';
+  }
+  if (build.ok) {
+    const ran = Object.values(build.tasks).length;
+    return ran ? `Last build succeeded (${who}).` : 'Last build: nothing to do, all tasks were up to date.';
+  }
+  const failed = Object.entries(build.tasks)
+    .filter(([, t]) => t.state === 'failed')
+    .map(([name]) => name);
+  return `Last build failed${failed.length ? `: ${failed.join(', ')}` : ''}.`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout: layers top to bottom (a task sits one row below its deepest upstream task), each row
+// ordered by the mean position of its tasks' upstream tasks; an edge that skips rows runs through
+// the gaps between rows and down a lane on the right, so it never crosses a task box.
+
+export interface INodeBox {
+  name: string;
+  layer: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface IEdgePath {
+  from: string;
+  to: string;
+  /** SVG path data. */
+  d: string;
+}
+
+export interface ILayout {
+  nodes: INodeBox[];
+  edges: IEdgePath[];
+  width: number;
+  height: number;
+}
+
+export const LAYOUT = {
+  pad: 10,
+  nodeHeight: 46,
+  rowGap: 26,
+  colGap: 10,
+  maxNodeWidth: 230,
+  minNodeWidth: 90,
+  lane: 10
+};
+
+/** Row of each task (tasks in topological order, as the server sends them). */
+export function layers(tasks: Pick<ITaskView, 'name' | 'upstream'>[]): Map<string, number> {
+  const layer = new Map<string, number>();
+  for (const t of tasks) {
+    const ups = t.upstream.filter(u => layer.has(u)).map(u => layer.get(u) as number);
+    layer.set(t.name, ups.length ? Math.max(...ups) + 1 : 0);
+  }
+  return layer;
+}
+
+/** Tasks per row, ordered to keep edges short (barycentre of the row above). */
+export function rows(tasks: Pick<ITaskView, 'name' | 'upstream'>[]): string[][] {
+  const layer = layers(tasks);
+  const out: string[][] = [];
+  for (const t of tasks) {
+    const l = layer.get(t.name) as number;
+    (out[l] = out[l] ?? []).push(t.name);
+  }
+  const position = new Map<string, number>();
+  const upstream = new Map(tasks.map(t => [t.name, t.upstream]));
+  out.forEach((row, r) => {
+    if (r > 0) {
+      const key = (name: string) => {
+        const ups = (upstream.get(name) ?? []).filter(u => position.has(u));
+        return ups.length
+          ? ups.reduce((s, u) => s + (position.get(u) as number), 0) / ups.length
+          : Number.MAX_SAFE_INTEGER;
+      };
+      const order = new Map(row.map((n, i) => [n, i]));
+      row.sort((a, b) => key(a) - key(b) || (order.get(a) as number) - (order.get(b) as number));
+    }
+    row.forEach((name, i) => position.set(name, (i + 0.5) / row.length));
+  });
+  return out;
+}
+
+export function layout(
+  tasks: Pick<ITaskView, 'name' | 'upstream'>[],
+  width: number
+): ILayout {
+  const L = LAYOUT;
+  const layer = layers(tasks);
+  const grid = rows(tasks);
+  const skipping: [string, string][] = [];
+  for (const t of tasks) {
+    for (const u of t.upstream) {
+      if (layer.has(u) && (layer.get(t.name) as number) - (layer.get(u) as number) > 1) {
+        skipping.push([u, t.name]);
+      }
+    }
+  }
+  const lanes = skipping.length ? L.lane * (skipping.length + 1) : 0;
+  const widest = Math.max(1, ...grid.map(r => r.length));
+  const room = Math.max(width, widest * L.minNodeWidth + (widest - 1) * L.colGap + 2 * L.pad + lanes);
+  const usable = room - 2 * L.pad - lanes;
+  const nodes: INodeBox[] = [];
+  const box = new Map<string, INodeBox>();
+  grid.forEach((row, r) => {
+    const w = Math.min(L.maxNodeWidth, (usable - (row.length - 1) * L.colGap) / row.length);
+    const total = row.length * w + (row.length - 1) * L.colGap;
+    const left = L.pad + (usable - total) / 2;
+    row.forEach((name, i) => {
+      const node = {
+        name,
+        layer: r,
+        x: left + i * (w + L.colGap),
+        y: L.pad + r * (L.nodeHeight + L.rowGap),
+        width: w,
+        height: L.nodeHeight
+      };
+      nodes.push(node);
+      box.set(name, node);
+    });
+  });
+  const edges: IEdgePath[] = [];
+  const right = Math.max(0, ...nodes.map(n => n.x + n.width));
+  let lane = 0;
+  for (const t of tasks) {
+    for (const u of t.upstream) {
+      const a = box.get(u);
+      const b = box.get(t.name);
+      if (!a || !b) {
+        continue;
+      }
+      if (b.layer - a.layer > 1) {
+        // down into the gap below its row, right to a lane, down, back left in the gap above
+        // the target's row: only gaps, never a task box
+        lane += 1;
+        const x = right + lane * L.lane;
+        const shift = (lane % 3) * 3;
+        const x1 = a.x + a.width / 2 + shift;
+        const gap1 = a.y + a.height + L.rowGap / 2 - shift;
+        const x2 = b.x + b.width / 2 + shift;
+        const gap2 = b.y - L.rowGap / 2 + shift;
+        edges.push({
+          from: u,
+          to: t.name,
+          d: `M ${x1} ${a.y + a.height} V ${gap1} H ${x} V ${gap2} H ${x2} V ${b.y}`
+        });
+      } else {
+        const x1 = a.x + a.width / 2;
+        const y1 = a.y + a.height;
+        const x2 = b.x + b.width / 2;
+        const y2 = b.y;
+        const my = (y1 + y2) / 2;
+        edges.push({ from: u, to: t.name, d: `M ${x1} ${y1} C ${x1} ${my} ${x2} ${my} ${x2} ${y2}` });
+      }
+    }
+  }
+  const height = grid.length
+    ? L.pad * 2 + grid.length * L.nodeHeight + (grid.length - 1) * L.rowGap
+    : 0;
+  return { nodes, edges, width: room, height };
+}
+
+/** Split a server-sent event stream: the complete `data:` messages in `buffer`, and the rest. */
+export function parseEventStream(buffer: string): { events: IPipelineEvent[]; rest: string } {
+  const events: IPipelineEvent[] = [];
+  const blocks = buffer.split('\n\n');
+  const rest = blocks.pop() ?? '';
+  for (const block of blocks) {
+    const data = block
+      .split('\n')
+      .filter(line => line.startsWith('data:'))
+      .map(line => line.slice(5).replace(/^ /, ''))
+      .join('\n');
+    if (!data) {
+      continue; // a keepalive comment
+    }
+    try {
+      const parsed = JSON.parse(data);
+      if (parsed && typeof parsed.event === 'string') {
+        events.push(parsed as IPipelineEvent);
+      }
+    } catch {
+      // a malformed message is skipped, the stream goes on
+    }
+  }
+  return { events, rest };
+}
