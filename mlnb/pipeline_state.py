@@ -76,7 +76,8 @@ def failure_of(root: Path, task: str) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         return None
     cell, error = data.get("cell") or {}, data.get("error") or {}
-    message = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}" if error else "the kernel died"
+    ename, evalue = str(error.get("ename") or "Error"), str(error.get("evalue") or "")
+    message = (f"{ename}: {evalue}" if evalue else ename) if error else "the kernel died"
     return {"cell": cell.get("index"), "line": cell.get("first_line") or "", "error": message,
             "notebook": data.get("partial_notebook")}
 

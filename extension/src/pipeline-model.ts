@@ -48,6 +48,11 @@ export interface IBuildView {
   error: string | null;
   run_id: string | null;
   tasks: Record<string, ILiveTask>;
+  /**
+   * (Panel only.) The build had ended when the last snapshot was taken: its task
+   * states are history, the snapshot's states on disk are what holds now.
+   */
+  settled?: boolean;
 }
 
 export interface IPipelineSnapshot {
@@ -99,7 +104,7 @@ export function applyEvent(
 ): IPipelineState {
   if (event.event === 'snapshot') {
     const { tasks, build, project } = event as unknown as IPipelineSnapshot;
-    return { snapshot: { tasks, build, project }, error: null };
+    return { snapshot: { tasks, build: { ...build, settled: !build.running }, project }, error: null };
   }
   if (event.event === 'error') {
     return { ...state, error: String(event.error ?? 'error') };
@@ -112,6 +117,7 @@ export function applyEvent(
   switch (event.event) {
     case 'build-started':
       Object.assign(build, emptyBuild(), {
+        settled: false,
         running: true,
         pid: (event.pid as number) ?? null,
         origin: (event.origin as string) ?? null,
@@ -171,7 +177,7 @@ export function applyEvent(
 
 /** A task's state as shown: the live build's word when it has one for the task. */
 export function shownState(task: ITaskView, build: IBuildView): TaskStateName {
-  const live = build.tasks[task.name];
+  const live = build.settled ? undefined : build.tasks[task.name];
   if (live && (build.running || build.finished)) {
     if (live.state === 'running' && !build.running) {
       return task.state; // the build ended meanwhile: the snapshot that follows says how
@@ -184,7 +190,7 @@ export function shownState(task: ITaskView, build: IBuildView): TaskStateName {
 /** The short line under a task's name. */
 export function taskDetail(task: ITaskView, build: IBuildView): string {
   const state = shownState(task, build);
-  const live = build.tasks[task.name];
+  const live = build.settled ? undefined : build.tasks[task.name];
   if (state === 'running') {
     if (live?.cells) {
       return `running: cell ${live.cell ?? 0} of ${live.cells}`;

@@ -85,6 +85,7 @@ export class PipelinePanel extends Widget {
   private _state: IPipelineState = { snapshot: null, error: null };
   private _message = '';
   private _busy = false; // a Build or Stop request is on its way
+  private _started: number | null = null; // pid of the build this panel started last
   private _stream: IEventStream | null = null;
   private readonly _api: IPipelineApi;
   private readonly _buttons: Record<BuildMode | 'stop', HTMLButtonElement>;
@@ -134,7 +135,8 @@ export class PipelinePanel extends Widget {
   /** Take one pushed event (or a snapshot) and show it. */
   handleEvent(event: IPipelineEvent): void {
     this._state = applyEvent(this._state, event);
-    if (event.event === 'build-started' || event.event === 'snapshot') {
+    // a new situation makes an old message stale (but not the word on the build just started here)
+    if (event.event === 'snapshot' || (event.event === 'build-started' && event.pid !== this._started)) {
       this._message = '';
     }
     this.render();
@@ -155,6 +157,7 @@ export class PipelinePanel extends Widget {
     this.render();
     try {
       const started = await this._api.startBuild(mode);
+      this._started = started.pid;
       this._message = `Started mlnb build${mode === 'build' ? '' : ` --${mode}`} (pid ${started.pid}).`;
       return true;
     } catch (error) {

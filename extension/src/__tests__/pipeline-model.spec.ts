@@ -70,6 +70,17 @@ describe('applyEvent', () => {
     s = applyEvent(s, { event: 'build-finished', ok: false, interrupted: false, error: null });
     s = applyEvent(s, { event: 'lock', running: false, pid: null });
     expect(buildLine(s.snapshot!.build, EXAMPLE)).toBe('Last build failed: validate.');
+    // the snapshot taken after the build: the states on disk hold, the build's are history
+    const edited = { ...EXAMPLE[0], state: 'outdated' as const, reasons: ['param x: 1 -> 2'] };
+    s = applyEvent(s, {
+      event: 'snapshot',
+      project: '.',
+      tasks: [edited, ...EXAMPLE.slice(1)],
+      build: { ...s.snapshot!.build, running: false }
+    });
+    expect(shownState(edited, s.snapshot!.build)).toBe('outdated');
+    expect(taskDetail(edited, s.snapshot!.build)).toBe('outdated: param x: 1 -> 2');
+    expect(buildLine(s.snapshot!.build, EXAMPLE)).toBe('Last build failed: validate.');
   });
 
   it('a snapshot replaces everything and clears an error; a killed build is told', () => {
