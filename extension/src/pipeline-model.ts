@@ -208,7 +208,8 @@ export function taskDetail(task: ITaskView, build: IBuildView): string {
     return f ? `failed: ${f.error}` : 'failed';
   }
   if (state === 'outdated') {
-    return task.reasons.length ? `outdated: ${task.reasons[0]}` : 'outdated';
+    const n = task.reasons.length;
+    return n > 1 ? `outdated (${n}): ${task.reasons[0]}` : n ? `outdated: ${task.reasons[0]}` : 'outdated';
   }
   if (live && live.state === 'up to date' && typeof live.seconds === 'number') {
     return `built (${live.seconds.toFixed(1)} s)`;
@@ -380,9 +381,9 @@ export function layout(
         lane += 1;
         const x = right + lane * L.lane;
         const shift = (lane % 3) * 3;
-        const x1 = a.x + a.width / 2 + shift;
+        const x1 = a.x + a.width - 14 - shift; // off-centre: apart from the direct edges
         const gap1 = a.y + a.height + L.rowGap / 2 - shift;
-        const x2 = b.x + b.width / 2 + shift;
+        const x2 = b.x + b.width - 14 - shift;
         const gap2 = b.y - L.rowGap / 2 + shift;
         edges.push({
           from: u,

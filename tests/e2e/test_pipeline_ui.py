@@ -73,7 +73,7 @@ def test_the_panel_shows_every_task_and_why_it_is_outdated(page: Page, lab_serve
     for name in TASKS:
         expect(task(page, name)).to_have_attribute("data-state", "outdated")
     expect(task(page, "prep").locator(".mlnb-task-detail")).to_have_text(
-        "outdated: product missing: products/prep/prep.ipynb")
+        "outdated (2): product missing: products/prep/prep.ipynb")
     expect(page.locator(f"{PANEL} .mlnb-pipeline-edge")).to_have_count(2)
     expect(page.locator(f'{PANEL} .mlnb-why-task[data-task="report"]')).to_contain_text(
         "product missing: products/report/out.txt")

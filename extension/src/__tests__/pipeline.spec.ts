@@ -156,6 +156,13 @@ describe('PipelinePanel', () => {
 describe('subscribe', () => {
   const encoder = new TextEncoder();
 
+  /** Resolves once `done()` holds (checked on every turn of the event loop; no fixed delay). */
+  async function until(done: () => boolean): Promise<void> {
+    while (!done()) {
+      await new Promise(r => setTimeout(r, 1));
+    }
+  }
+
   function streamed(chunks: string[]): Response {
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -182,7 +189,7 @@ describe('subscribe', () => {
       m => down.push(m),
       1
     );
-    await new Promise(r => setTimeout(r, 20));
+    await until(() => fetchMock.mock.calls.length === 2);
     stream.close();
     expect(events.map(e => e.event)).toEqual(['snapshot', 'task-started']);
     expect(down).toEqual(['the connection to the Jupyter server was lost; reconnecting']);
@@ -201,7 +208,7 @@ describe('subscribe', () => {
       m => down.push(m),
       60_000
     );
-    await new Promise(r => setTimeout(r, 20));
+    await until(() => down.length > 0);
     stream.close();
     expect(down).toEqual(['no mlnb project: no pipeline.yaml']);
   });
