@@ -17,6 +17,8 @@ export interface IBuildStarted {
   pid: number;
   mode: BuildMode;
   log: string;
+  /** It held the project's build lock when the server answered (false: it had already ended). */
+  running: boolean;
 }
 
 export interface IBuildStopped {

@@ -126,6 +126,16 @@ export function applyEvent(
         started: event.t ?? null
       });
       break;
+    case 'build-requested': // (panel only) this panel's build holds the lock: its events follow
+      Object.assign(build, emptyBuild(), {
+        settled: false,
+        running: true,
+        pid: (event.pid as number) ?? null,
+        origin: 'jupyter',
+        force: event.mode === 'force',
+        resume: event.mode === 'resume'
+      });
+      break;
     case 'lock':
       build.running = Boolean(event.running);
       if (event.running) {
@@ -156,7 +166,8 @@ export function applyEvent(
         };
       }
       break;
-    case 'build-finished':
+    case 'build-finished': // its process lets go of the lock right after
+      build.running = false;
       build.finished = true;
       build.ok = (event.ok as boolean) ?? null;
       build.interrupted = Boolean(event.interrupted);

@@ -158,6 +158,9 @@ export class PipelinePanel extends Widget {
     try {
       const started = await this._api.startBuild(mode);
       this._started = started.pid;
+      if (started.running) {
+        this._state = applyEvent(this._state, { event: 'build-requested', pid: started.pid, mode });
+      }
       this._message = `Started mlnb build${mode === 'build' ? '' : ` --${mode}`} (pid ${started.pid}).`;
       return true;
     } catch (error) {

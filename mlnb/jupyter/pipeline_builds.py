@@ -69,7 +69,8 @@ class Builds:
             proc = subprocess.Popen([sys.executable, "-m", "mlnb.cli", "build", *MODES[mode]], cwd=self.root,
                                     env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
-        while buildlock.holder(self.root) != proc.pid:
+        running = False
+        while not (running := buildlock.holder(self.root) == proc.pid):
             code = proc.poll()
             if code is not None:
                 if code == 2:  # refused (another build took the lock first) or bad input: its one line
@@ -81,7 +82,7 @@ class Builds:
             time.sleep(0.02)
         # reaps it when it ends (started only now: a waiting thread would hide its exit from poll())
         threading.Thread(target=proc.wait, name=f"mlnb-build-{proc.pid}", daemon=True).start()
-        return {"pid": proc.pid, "mode": mode, "log": LOG.as_posix()}
+        return {"pid": proc.pid, "mode": mode, "log": LOG.as_posix(), "running": running}
 
     def stop(self) -> dict[str, Any]:
         """SIGINT to the running build (escalating in the background); raises NoBuild."""

@@ -124,7 +124,7 @@ def test_one_build_at_a_time_then_stop_interrupts_it(served: Server, events: Eve
     try:
         events.until(lambda e: e["event"] == "snapshot")
         status, body = served.call("POST", "/mlnb/api/pipeline/build", {"mode": "force"})
-        assert status == 202, body
+        assert status == 202 and body["running"] is True, body  # answered once it holds the lock
         pid = body["pid"]
         events.until(lambda e: e["event"] == "cell" and e["task"] == "fit" and e["cell"] == 2)  # sleeping
         # a terminal build is refused while the panel's runs (exit 2, one line naming its pid) ...

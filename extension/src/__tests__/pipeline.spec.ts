@@ -129,15 +129,25 @@ describe('PipelinePanel', () => {
   it('Build asks the server for mlnb build and shows a refusal in one line', async () => {
     const startBuild = jest
       .fn()
-      .mockResolvedValueOnce({ pid: 7, mode: 'force', log: '.mlnb/build/build.log' })
+      .mockResolvedValueOnce({ pid: 7, mode: 'force', log: '.mlnb/build/build.log', running: true })
       .mockRejectedValueOnce(
         new ApiError('.mlnb/build.lock: a build is already running in this project (pid 8); wait', 409)
       );
-    const { panel } = makePanel({ startBuild });
+    const { panel, push } = makePanel({ startBuild });
     button(panel, 'force').click();
+    expect(button(panel, 'build').disabled).toBe(true); // at once, while the request is on its way
     await new Promise(r => setTimeout(r, 0));
     expect(startBuild).toHaveBeenLastCalledWith('force');
     expect(q(panel, '.mlnb-pipeline-message').textContent).toBe('Started mlnb build --force (pid 7).');
+    // running from the answer on (no window for a second click before its first event arrives)
+    expect(button(panel, 'build').disabled).toBe(true);
+    expect(q(panel, '.mlnb-pipeline-status').textContent).toBe(
+      'Build --force running (from JupyterLab, pid 7): 0 of 3 tasks done'
+    );
+    push({ event: 'build-started', pid: 7, origin: 'jupyter', force: true, t: 1 });
+    expect(q(panel, '.mlnb-pipeline-message').textContent).toBe('Started mlnb build --force (pid 7).');
+    push({ event: 'build-finished', ok: true, interrupted: false, error: null });
+    expect(button(panel, 'build').disabled).toBe(false);
     expect(await panel.build('build')).toBe(false);
     expect(q(panel, '.mlnb-pipeline-message').textContent).toContain('already running in this project (pid 8)');
     expect(button(panel, 'build').disabled).toBe(false);
