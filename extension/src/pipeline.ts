@@ -26,11 +26,11 @@ import {
   IPipelineSnapshot,
   IPipelineState,
   ITaskView,
-  layout,
   notebookToOpen,
   shownState,
   taskDetail
 } from './pipeline-model';
+import { layout } from './pipeline-layout';
 
 export const PIPELINE_PANEL_ID = 'mlnb-pipeline-panel';
 

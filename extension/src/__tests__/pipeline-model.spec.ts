@@ -8,13 +8,11 @@ import {
   emptyBuild,
   IPipelineState,
   ITaskView,
-  layout,
-  LAYOUT,
   parseEventStream,
-  rows,
   shownState,
   taskDetail
 } from '../pipeline-model';
+import { layout, LAYOUT, rows } from '../pipeline-layout';
 
 function task(name: string, upstream: string[] = [], extra: Partial<ITaskView> = {}): ITaskView {
   return {
