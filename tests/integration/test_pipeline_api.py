@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
+import signal
 import socket
 import threading
 import time
@@ -166,6 +168,46 @@ def test_a_terminal_build_shows_in_the_stream(served: Server, events: Events) ->
     events.until(lambda e: e["event"] == "task-finished" and e["task"] == "report")
     after = events.until(lambda e: e["event"] == "snapshot")
     assert states(after) == dict.fromkeys(TASKS, "up to date")
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (from /proc: this test's own process tree only)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_a_killed_build_is_reported_and_leaves_no_lock(served: Server, events: Events) -> None:
+    set_env(served.root, wait_for={"prep": served.root / "never"})
+    try:
+        events.until(lambda e: e["event"] == "snapshot")
+        status, body = served.call("POST", "/mlnb/api/pipeline/build", {"mode": "force"})
+        assert status == 202, body
+        events.until(lambda e: e["event"] == "cell" and e["task"] == "prep" and e["cell"] == 2)
+        below = descendants(body["pid"])  # its fork server and the kernel running prep
+        assert below
+        os.kill(body["pid"], signal.SIGKILL)
+        ended = events.until(lambda e: e["event"] == "build-ended", timeout=60)
+        assert ended["pid"] == body["pid"] and "ended without reporting" in ended["error"]
+        after = events.until(lambda e: e["event"] == "snapshot", timeout=60)
+        assert after["build"]["running"] is False
+        deadline = time.monotonic() + 30  # the fork server and its kernels follow their parent
+        while below & descendants(os.getpid()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not below & descendants(os.getpid())
+    finally:
+        set_env(served.root)
+    cli = run_mlnb(served.root, "build")  # no stale lock
+    assert cli.returncode == 0, cli.stdout + cli.stderr
 
 
 @pytest.mark.parametrize("method, path, body, status, error", [
