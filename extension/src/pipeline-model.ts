@@ -237,13 +237,13 @@ export function notebookToOpen(task: ITaskView): string | null {
 export function buildLine(build: IBuildView, tasks: ITaskView[]): string {
   const who = build.origin === 'jupyter' ? 'from JupyterLab' : 'from a terminal';
   if (build.running) {
-    const done = tasks.filter(t => {
-      const live = build.tasks[t.name];
-      return live && live.state !== 'running';
-    }).length;
+    const live = tasks.map(t => [t.name, build.tasks[t.name]] as const).filter(([, l]) => l);
+    const done = live.filter(([, l]) => l.state !== 'running').length;
+    const now = live.filter(([, l]) => l.state === 'running').map(([name]) => name);
     const pid = build.pid !== null ? `, pid ${build.pid}` : '';
     const mode = build.force ? ' --force' : build.resume ? ' --resume' : '';
-    return `Build${mode} running (${who}${pid}): ${done} of ${tasks.length} tasks done`;
+    const running = now.length ? `, running ${now.join(', ')}` : '';
+    return `Build${mode} running (${who}${pid}): ${done} task${done === 1 ? '' : 's'} done${running}`;
   }
   if (!build.finished) {
     return build.pid === null ? 'No build yet.' : '';

@@ -96,7 +96,7 @@ def test_build_from_the_panel_moves_live_and_a_terminal_build_is_refused_meanwhi
     expect(task(page, "prep")).to_have_attribute("data-state", "up to date", timeout=60_000)
     expect(task(page, "fit")).to_have_attribute("data-state", "running")
     expect(task(page, "fit").locator(".mlnb-task-detail")).to_have_text("running: cell 2 of 3")
-    expect(status(page)).to_have_text(f"Build running (from JupyterLab, pid {pid}): 1 of 3 tasks done")
+    expect(status(page)).to_have_text(f"Build running (from JupyterLab, pid {pid}): 1 task done, running fit")
     expect(page.locator(f"{PANEL} .mlnb-pipeline-build")).to_be_disabled()
     expect(page.locator(f"{PANEL} .mlnb-pipeline-stop")).to_be_enabled()
     shot(page, shots, "running")

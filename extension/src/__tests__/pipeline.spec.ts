@@ -110,7 +110,7 @@ describe('PipelinePanel', () => {
     expect(fit.querySelector('.mlnb-task-detail')!.textContent).toBe('running: cell 2 of 4');
     expect((fit.querySelector('.mlnb-task-progress') as HTMLElement).style.width).toBe('50%');
     expect(q(panel, '.mlnb-pipeline-status').textContent).toBe(
-      'Build running (from JupyterLab, pid 99): 0 of 3 tasks done'
+      'Build running (from JupyterLab, pid 99): 0 tasks done, running fit'
     );
     expect(button(panel, 'build').disabled).toBe(true);
     expect(button(panel, 'force').disabled).toBe(true);
@@ -142,7 +142,7 @@ describe('PipelinePanel', () => {
     // running from the answer on (no window for a second click before its first event arrives)
     expect(button(panel, 'build').disabled).toBe(true);
     expect(q(panel, '.mlnb-pipeline-status').textContent).toBe(
-      'Build --force running (from JupyterLab, pid 7): 0 of 3 tasks done'
+      'Build --force running (from JupyterLab, pid 7): 0 tasks done'
     );
     push({ event: 'build-started', pid: 7, origin: 'jupyter', force: true, t: 1 });
     expect(q(panel, '.mlnb-pipeline-message').textContent).toBe('Started mlnb build --force (pid 7).');
