@@ -8,6 +8,10 @@ module.exports = class FetchJSDOMEnvironment extends TestEnvironment {
     this.global.Request = Request;
     this.global.Response = Response;
     this.global.Headers = Headers;
+    // streamed bodies (the Pipeline panel's server-sent events) are read with these
+    this.global.ReadableStream = ReadableStream;
+    this.global.TextEncoder = TextEncoder;
+    this.global.TextDecoder = TextDecoder;
     this.global.fetch = () => Promise.reject(new Error('fetch is not mocked in this test'));
   }
 };

@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlnb import debug, pipeline, tracking, uptodate
+from mlnb.build_events import EventLog
+from mlnb.buildlock import build_lock
 from mlnb.config import apply_overrides, load_env
 from mlnb.errors import EnvError, MlnbError, SpecError, UserInputError
 from mlnb.explain import upstream_hashes
@@ -108,6 +112,39 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
               force: bool = False, only: str | None = None, record: bool = True, engine: str = "fork",
               jobs: int | None = None, progress: pipeline.Progress | None = None, resume: bool = False,
               snapshot_mb: float = 512) -> BuildResult:
+    """:func:`_run_build` under the project's build lock (one build at a time: a second one raises
+    :class:`~mlnb.errors.BuildRunning`), telling :mod:`mlnb.build_events` how it goes."""
+    with build_lock(root):
+        if only is not None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
+            return _run_build(root, env_file, overrides, force, only, record, engine, jobs, progress, resume,
+                              snapshot_mb)
+        events = EventLog(root)
+        events.start(force=force, resume=resume, engine=engine, params=list(overrides))
+        both = _tee(progress, events.progress) if engine == "fork" else progress
+        try:
+            result = _run_build(root, env_file, overrides, force, only, record, engine, jobs, both, resume,
+                                snapshot_mb, events.cell)
+        except BaseException as exc:
+            events.close(ok=False, interrupted=isinstance(exc, KeyboardInterrupt), run_id=None, tasks={},
+                         failures={}, error=str(exc) if isinstance(exc, MlnbError) else type(exc).__name__)
+            raise
+        events.close(ok=result.ok, interrupted=result.interrupted, run_id=result.run_id, ran=result.ran,
+                     tasks={o.name: o.status for o in result.outcomes},
+                     failures={o.name: o.failure.describe() for o in result.failed if o.failure}, error=None)
+        return result
+
+
+def _tee(first: pipeline.Progress | None, second: pipeline.Progress) -> pipeline.Progress:
+    def both(event: str, task: str, seconds: float) -> None:
+        second(event, task, seconds)
+        if first is not None:
+            first(event, task, seconds)
+    return both
+
+
+def _run_build(root: Path, env_file: str | None, overrides: tuple[str, ...], force: bool, only: str | None,
+               record: bool, engine: str, jobs: int | None, progress: pipeline.Progress | None, resume: bool,
+               snapshot_mb: float, cells: Callable[[str, int, int], None] | None = None) -> BuildResult:
     """Build what is outdated (everything with ``force``; exactly task ``only`` when given) under
     one MLflow build run, then record the outputs in DVC (``dvc commit``) when the project uses it.
 
@@ -139,11 +176,28 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
             return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
         recorder = debug.FailureRecorder(spec, resume, snapshot_mb) if engine == "fork" and only is None else None
+        options = _task_options(recorder, cells if engine == "fork" else None)
         return _tracked_build(spec, env, dag, force, only, engine, jobs, progress, server, recorder, synced,
-                              dvc_repo, env_file, overrides, start)
+                              dvc_repo, env_file, overrides, start, options)
     finally:
         if server is not None:
             server.stop()
+
+
+def _task_options(recorder: Any, cells: Callable[[str, int, int], None] | None) -> Any:
+    """Each task's kernel options in its worker thread: the failure recorder's, and cell progress."""
+    if cells is None:
+        return recorder.options if recorder is not None else None
+    from mlnb.engine import kernel
+
+    @contextmanager
+    def options(name: str) -> Iterator[None]:
+        with ExitStack() as stack:
+            if recorder is not None:
+                stack.enter_context(recorder.options(name))
+            stack.enter_context(kernel.cell_events(lambda k, n: cells(name, k, n)))
+            yield
+    return options
 
 
 def _start_engine(spec: PipelineSpec, engine: str, pool: int) -> Any:
@@ -174,7 +228,7 @@ def _nothing_to_do(spec: PipelineSpec, synced: bool, dvc_repo: bool, env_file: s
 def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: bool, only: str | None,
                    engine: str, jobs: int, progress: pipeline.Progress | None, server: Any, recorder: Any,
                    synced: bool, dvc_repo: bool, env_file: str | None, overrides: tuple[str, ...],
-                   start: float) -> BuildResult:
+                   start: float, task_options: Any = None) -> BuildResult:
     root = spec.root
 
     import mlflow
@@ -193,7 +247,7 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
             outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=jobs,
                                           progress=progress if engine == "fork" else None,
                                           interrupt=server.interrupt if server is not None else None,
-                                          task_options=recorder.options if recorder is not None else None)
+                                          task_options=task_options)
         notes = recorder.after(outcomes) if recorder is not None else []
         client = MlflowClient()
         existing = tracking.task_runs(run_id, run.info.experiment_id)

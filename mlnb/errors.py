@@ -160,3 +160,9 @@ class PayloadTooLarge(BadRequest):
 
     http_status = 413
     error_code = "PAYLOAD_TOO_LARGE"
+
+
+class BuildRunning(UserInputError):
+    """Another ``mlnb build`` holds the project's build lock (exit 2, HTTP 409)."""
+
+    http_status = 409

@@ -11,6 +11,7 @@ import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
 import { PANEL_ID, RunsPanel, runsIcon } from './panel';
+import { addPipelinePanel } from './pipeline-plugin';
 import { promoteFlow, rollbackFlow } from './promote';
 import { debugTask } from './request';
 import { CompareView, RunDetailView } from './runviews';
@@ -84,6 +85,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (restorer) {
       restorer.add(panel, PANEL_ID);
     }
+
+    addPipelinePanel(app, palette, restorer); // the Pipeline panel, mlnb:open-pipeline, mlnb:build
 
     commands.addCommand(CommandIDs.open, {
       label: 'Open mlnb Runs',

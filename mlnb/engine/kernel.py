@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,42 @@ def task_options(env: dict[str, str] | None = None, resume: dict[str, Any] | Non
 
 def _options() -> dict[str, Any]:
     return getattr(_task, "options", None) or {"env": {}, "resume": None}
+
+
+_cells = threading.local()  # per build thread: who to tell when the notebook it runs starts a cell
+
+
+@contextlib.contextmanager
+def cell_events(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """For the notebook this thread runs next: ``callback(k, n)`` as its k-th of n cells starts
+    (papermill's injected parameters cell not counted, as in a failure's cell index)."""
+    previous = getattr(_cells, "callback", None)
+    _cells.callback = callback
+    try:
+        yield
+    finally:
+        _cells.callback = previous
+
+
+def _watch_cells(nb_man: Any) -> None:
+    callback = getattr(_cells, "callback", None)
+    if callback is None:
+        return
+    start = nb_man.cell_start
+
+    def injected(c: Any) -> bool:
+        return "injected-parameters" in (c.get("metadata", {}).get("tags") or [])
+
+    def cell_start(cell: Any, cell_index: int | None = None, **kwargs: Any) -> Any:
+        done = start(cell, cell_index, **kwargs)
+        with contextlib.suppress(Exception):  # progress never breaks a task
+            cells = nb_man.nb.cells
+            if cell_index is not None and not injected(cell):
+                before = sum(1 for c in cells[:cell_index] if injected(c))
+                callback(cell_index - before + 1, sum(1 for c in cells if not injected(c)))
+        return done
+
+    nb_man.cell_start = cell_start
 
 
 PID_ENV = "MLNB_FORKSERVER_PID"
@@ -318,6 +354,7 @@ def register() -> None:
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
             if os.environ.get(SERVER_ENV):
                 kwargs.setdefault("kernel_manager_class", manager)
+            _watch_cells(nb_man)
             resume = _options()["resume"]
             if not resume:
                 return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)

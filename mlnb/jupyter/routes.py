@@ -184,3 +184,6 @@ def setup_route_handlers(web_app: Any, root: Path | None) -> None:
     holder = ProjectHolder(root)
     web_app.add_handlers(".*$", [(url_path_join(base, path), handler, {"project": holder})
                                  for path, handler in routes])
+    from mlnb.jupyter.pipeline import pipeline_handlers  # the Pipeline panel's routes
+
+    web_app.add_handlers(".*$", pipeline_handlers(base, root))
