@@ -164,10 +164,10 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
     from ploomber.constants import TaskStatus
     from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 
-    for name, task in spec.tasks.items():
-        _forget_before_running(dag[name], task)
     if only is not None:
         return _build_one(spec, dag, only)
+    for name, task in spec.tasks.items():
+        _forget_before_running(dag[name], task)
     if progress is not None:
         from mlnb.pipeline_executor import ThreadedExecutor
 
@@ -230,6 +230,7 @@ def _build_one(spec: PipelineSpec, dag: Any, name: str) -> tuple[list[TaskOutcom
             raise TaskFailed(name, f"task {name} needs the products of {up}, and "
                                    f"{missing[0].relative_to(spec.root)} is missing: run `mlnb build` or `mlnb pull`")
     ok = True
+    forget_metadata(task)  # it runs now (build_partially copies the DAG: a wrapped _run would not be the copy's)
     try:
         dag.build_partially(name, force=True, show_progress=True, skip_upstream=True)
     except (DAGBuildError, DAGBuildEarlyStop):
