@@ -134,3 +134,9 @@ class PayloadTooLarge(BadRequest):
 
     http_status = 413
     error_code = "PAYLOAD_TOO_LARGE"
+
+
+class StaleFailure(UserInputError):
+    """A failure that is no longer the task's current one (a later build ran the task again)."""
+
+    http_status = 409

@@ -15,9 +15,11 @@ import { promoteFlow, rollbackFlow } from './promote';
 import { debugTask } from './request';
 import { buildRunId, PromoteButtonExtension, PROMOTE_NOTEBOOK_RUN } from './toolbar';
 
+/** Stable command ids (palette, keyboard shortcuts, other extensions). */
 const CommandIDs = {
   open: 'mlnb:open-runs',
   refresh: 'mlnb:refresh-runs',
+  promote: 'mlnb:promote',
   rollback: 'mlnb:rollback',
   promoteNotebookRun: PROMOTE_NOTEBOOK_RUN
 };
@@ -47,9 +49,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panel = new RunsPanel({
       onPromote: promoteFlow,
       onRollback: rollbackFlow,
-      onDebug: async (task: string) => {
+      onDebug: async (task: string, runId: string) => {
         try {
-          const written = await debugTask(task);
+          const written = await debugTask(task, runId);
           await commands.execute('docmanager:open', { path: written.path });
         } catch (error) {
           await showErrorMessage(
@@ -72,6 +74,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.refresh, {
       label: 'Refresh mlnb Runs',
       execute: () => panel.refresh()
+    });
+    commands.addCommand(CommandIDs.promote, {
+      label: 'Promote a Run to mlnb Champion…',
+      caption:
+        'Promote build run `runId` (or the one that executed the current notebook); ' +
+        'without one, the Runs panel opens to pick a run',
+      execute: async args => {
+        const runId =
+          typeof args.runId === 'string'
+            ? args.runId
+            : buildRunId(tracker.currentWidget?.model);
+        if (!runId) {
+          shell.activateById(PANEL_ID);
+          return false;
+        }
+        return afterChange(await promoteFlow(runId));
+      }
     });
     commands.addCommand(CommandIDs.rollback, {
       label: 'Roll Back the mlnb Champion…',
@@ -99,6 +118,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       for (const command of [
         CommandIDs.open,
         CommandIDs.refresh,
+        CommandIDs.promote,
         CommandIDs.rollback,
         CommandIDs.promoteNotebookRun
       ]) {

@@ -25,8 +25,8 @@ export interface IRunsPanelOptions {
   onPromote: (runId: string) => Promise<boolean>;
   /** Run the rollback flow; resolves true when the registry may have changed. */
   onRollback: () => Promise<boolean>;
-  /** Open the debug notebook of a failed task (`mlnb debug TASK`). */
-  onDebug?: (task: string) => Promise<void>;
+  /** Open the debug notebook of a failed task (`mlnb debug TASK`) of build `runId`. */
+  onDebug?: (task: string, runId: string) => Promise<void>;
 }
 
 function button(label: string, className: string, title: string): HTMLButtonElement {
@@ -203,13 +203,19 @@ export class RunsPanel extends Widget {
           span('mlnb-run-failure-text', `${run.failure_task}: ${run.failure}`, run.failure)
         );
         const failedTask = run.failure_task;
-        const debugButton = button(
-          'Debug',
-          'mlnb-debug-button',
-          `Open a notebook that restores ${failedTask}'s variables and runs from the failing cell`
-        );
-        debugButton.addEventListener('click', () => void this._options.onDebug?.(failedTask));
-        failureLine.append(debugButton);
+        if (run.debuggable) {
+          // only while this failure is the task's current one (a later build retires it)
+          const debugButton = button(
+            'Debug',
+            'mlnb-debug-button',
+            `Open a notebook that restores ${failedTask}'s variables and runs from the failing cell`
+          );
+          debugButton.addEventListener(
+            'click',
+            () => void this._options.onDebug?.(failedTask, run.run_id)
+          );
+          failureLine.append(debugButton);
+        }
       }
     }
     if (run.gate === 'passed' || run.gate === 'failed') {
