@@ -46,8 +46,10 @@ browser:
 data: setup
 	$(PY) scripts/make_raw_data.py
 
+# --no-dvc: the example commits no dvc.lock (a build's outputs are never byte-identical, so a
+# committed one would be rewritten by every fresh clone); `mlnb build` records them (README).
 build: setup data
-	$(BIN)/mlnb build
+	$(BIN)/mlnb build --no-dvc
 	$(BIN)/mlnb report
 
 lint: setup

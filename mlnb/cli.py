@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mlnb import cli_data, cli_debug, cli_nbval, cli_registry, cli_serve
+from mlnb import cli_data, cli_debug, cli_nbval, cli_registry, cli_serve, tracking
 from mlnb.clikit import exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
@@ -99,6 +99,8 @@ def _report_build(result: Any) -> None:
         if result.metrics:
             click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
         click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")
+        if url := tracking.ui_url(result.run_id):
+            click.echo(f"  in the MLflow UI: {url}")
     for note in result.resume_notes:
         click.echo(f"resume: {note}")
     for o in result.failed:
@@ -162,7 +164,6 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
 @handle_errors
 def runs(max_results: int) -> None:
     """Recent builds with their metrics and gate result (from MLflow)."""
-    from mlnb import tracking
     from mlnb.build import experiment_name, load_project
 
     root = _root()
@@ -176,10 +177,12 @@ def runs(max_results: int) -> None:
     for b in builds:
         when = datetime.fromtimestamp(b["start_time"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
         m = b["metrics"]
-        rows.append([b["run_id"], when, b["status"], b["git_commit"][:12] or "-",
+        rows.append([b["run_id"], when, b["status"], tracking.short_commit(b["git_commit"]),
                      f"{m['f1']:.4f}" if "f1" in m else "-", f"{m['roc_auc']:.4f}" if "roc_auc" in m else "-",
                      b["gate"]])
     click.echo(_table(rows, ["run_id", "started (UTC)", "status", "commit", "f1", "roc_auc", "gate"]))
+    if any(b["git_commit"].endswith("-dirty") for b in builds):
+        click.echo("* built with uncommitted changes to tracked files: the commit alone does not reproduce it")
 
 
 @main.command()

@@ -74,12 +74,14 @@ def configure(root: str | Path, experiment: str) -> str:
 
 
 def git_commit(root: str | Path) -> str:
-    """Current commit hash (with ``-dirty`` suffix when the tree has changes), or ``unknown``."""
+    """Current commit hash (with ``-dirty`` suffix when tracked files other than ``dvc.lock`` have
+    uncommitted changes), or ``unknown``."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True,
                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        # dvc.lock records the previous build's outputs, not an input of this one
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
@@ -168,6 +170,19 @@ def _debug_run(task: str, root: Path, experiment: str) -> Iterator[Any]:
     finally:
         quiet.setLevel(level)
         mlflow.set_tracking_uri(before)
+
+
+def ui_url(run_id: str) -> str | None:
+    """The run's page in the MLflow UI when the store is an MLflow server (``MLFLOW_TRACKING_URI``
+    http/https), in the UI's "Model training" view (MLflow 3.17's UI otherwise opens its GenAI view,
+    whatever the experiment's kind); None for a local store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri.startswith(("http://", "https://")):
+        return None
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = MlflowClient(uri).get_run(run_id).info.experiment_id
+    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def task_runs(build_run_id: str, experiment_id: str) -> dict[str, str]:

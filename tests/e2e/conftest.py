@@ -86,6 +86,11 @@ class LabServer:
     token: str
     log: Path
 
+    @property
+    def runtime_dir(self) -> Path:
+        """The server's runtime directory (``jpserver-<pid>.json``: how `mlnb debug` finds it)."""
+        return self.log.parent / "runtime"
+
 
 def write_notebook(path: Path, metadata: dict) -> None:
     nb = {"nbformat": 4, "nbformat_minor": 5, "cells": [

@@ -3,7 +3,9 @@ browser lists the project, a notebook opens, the page logs no console error and 
 
 from __future__ import annotations
 
+import getpass
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,16 @@ def test_lab_opens_the_project_and_a_notebook_without_errors(page: Page, lab_ser
 
     expect(page.locator(".Toastify__toast")).to_have_count(0)  # no "Jupyter news?" question, no update nag
     assert errors == [], "console errors on page load:\n" + "\n".join(errors)
+
+
+def test_a_promotion_from_jupyterlab_names_a_person(lab_server: LabServer, lab_project: LabProject) -> None:
+    third = lab_project.ids[2]
+    req = urllib.request.Request(f"{lab_server.url}/mlnb/api/promote", method="POST",
+                                 data=json.dumps({"run_id": third, "note": "names a person"}).encode(),
+                                 headers={"Authorization": f"token {lab_server.token}"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert resp.status == 200
+    record = lab_project.audit()[-1]
+    # Jupyter's token login knows no person: the OS user running the server, not a random anonymous id
+    assert record["action"] == "promote" and record["user"] == getpass.getuser()
+    assert lab_project.alias().description == "names a person"  # the note, on the version in MLflow

@@ -39,7 +39,7 @@ def test_incremental_ci_path(tmp_path: Path):
     res = ok(timed("first build", lambda: run_mlnb(project, "build")))
     assert set(statuses(res.stdout).values()) == {"executed"}, res.stdout
     assert "data/raw.dvc" in res.stdout  # raw data recorded in the cache too (regenerated, never pushed yet)
-    git(project, "add", "-f", "dvc.lock", "data/raw.dvc")  # the example git-ignores it
+    git(project, "add", "dvc.lock", "data/raw.dvc")
     git(project, "commit", "-qm", "build")
     ok(timed("push", lambda: run_mlnb(project, "push")))
 
