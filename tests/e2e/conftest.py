@@ -140,11 +140,14 @@ def lab_env(home: Path) -> dict[str, str]:
     return {key: str(path) for key, path in dirs.items()}
 
 
-def start_lab(root: Path, home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, LabServer]:
-    """``scripts/lab`` (what ``make lab`` runs) in ``root`` with this test's venv, port and token."""
+def start_lab(root: Path, home: Path, env: dict[str, str],
+              prefix: list[str] | None = None) -> tuple[subprocess.Popen, LabServer]:
+    """``scripts/lab`` (what ``make lab`` runs) in ``root`` with this test's venv, port and token
+    (``prefix``: e.g. a command that runs it as another user)."""
     port, token = free_port(), secrets.token_hex(16)
     log = home / "jupyter.log"
-    cmd = [str(LAB_SCRIPT), f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}"]
+    cmd = [*(prefix or []), str(LAB_SCRIPT), f"--port={port}", "--ServerApp.port_retries=0",
+           f"--IdentityProvider.token={token}"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, env={**env, **lab_env(home), "VENV": sys.prefix}, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)

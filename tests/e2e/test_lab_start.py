@@ -1,16 +1,34 @@
 """JupyterLab as `make lab` starts it (scripts/lab, the venv's installed configuration): the file
-browser lists the project, a notebook opens, the page logs no console error and shows no news toast."""
+browser lists the project, a notebook opens, the page logs no console error and shows no news toast;
+it starts as root (this module's server, when the tests run as root) and as a normal user."""
 
 from __future__ import annotations
 
 import getpass
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, LabProject, LabServer, http, screenshot_dir
+from tests.e2e.conftest import (
+    CHROMIUM,
+    REPO,
+    TELEMETRY_OFF,
+    LabProject,
+    LabServer,
+    http,
+    lab_env,
+    screenshot_dir,
+    start_lab,
+    stop,
+    wait_for,
+)
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) to run the "
@@ -71,3 +89,43 @@ def test_a_promotion_from_jupyterlab_names_a_person(lab_server: LabServer, lab_p
     # Jupyter's token login knows no person: the OS user running the server, not a random anonymous id
     assert record["action"] == "promote" and record["user"] == getpass.getuser()
     assert lab_project.alias().description == "names a person"  # the note, on the version in MLflow
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def nobody_can_run_the_venv() -> bool:
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        return False
+    # through a shell, as scripts/lab runs it (setpriv's own exec may still pass directories nobody can't)
+    probe = subprocess.run([*AS_NOBODY, "sh", "-c", f"exec '{sys.executable}' -c 'import jupyterlab'"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not nobody_can_run_the_venv(),
+                    reason="needs root, and a venv whose interpreter the user nobody may run")
+def test_scripts_lab_runs_jupyter_as_a_normal_user_without_allow_root() -> None:
+    """The lab fixture proves the start as root (--allow-root added); here the same script runs as
+    ``nobody``: Jupyter starts, and without --allow-root."""
+    home = Path(tempfile.mkdtemp(prefix="mlnb-lab-user-"))
+    try:
+        (home / "project").mkdir()
+        shutil.copy(REPO / "pipeline.yaml", home / "project" / "pipeline.yaml")
+        lab_env(home)  # the server's runtime and user directories, made here so that nobody owns them
+        subprocess.run(["chown", "-R", "65534:65534", str(home)], check=True)
+        home.chmod(0o755)
+        env = {**os.environ, **TELEMETRY_OFF, "HOME": str(home), "IPYTHONDIR": str(home / "ipython")}
+        env.pop("PYTHONPATH", None)  # the venv's installed mlnb, as `make lab` runs it
+        proc, server = start_lab(home / "project", home, env,
+                                 prefix=AS_NOBODY)
+        try:
+            wait_for(proc, server)
+            cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+            assert b"--allow-root" not in cmdline and os.stat(f"/proc/{proc.pid}").st_uid == 65534
+            status, body = http("GET", f"{server.url}/api/contents/", server.token)
+            assert status == 200 and "pipeline.yaml" in body, body
+        finally:
+            stop(proc, server.url, server.token)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
