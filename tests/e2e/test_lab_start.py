@@ -70,12 +70,26 @@ def test_lab_opens_the_project_and_a_notebook_without_errors(page: Page, lab_ser
     notebook = page.locator(".jp-NotebookPanel:visible")
     expect(notebook.locator(".jp-Cell").first).to_contain_text("print('f1', 0.95)")
     expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=30_000)
-    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="plain.ipynb")
-    expect(tab).not_to_have_class("jp-mod-dirty")
     page.screenshot(path=str(shots / "lab-notebook-open.png"))
 
     expect(page.locator(".Toastify__toast")).to_have_count(0)  # no "Jupyter news?" question, no update nag
     assert errors == [], "console errors on page load:\n" + "\n".join(errors)
+
+
+def test_the_palette_has_mlnbs_commands(page: Page, lab_server: LabServer,
+                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    open_lab(page, lab_server)
+    page.keyboard.press("Control+Shift+C")
+    search = page.locator(".lm-CommandPalette-input")
+    expect(search).to_be_visible()
+    search.fill("mlnb")
+    palette = page.locator("#command-palette")
+    for command in ("mlnb:open-runs", "mlnb:promote", "mlnb:rollback"):  # stable ids: shortcuts, other extensions
+        expect(palette.locator(f'.lm-CommandPalette-item[data-command="{command}"]')).to_have_count(1)
+    page.screenshot(path=str(screenshot_dir(tmp_path_factory) / "command-palette.png"))
+    # no notebook open: Promote opens the Runs panel to pick a run
+    palette.locator('.lm-CommandPalette-item[data-command="mlnb:promote"]').click()
+    expect(page.locator("#mlnb-runs-panel .mlnb-run").first).to_be_visible()
 
 
 def test_a_promotion_from_jupyterlab_names_a_person(lab_server: LabServer, lab_project: LabProject) -> None:
