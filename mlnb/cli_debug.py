@@ -68,7 +68,8 @@ def _start_lab(root: Path, rel: Path) -> None:
     real URL once it is up, then wait for it."""
     from jupyter_core.paths import jupyter_runtime_dir
 
-    args = [sys.executable, "-m", "jupyter", "lab", *(["--allow-root"] if os.getuid() == 0 else []), str(rel)]
+    args = [sys.executable, "-m", "jupyter", "lab", *(["--allow-root"] if os.getuid() == 0 else []),
+            f"--ServerApp.root_dir={root}", str(root / rel)]  # the project, not the notebook's folder
     proc = subprocess.Popen(args, cwd=root)
     info = Path(jupyter_runtime_dir()) / f"jpserver-{proc.pid}.json"
     try:

@@ -6,12 +6,14 @@ kernels, real MLflow store, real git."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_mlnb
+from tests.conftest import MLNB, REPO, run_mlnb
 from tests.integration.test_fast_builds import make_project
 
 pytestmark = pytest.mark.integration
@@ -65,6 +67,17 @@ def test_a_debug_notebook_records_nothing_and_a_later_build_retires_the_failure(
     out = run_mlnb(root, "debug", "t", env=env)
     assert out.returncode == 0, out.stderr
     assert "no JupyterLab is running on this project" in out.stdout and "localhost:8888" not in out.stdout
+    lab = subprocess.Popen([*MLNB, "debug", "t", "--lab"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True, start_new_session=True,
+                           env={**os.environ, **env, "PYTHONPATH": str(REPO), "BROWSER": "true"})  # opens no browser
+    try:
+        started = next((line for line in lab.stdout if "JupyterLab started:" in line), "(exited before)")
+        (info,) = (tmp_path / "no-servers").glob("jpserver-*.json")
+        port = json.loads(info.read_text())["port"]
+        assert f":{port}/lab/tree/products/_failed/t/t.debug.ipynb?token=" in started, started  # its real URL
+    finally:
+        os.killpg(lab.pid, signal.SIGINT)  # Ctrl-C: Jupyter shuts down, mlnb debug returns
+        lab.wait(timeout=60)
     before = runs(db)
     nb = nbformat.read(root / "products/_failed/t/t.debug.ipynb", as_version=4)
     assert nb.metadata["language_info"].get("version")  # as the kernel describes itself: opens unmodified
