@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 
 setup: $(VENV)/.installed $(LABEXT)
 
-$(VENV)/.installed: pyproject.toml jupyter-config/mlnb.json
+$(VENV)/.installed: pyproject.toml $(wildcard jupyter-config/*.json)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mlnb needs Python 3.11+"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -26,6 +26,11 @@ $(VENV)/.installed: pyproject.toml jupyter-config/mlnb.json
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlnb)" >/dev/null
 	@# what a regular install's data files do (an editable install skips them): enable the server extension
 	install -D -m 644 jupyter-config/mlnb.json $(VENV)/etc/jupyter/jupyter_server_config.d/mlnb.json
+	@# the workbench's settings (README, "JupyterLab"): Ploomber's Jupyter integration off (its contents
+	@# manager breaks the file browser, its lab extension logs errors), no news or update checks
+	install -D -m 644 jupyter-config/jupyter_server_config.json $(VENV)/etc/jupyter/jupyter_server_config.json
+	install -D -m 644 jupyter-config/page_config.json $(VENV)/etc/jupyter/labconfig/page_config.json
+	install -D -m 644 jupyter-config/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 # The JupyterLab frontend (extension/, TypeScript) built into a prebuilt extension and linked into the venv.
@@ -41,8 +46,10 @@ browser:
 data: setup
 	$(PY) scripts/make_raw_data.py
 
+# --no-dvc: the example commits no dvc.lock (a build's outputs are never byte-identical, so a
+# committed one would be rewritten by every fresh clone); `mlnb build` records them (README).
 build: setup data
-	$(BIN)/mlnb build
+	$(BIN)/mlnb build --no-dvc
 	$(BIN)/mlnb report
 
 lint: setup
@@ -65,8 +72,11 @@ nbval: setup data
 convert-check: setup
 	$(PY) scripts/check_conversions.py examples/exploratory
 
+# JupyterLab on the project (scripts/lab: the same command the browser tests start); LAB_ARGS go to
+# `jupyter lab`, e.g. `make lab LAB_ARGS=--port=9999`.
+LAB_ARGS ?=
 lab: setup data
-	$(BIN)/jupyter lab --no-browser
+	VENV=$(VENV) scripts/lab $(LAB_ARGS)
 
 clean:
 	rm -rf products reports mlflow.db mlartifacts mlruns dvc.lock

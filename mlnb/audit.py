@@ -43,7 +43,8 @@ class AuditRecord:
 
 
 def current_user(explicit: str | None = None) -> str:
-    """Who acts: the Jupyter user when the server extension says so, else the OS user."""
+    """Who acts: the person Jupyter's identity provider names (``explicit``), else the OS user (of
+    the CLI, or of the Jupyter server: never Jupyter's random anonymous id)."""
     if explicit:
         return explicit
     try:

@@ -235,11 +235,13 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
     from mlflow.tracking import MlflowClient
 
     tracking.configure(root, experiment_name(env))
-    tags = {"mlnb.kind": "build", "mlnb.git_commit": tracking.git_commit(root), "mlnb.force": str(force).lower(),
-            "mlnb.engine": engine}
+    commit = tracking.git_commit(root)
+    tags = {"mlnb.kind": "build", "mlnb.git_commit": commit, "mlnb.force": str(force).lower(), "mlnb.engine": engine}
     if only is not None:
         tags["mlnb.only"] = only
-    with mlflow.start_run(run_name="build", tags=tags) as run:
+    env_path = Path(env_file) if env_file else root / "env.yaml"
+    name = tracking.build_run_name(commit, tracking.changed_params(root, env_path, env), env_file and env_path.name)
+    with mlflow.start_run(run_name=name, tags=tags) as run:
         run_id = run.info.run_id
         mlflow.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
         mlflow.log_dict(env, "env.yaml")
@@ -248,7 +250,7 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
                                           progress=progress if engine == "fork" else None,
                                           interrupt=server.interrupt if server is not None else None,
                                           task_options=task_options)
-        notes = recorder.after(outcomes) if recorder is not None else []
+        notes = recorder.after(outcomes, run_id) if recorder is not None else []
         client = MlflowClient()
         existing = tracking.task_runs(run_id, run.info.experiment_id)
         hashes: dict[str, Any] = {}  # each upstream product hashed once, however many tasks read it
@@ -283,11 +285,15 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         if not ok:
             mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
             first = next((o for o in result.failed if o.failure), None)
-            if first is not None:  # the Runs panel shows it, with a Debug button
+            if first is not None:  # the Runs panel shows it, with a Debug button while it can be debugged
                 mlflow.set_tags({"mlnb.failure": first.failure.describe()[:5000],  # type: ignore[union-attr]
-                                 "mlnb.failure_task": first.name})
+                                 "mlnb.failure_task": first.name,
+                                 debug.DEBUGGABLE_TAG: str(recorder is not None and debug.can_debug(root, first.name)
+                                                           ).lower()})
     if not ok:
         client.set_terminated(run_id, status="KILLED" if result.interrupted else "FAILED")
+    if recorder is not None:  # older builds whose failure this build's run of the task replaced
+        debug.retire_failures(client, recorder, run_id)
     if dvc_repo:
         current = [o.name for o in outcomes if o.status in ("executed", "skipped")]
         _record(spec, result, env_file, overrides, up_to_date=current)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mlnb import cli_data, cli_debug, cli_nbval, cli_registry, cli_serve
+from mlnb import cli_data, cli_debug, cli_nbval, cli_registry, cli_serve, tracking
 from mlnb.clikit import exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
@@ -99,6 +99,8 @@ def _report_build(result: Any) -> None:
         if result.metrics:
             click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
         click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")
+        if url := tracking.ui_url(result.run_id):
+            click.echo(f"  in the MLflow UI: {url}")
     for note in result.resume_notes:
         click.echo(f"resume: {note}")
     for o in result.failed:

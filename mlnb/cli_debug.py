@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -33,11 +36,53 @@ def debug_task(task: str, lab: bool, use_pdb: bool) -> None:
         return
     path = debug.write_debug_notebook(spec, task)
     rel = path.relative_to(root)
-    click.echo(f"debug notebook: {rel}")
-    click.echo(f"  open it in JupyterLab: http://localhost:8888/lab/tree/{rel.as_posix()} (`mlnb debug {task} "
-               f"--lab` starts it); run all cells: the failing cell raises the error again")
-    if lab:
-        os.execvp(sys.executable, [sys.executable, "-m", "jupyter", "lab", str(rel)])
+    click.echo(f"debug notebook: {rel} (run all cells: the failing cell raises the error again; MLflow runs "
+               f"opened there go to .mlnb/debug/, not to the project's experiment)")
+    url = running_lab_url(path)
+    if url:
+        click.echo(f"  open it in the running JupyterLab: {url}")
+    elif lab:
+        _start_lab(root, rel)
+    else:
+        click.echo(f"  no JupyterLab is running on this project: `make lab` or `mlnb debug {task} --lab` starts one")
+
+
+def running_lab_url(path: Path) -> str | None:
+    """The URL opening ``path`` in a running Jupyter server whose root directory holds it (the one
+    closest to it), from jupyter_server's runtime files; None when there is none."""
+    from jupyter_server.serverapp import list_running_servers
+
+    found = []
+    for info in list_running_servers():
+        try:
+            rel = path.resolve().relative_to(Path(info.get("root_dir") or "/").expanduser().resolve())
+        except (ValueError, OSError):
+            continue
+        token = f"?token={info['token']}" if info.get("token") else ""
+        found.append((len(rel.parts), f"{info['url'].rstrip('/')}/lab/tree/{quote(rel.as_posix())}{token}"))
+    return min(found)[1] if found else None
+
+
+def _start_lab(root: Path, rel: Path) -> None:
+    """JupyterLab on the debug notebook (as `make lab` starts it: --allow-root only as root); its
+    real URL once it is up, then wait for it."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    args = [sys.executable, "-m", "jupyter", "lab", *(["--allow-root"] if os.getuid() == 0 else []),
+            f"--ServerApp.root_dir={root}", str(root / rel)]  # the project, not the notebook's folder
+    proc = subprocess.Popen(args, cwd=root)
+    info = Path(jupyter_runtime_dir()) / f"jpserver-{proc.pid}.json"
+    try:
+        while proc.poll() is None:  # the server writes its runtime file once it listens
+            if info.exists():
+                url = running_lab_url(root / rel)
+                if url:
+                    click.echo(f"  JupyterLab started: {url}")
+                    break
+            time.sleep(0.2)
+        proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached Jupyter too (same process group): let it shut down
+        proc.wait()
 
 
 def _post_mortem(found: dict[str, Any], cells: list[dict[str, Any]], snapshot: Path | None) -> None:

@@ -31,13 +31,15 @@ def _differs(run: dict[str, Any], width: int = 60) -> str:
 
 def runs_rows(data: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     """The ``mlnb runs`` table: one column per metric any run logged (nothing assumed about which)."""
+    from mlnb.tracking import short_commit
+
     keys = data["metric_keys"]
     rows = []
     for r in data["runs"]:
         when = datetime.fromtimestamp(r["start_time"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
         metrics = [f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "-" for k in keys]
         verdict = r["verdict"].replace("_", " ")
-        rows.append([r["run_id"], when, r["status"], r["git_commit"][:12] or "-", *metrics, verdict,
+        rows.append([r["run_id"], when, r["status"], short_commit(r["git_commit"]), *metrics, verdict,
                      *([_version(r), _differs(r)] if "params_diff" in r else [])])
     extra = ["version", "differs from the champion"] if any("params_diff" in r for r in data["runs"]) else []
     return rows, ["run_id", "started (UTC)", "status", "commit", *keys, "verdict", *extra]
@@ -82,6 +84,8 @@ def runs(max_results: int, as_json: bool) -> None:
         return
     rows, header = runs_rows(data)
     click.echo(_table(rows, header))
+    if any(r["git_commit"].endswith("-dirty") for r in data["runs"]):
+        click.echo("* built with uncommitted changes to tracked files: the commit alone does not reproduce it")
 
 
 @click.command()

@@ -14,12 +14,15 @@ Task failure life cycle (the snapshot itself is taken in the kernel, see
         upstream products are unchanged: the kernel restores the snapshot and runs from the
         failing cell; otherwise the task runs from the start and the build says why
     failed --the task succeeds--> .mlnb/snapshots/<task>/ is deleted
+    failed --a later build runs the task (either way)--> the failed build run's tag
+        mlnb.debuggable becomes "false": Debug is offered only for the current failure
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -28,13 +31,17 @@ from typing import Any
 
 from mlnb import pipeline, uptodate
 from mlnb.engine import checkpoint
-from mlnb.errors import UserInputError
+from mlnb.errors import StaleFailure, UserInputError
 from mlnb.explain import upstream_hashes
 from mlnb.io import atomic_write
 from mlnb.notebooks import cell_source, read_notebook
 from mlnb.spec import PipelineSpec, TaskSpec
+from mlnb.tracking import DEBUG_ENV
 
 MANIFEST = "manifest.json"
+DEBUGGABLE_TAG = "mlnb.debuggable"  # on a failed build run: "true" while its failure can be debugged
+# In the first code cell of a debug notebook: task runs go to a throwaway store (mlnb.tracking).
+NO_TRACKING = f"os.environ[{DEBUG_ENV!r}] = '1'  # MLflow runs opened here stay out of the experiment\n"
 
 
 def snapshot_dir(root: Path, task: str) -> Path:
@@ -60,7 +67,7 @@ def cell_hashes(notebook: Path) -> list[dict[str, str]]:
             for c in read_notebook(notebook).get("cells", [])]
 
 
-def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome) -> Path:
+def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_id: str | None = None) -> Path:
     """Write the failure manifest of a failed task beside its snapshot (if the kernel took one)."""
     task = spec.tasks[outcome.name]
     out = snapshot_dir(spec.root, task.name)
@@ -78,6 +85,7 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome) -> Path:
         cheap = None
     manifest = {
         "task": task.name,
+        "build_run_id": build_run_id,
         "time": time.time(),
         "cell": {"index": failure.cell_index, "id": failure.cell_id, "first_line": failure.first_line}
         if failure else None,
@@ -205,7 +213,7 @@ def write_debug_notebook(spec: PipelineSpec, name: str) -> Path:
     snapshot = found["snapshot"]
     lost = {**snapshot.get("unpicklable", {}), **{n: "over the snapshot size limit" for n in snapshot["too_big"]}}
     restore = (f"# mlnb: the namespace of task {name!r} just before cell {found['cell']['index']} failed\n"
-               f"import os\nos.chdir({str(spec.root)!r})\n"
+               f"import os\nos.chdir({str(spec.root)!r})\n{NO_TRACKING}"
                f"from mlnb.engine.checkpoint import restore as _mlnb_restore\n"
                f"_mlnb_restore(globals(), {str(snap)!r})\n"
                f"print('restored:', ', '.join({snapshot['saved'] + sorted(snapshot['modules'])!r}))\n"
@@ -226,9 +234,15 @@ def _write_debug(spec: PipelineSpec, name: str, intro: str, first: dict[str, Any
     """``products/_failed/<task>/<task>.debug.ipynb``: the intro, ``first`` (a code cell), ``cells``."""
     head = [{"cell_type": "markdown", "id": "mlnb-debug-intro", "metadata": {}, "source": intro},
             {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], **first}]
-    nb = {"cells": [*head, *cells], "metadata": read_notebook(spec.tasks[name].source).get("metadata", {}),
-          "nbformat": 4, "nbformat_minor": 5}
-    path = partial_notebook(spec, spec.tasks[name]).with_name(f"{name}.debug.ipynb")
+    metadata = read_notebook(spec.tasks[name].source).get("metadata", {})
+    partial = partial_notebook(spec, spec.tasks[name])
+    try:  # the kernel it ran on, as that kernel describes itself: JupyterLab opens the notebook unmodified
+        ran = read_notebook(partial).get("metadata", {})
+        metadata = {**metadata, **{k: ran[k] for k in ("kernelspec", "language_info") if k in ran}}
+    except Exception:
+        pass
+    nb = {"cells": [*head, *cells], "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
+    path = partial.with_name(f"{name}.debug.ipynb")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, encoding="utf-8") as fh:
         fh.write(json.dumps(nb, indent=1) + "\n")
@@ -259,7 +273,7 @@ def _rerun_notebook(spec: PipelineSpec, name: str, found: dict[str, Any], cells:
     except Exception:
         ran = cells
     setup = (f"# mlnb: the cells before the failing one took {found['cheap']['seconds_before']:.1f} s: "
-             f"they run again instead of a snapshot\nimport os\nos.chdir({str(spec.root)!r})")
+             f"they run again instead of a snapshot\nimport os\nos.chdir({str(spec.root)!r})\n{NO_TRACKING}")
     intro = (f"**Debug notebook for task `{name}`** (written by `mlnb debug`): the task's cells with the "
              f"parameters it ran with; it failed at cell {found['cell']['index']} (`{error.get('ename')}: "
              f"{str(error.get('evalue', ''))[:120]}`).")
@@ -280,6 +294,8 @@ class FailureRecorder:
     def __init__(self, spec: PipelineSpec, resume: bool, limit_mb: float) -> None:
         self.spec, self.limit_mb = spec, limit_mb
         self.plans = {n: p for n in spec.tasks if resume and (p := resume_plan(spec, n)) is not None}
+        self.failed_in = {n: _build_of_failure(spec.root, n) for n in spec.tasks}  # before options() clears them
+        self.retired: list[str] = []  # build runs whose failure this build replaced
 
     def options(self, name: str) -> Any:
         from mlnb.engine import kernel
@@ -295,12 +311,15 @@ class FailureRecorder:
         clear(self.spec, name)  # a fresh run: an older snapshot would misdescribe its failure
         return kernel.task_options(env)
 
-    def after(self, outcomes: list[pipeline.TaskOutcome]) -> list[str]:
+    def after(self, outcomes: list[pipeline.TaskOutcome], build_run_id: str | None = None) -> list[str]:
         """Record failures, forget the snapshots of tasks that now succeeded; the resume notes."""
         notes = []
         for outcome in outcomes:
+            earlier = self.failed_in.get(outcome.name)
+            if outcome.status in ("executed", "failed") and earlier and earlier != build_run_id:
+                self.retired.append(earlier)
             if outcome.status == "failed":
-                record_failure(self.spec, outcome)
+                record_failure(self.spec, outcome, build_run_id)
             elif outcome.status == "executed":
                 clear(self.spec, outcome.name)
             if outcome.status in ("executed", "failed") and outcome.name in self.plans:
@@ -308,12 +327,47 @@ class FailureRecorder:
         return notes
 
 
-def debug_notebook_for(root: Path, task: str, server_root: Path) -> dict[str, str]:
-    """For JupyterLab's Debug button: write the debug notebook; its path relative to the server's
-    root directory (what JupyterLab opens)."""
+def _build_of_failure(root: Path, name: str) -> str | None:
+    try:
+        return json.loads((snapshot_dir(root, name) / MANIFEST).read_text()).get("build_run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def retire_failures(client: Any, recorder: FailureRecorder, build_run_id: str) -> None:
+    """Tag the build runs whose failure ``build_run_id`` replaced: no Debug for them any more."""
+    for run_id in dict.fromkeys(recorder.retired):
+        try:
+            client.set_tag(run_id, DEBUGGABLE_TAG, "false")
+            client.set_tag(run_id, "mlnb.debug_replaced_by", build_run_id)
+        except Exception:  # that run was deleted from MLflow: nothing left to offer Debug on
+            continue
+
+
+def check_current(spec: PipelineSpec, name: str, build_run_id: str) -> None:
+    """Refuse (409) to debug build ``build_run_id``'s failure of task ``name`` once a later build ran it."""
+    if name not in spec.tasks:
+        raise UserInputError(f"pipeline.yaml: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
+    if not re.fullmatch(r"[0-9a-f]{32}", build_run_id):
+        raise UserInputError("run_id: expected an MLflow run id (32 lowercase hex digits)")
+    if not (snapshot_dir(spec.root, name) / MANIFEST).exists():
+        raise StaleFailure(f"task {name}: the failure of build {build_run_id[:8]} is no longer current: a later "
+                           f"build ran {name} without it, so there is nothing to debug")
+    current = _build_of_failure(spec.root, name)
+    if current and current != build_run_id:
+        raise StaleFailure(f"task {name}: the failure of build {build_run_id[:8]} is no longer current: "
+                           f"{name} failed again in build {current[:8]}; debug that one")
+
+
+def debug_notebook_for(root: Path, task: str, server_root: Path, build_run_id: str | None = None) -> dict[str, str]:
+    """For JupyterLab's Debug button: write the debug notebook (of the failure of ``build_run_id``
+    when given: refused once a later build ran the task); its path relative to the server's root
+    directory (what JupyterLab opens)."""
     from mlnb.build import load_project
 
     spec, _ = load_project(root)
+    if build_run_id is not None:
+        check_current(spec, task, build_run_id)
     path = write_debug_notebook(spec, task)
     try:
         rel = path.resolve().relative_to(server_root.resolve())

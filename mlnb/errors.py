@@ -166,3 +166,9 @@ class BuildRunning(UserInputError):
     """Another ``mlnb build`` holds the project's build lock (exit 2, HTTP 409)."""
 
     http_status = 409
+
+
+class StaleFailure(UserInputError):
+    """A failure that is no longer the task's current one (a later build ran the task again)."""
+
+    http_status = 409

@@ -278,6 +278,8 @@ def promote(project: Project, run_id: str, *, note: str = "", force: bool = Fals
         _move_aliases(client, project.model_name, version, previous)
         record = audit.AuditRecord(action="promote", version=version, reason=refusal or "", **common)
         _tag_version(client, project, version, record)
+        if note:  # what the MLflow UI shows on the version
+            client.update_model_version(project.model_name, version, description=note[:5000])
         audit.append(project.root, record)
     was = f" (was version {previous})" if previous else ""
     forced = " despite: " + refusal if refusal else ""

@@ -4,7 +4,11 @@ One *build* run per ``mlnb build`` (tag ``mlnb.kind=build``) and one nested *tas
 run per executed task (tag ``mlnb.kind=task``, ``mlnb.task=<name>``). Task notebooks
 open their own run through :func:`task_run`; when they run under ``mlnb build`` the
 environment variable ``MLNB_BUILD_RUN_ID`` makes that run a child of the build run.
-Under plain ``ploomber build`` each task run stands alone.
+Under plain ``ploomber build`` each task run stands alone. Build runs are named after the commit
+and the params that differ from it (``a1b2c3d C=0.5``), task runs after their task.
+
+A debug notebook (``mlnb debug``) sets ``MLNB_DEBUG_NOTEBOOK``: its task runs then go to a
+throwaway store (``.mlnb/debug/mlflow.db``), never to the project's experiment.
 
 Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<root>/mlflow.db``
 with artifacts in ``<root>/mlartifacts``.
@@ -13,6 +17,7 @@ with artifacts in ``<root>/mlartifacts``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +27,9 @@ from typing import Any
 from mlnb.errors import TrackingError
 
 BUILD_RUN_ENV = "MLNB_BUILD_RUN_ID"
+DEBUG_ENV = "MLNB_DEBUG_NOTEBOOK"
+# What MLflow 3's UI reads to open an experiment on its training runs rather than the GenAI overview.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 TELEMETRY_OFF = {
     "PLOOMBER_STATS_ENABLED": "false",
     "PLOOMBER_VERSION_CHECK_DISABLED": "true",
@@ -54,9 +62,11 @@ def configure(root: str | Path, experiment: str) -> str:
             location = None
             if uri.startswith("sqlite:"):
                 location = (Path(root).resolve() / "mlartifacts").as_uri()
-            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+            exp_id = mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_KIND)
         else:
             exp_id = exp.experiment_id
+            if "mlflow.experimentKind" not in exp.tags:  # made before mlnb set it (or by hand): once
+                mlflow.MlflowClient().set_experiment_tag(exp_id, *next(iter(EXPERIMENT_KIND.items())))
     except Exception as exc:  # MLflow raises many types for an unreachable store
         raise TrackingError(f"MLflow store {uri}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     mlflow.set_experiment(experiment_id=exp_id)
@@ -64,20 +74,66 @@ def configure(root: str | Path, experiment: str) -> str:
 
 
 def git_commit(root: str | Path) -> str:
-    """Current commit hash (with ``-dirty`` suffix when the tree has changes), or ``unknown``."""
+    """Current commit hash (with ``-dirty`` suffix when tracked files other than ``dvc.lock`` have
+    uncommitted changes), or ``unknown``."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True,
                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        # dvc.lock records the previous build's outputs, not an input of this one
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
 
 
+def short_commit(commit: str) -> str:
+    """``a1b2c3d``, with ``*`` when the build ran with uncommitted changes to tracked files."""
+    if not commit or commit == "unknown":
+        return commit or "-"
+    return commit[:7] + ("*" if commit.endswith("-dirty") else "")
+
+
+def changed_params(root: Path, env_path: Path, env: dict[str, Any]) -> dict[str, Any]:
+    """The params (flattened keys) in ``env`` that differ from ``env_path`` as committed at HEAD
+    (overrides and uncommitted edits alike); all of them when the file is not in git."""
+    import yaml
+
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(d, dict):
+            return {prefix.rstrip("."): d} if prefix else {}
+        return {k: v for key, value in d.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+
+    try:
+        rel = env_path.resolve().relative_to(root.resolve()).as_posix()
+        shown = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=root, capture_output=True, text=True, timeout=10)
+        committed = yaml.safe_load(shown.stdout) if shown.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.SubprocessError, yaml.YAMLError):
+        committed = {}
+    before, now = flat(committed or {}), flat(env)
+    return {k: v for k, v in now.items() if before.get(k, object()) != v}
+
+
+def build_run_name(commit: str, changed: dict[str, Any], env_file: str | None = None, limit: int = 4) -> str:
+    """``a1b2c3d C=0.5``: the short commit, the env file when not the default, then the changed
+    params (by their last key, or the full key when two share it)."""
+    leaves = [k.rsplit(".", 1)[-1] for k in changed]
+    items = [f"{leaf if leaves.count(leaf) == 1 else key}={value}" for key, leaf, value in
+             zip(changed, leaves, changed.values(), strict=True)]
+    more = [f"+{len(items) - limit} more"] if len(items) > limit else []
+    parts = [short_commit(commit) if commit != "unknown" else "build", *([env_file] if env_file else []),
+             *items[:limit], *more]
+    return " ".join(parts)[:200]
+
+
 @contextlib.contextmanager
 def task_run(task: str, root: str | Path, experiment: str) -> Iterator[Any]:
-    """Open the MLflow run of one task (a child of the build run under ``mlnb build``)."""
+    """Open the MLflow run of one task (a child of the build run under ``mlnb build``; in a debug
+    notebook, a run in the throwaway debug store)."""
+    if os.environ.get(DEBUG_ENV):
+        with _debug_run(task, Path(root), experiment) as run:
+            yield run
+        return
     configure(root, experiment)
     import mlflow
 
@@ -85,6 +141,48 @@ def task_run(task: str, root: str | Path, experiment: str) -> Iterator[Any]:
     tags = {"mlnb.kind": "task", "mlnb.task": task, "mlnb.git_commit": git_commit(root)}
     with mlflow.start_run(run_name=task, parent_run_id=parent, tags=tags) as run:
         yield run
+
+
+@contextlib.contextmanager
+def _debug_run(task: str, root: Path, experiment: str) -> Iterator[Any]:
+    """The run of a task re-run in its debug notebook: in ``.mlnb/debug/mlflow.db``, so the project's
+    experiment never gets a stray run (reads elsewhere in the notebook still see the project's store)."""
+    telemetry_off()
+    import mlflow
+
+    store = root.resolve() / ".mlnb" / "debug"
+    store.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    print(f"mlnb debug: this MLflow run goes to {store.relative_to(root.resolve()) / 'mlflow.db'}, "
+          f"not to the project's experiment")
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    quiet = logging.getLogger("mlflow.store.db.utils")  # "Creating initial MLflow database tables..."
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        client = mlflow.MlflowClient(uri)
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(
+            experiment, artifact_location=(store / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"{task} (debug)", tags={"mlnb.kind": "debug"}) as run:
+            yield run
+    finally:
+        quiet.setLevel(level)
+        mlflow.set_tracking_uri(before)
+
+
+def ui_url(run_id: str) -> str | None:
+    """The run's page in the MLflow UI when the store is an MLflow server (``MLFLOW_TRACKING_URI``
+    http/https), in the UI's "Model training" view (MLflow 3.17's UI otherwise opens its GenAI view,
+    whatever the experiment's kind); None for a local store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri.startswith(("http://", "https://")):
+        return None
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = MlflowClient(uri).get_run(run_id).info.experiment_id
+    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def task_runs(build_run_id: str, experiment_id: str) -> dict[str, str]:
@@ -153,6 +251,7 @@ def build_summary(run: Any) -> dict[str, Any]:
         "failed_task": tags.get("mlnb.failed_task", ""),
         "failure": tags.get("mlnb.failure", ""),  # "cell 5 ('first line'): ValueError: ..."
         "failure_task": tags.get("mlnb.failure_task", ""),
+        "debuggable": tags.get("mlnb.debuggable") == "true",  # its failure is the task's current one
         "metrics": {k: float(v) for k, v in sorted(run.data.metrics.items())},
     }
 

@@ -17,9 +17,11 @@ import { debugTask } from './request';
 import { CompareView, RunDetailView } from './runviews';
 import { buildRunId, PromoteButtonExtension, PROMOTE_NOTEBOOK_RUN } from './toolbar';
 
+/** Stable command ids (palette, keyboard shortcuts, other extensions). */
 const CommandIDs = {
   open: 'mlnb:open-runs',
   refresh: 'mlnb:refresh-runs',
+  promote: 'mlnb:promote',
   rollback: 'mlnb:rollback',
   promoteNotebookRun: PROMOTE_NOTEBOOK_RUN
 };
@@ -69,9 +71,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         ),
       onCompare: (a, b) => openView(new CompareView(a, b)),
       onRollback: rollbackFlow,
-      onDebug: async (task: string) => {
+      onDebug: async (task: string, runId: string) => {
         try {
-          const written = await debugTask(task);
+          const written = await debugTask(task, runId);
           await commands.execute('docmanager:open', { path: written.path });
         } catch (error) {
           await showErrorMessage(
@@ -96,6 +98,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(CommandIDs.refresh, {
       label: 'Refresh mlnb Runs',
       execute: () => panel.refresh()
+    });
+    commands.addCommand(CommandIDs.promote, {
+      label: 'Promote a Run to mlnb Champion…',
+      caption:
+        'Promote build run `runId` (or the one that executed the current notebook); ' +
+        'without one, the Runs panel opens to pick a run',
+      execute: async args => {
+        const runId =
+          typeof args.runId === 'string'
+            ? args.runId
+            : buildRunId(tracker.currentWidget?.model);
+        if (!runId) {
+          shell.activateById(PANEL_ID);
+          return false;
+        }
+        return afterChange(await promoteFlow(runId));
+      }
     });
     commands.addCommand(CommandIDs.rollback, {
       label: 'Roll Back the mlnb Champion…',
@@ -123,6 +142,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       for (const command of [
         CommandIDs.open,
         CommandIDs.refresh,
+        CommandIDs.promote,
         CommandIDs.rollback,
         CommandIDs.promoteNotebookRun
       ]) {

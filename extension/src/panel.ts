@@ -43,8 +43,8 @@ export interface IRunsPanelOptions {
   onPromote: (runId: string) => Promise<boolean>;
   /** Run the rollback flow; resolves true when the registry may have changed. */
   onRollback: () => Promise<boolean>;
-  /** Open the debug notebook of a failed task (`mlnb debug TASK`). */
-  onDebug?: (task: string) => Promise<void>;
+  /** Open the debug notebook of a failed task (`mlnb debug TASK`) of build `runId`. */
+  onDebug?: (task: string, runId: string) => Promise<void>;
   /** Open a run's details (params, plots, promotions) in the main area. */
   onOpenRun?: (runId: string) => void;
   /** Open two runs side by side in the main area. */
@@ -297,7 +297,7 @@ export class RunsPanel extends Widget {
       const task = run.failed_task ? ` (${run.failed_task})` : '';
       badges.append(badge('status-failed', `build failed${task}`, run.failure ?? ''));
       if (run.failure_task && run.failure) {
-        parts.push(this._failureLine(run.failure_task, run.failure));
+        parts.push(this._failureLine(run.failure_task, run.failure, run.run_id, run.debuggable === true));
       }
     }
     const verdict = run.verdict ?? (run.gate === 'passed' ? 'promotable' : run.gate);
@@ -335,16 +335,19 @@ export class RunsPanel extends Widget {
     return row;
   }
 
-  private _failureLine(task: string, failure: string): HTMLDivElement {
+  private _failureLine(task: string, failure: string, runId: string, debuggable: boolean): HTMLDivElement {
     const line = el('div', 'mlnb-run-line mlnb-run-failure');
     line.append(span('mlnb-run-failure-text', `${task}: ${failure}`, failure));
-    const debugButton = button(
-      'Debug',
-      'mlnb-debug-button',
-      `Open a notebook that restores ${task}'s variables and runs from the failing cell`
-    );
-    debugButton.addEventListener('click', () => void this._options.onDebug?.(task));
-    line.append(debugButton);
+    if (debuggable) {
+      // only while this failure is the task's current one (a later build retires it)
+      const debugButton = button(
+        'Debug',
+        'mlnb-debug-button',
+        `Open a notebook that restores ${task}'s variables and runs from the failing cell`
+      );
+      debugButton.addEventListener('click', () => void this._options.onDebug?.(task, runId));
+      line.append(debugButton);
+    }
     return line;
   }
 

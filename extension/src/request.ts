@@ -54,6 +54,8 @@ export interface IRun {
   /** The first failed task and where it failed: "cell 5 ('x = f()'): ValueError: ..." */
   failure?: string;
   failure_task?: string;
+  /** The failure is still the task's current one: `POST debug` can open it. */
+  debuggable?: boolean;
   metrics: Metrics;
   model_version: string | null;
   champion: boolean;
@@ -240,6 +242,7 @@ export interface IDebugNotebook {
   task: string;
 }
 
-export function debugTask(task: string): Promise<IDebugNotebook> {
-  return post<IDebugNotebook>('debug', { task });
+/** The debug notebook of `task`'s failure in build `runId` (409 once a later build ran the task). */
+export function debugTask(task: string, runId?: string): Promise<IDebugNotebook> {
+  return post<IDebugNotebook>('debug', runId ? { task, run_id: runId } : { task });
 }

@@ -92,15 +92,18 @@ def write_snapshot(ns: dict[str, Any], out_dir: Path, limit_bytes: int) -> dict[
 def restore(ns: dict[str, Any], snapshot_dir: str | Path) -> dict[str, Any]:
     """Put a snapshot's modules and variables back into ``ns``; the snapshot's contents."""
     import importlib
+    import warnings
 
     snapshot_dir = Path(snapshot_dir)
     contents = _loads_json((snapshot_dir / CONTENTS).read_text())
-    for alias, module in contents["modules"].items():
-        with contextlib.suppress(ImportError):
-            ns[alias] = importlib.import_module(module)
-    blobs = _loads_pickle((snapshot_dir / NAMESPACE).read_bytes())
-    for name, blob in blobs.items():
-        ns[name] = _loads_pickle(blob)
+    with warnings.catch_warnings():  # tqdm.auto in a kernel without ipywidgets: a red warning that says nothing
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        for alias, module in contents["modules"].items():
+            with contextlib.suppress(ImportError):
+                ns[alias] = importlib.import_module(module)
+        blobs = _loads_pickle((snapshot_dir / NAMESPACE).read_bytes())
+        for name, blob in blobs.items():
+            ns[name] = _loads_pickle(blob)
     return contents
 
 

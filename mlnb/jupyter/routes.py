@@ -28,7 +28,8 @@ from mlnb.io import find_project_root
 ROOT_ENV = "MLNB_PROJECT_ROOT"
 MAX_BODY = 64 * 1024
 MAX_NOTE = 2000
-FIELDS = {"promote": {"run_id": str, "note": str, "force": bool}, "rollback": {"note": str}, "debug": {"task": str}}
+FIELDS = {"promote": {"run_id": str, "note": str, "force": bool}, "rollback": {"note": str},
+          "debug": {"task": str, "run_id": str}}
 REQUIRED = {"promote": ("run_id",), "rollback": (), "debug": ("task",)}
 
 
@@ -101,8 +102,16 @@ class Base(APIHandler):
 
     @property
     def user_name(self) -> str | None:
+        """Who acts, for the audit trail: the user an identity provider vouches for (JupyterHub, a
+        custom provider), else None, so :func:`mlnb.audit.current_user` names the OS user running the
+        server. Jupyter's own token and password providers know no person: they make up a random
+        anonymous id per browser session."""
+        from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+
+        if type(self.identity_provider) in (IdentityProvider, PasswordIdentityProvider):
+            return None
         user = self.current_user
-        return getattr(user, "username", None) or getattr(user, "name", None)
+        return getattr(user, "username", None) or getattr(user, "name", None) or None
 
     async def answer(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``fn(project, ...)`` off the event loop and reply with its JSON (or the error)."""
@@ -172,7 +181,8 @@ class DebugHandler(Base):
         data = self.body("debug")
         if data is not None:
             server_root = Path(self.settings.get("server_root_dir") or os.getcwd()).expanduser()
-            await self.answer(lambda project: debug.debug_notebook_for(project.root, data["task"], server_root))
+            await self.answer(lambda project: debug.debug_notebook_for(project.root, data["task"], server_root,
+                                                                       data.get("run_id")))
 
 
 def setup_route_handlers(web_app: Any, root: Path | None) -> None:

@@ -86,6 +86,11 @@ class LabServer:
     token: str
     log: Path
 
+    @property
+    def runtime_dir(self) -> Path:
+        """The server's runtime directory (``jpserver-<pid>.json``: how `mlnb debug` finds it)."""
+        return self.log.parent / "runtime"
+
 
 def write_notebook(path: Path, metadata: dict) -> None:
     nb = {"nbformat": 4, "nbformat_minor": 5, "cells": [
@@ -112,35 +117,66 @@ def http(method: str, url: str, token: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def jupyter_home(home: Path) -> dict[str, str]:
-    """Config, data, settings and workspaces of the test server, all under ``home``."""
-    config, data = home / "config", home / "data"
-    (data / "labextensions").mkdir(parents=True)
-    # The frontend under test is the one built from extension/ in this checkout, whatever is installed.
-    (data / "labextensions" / "mlnb-jupyterlab").symlink_to(LABEXTENSION, target_is_directory=True)
-    config.mkdir()
-    # A synchronous contents manager: Ploomber's server extension wraps whatever manager it finds and
-    # calls it synchronously, which breaks jupyter_server 2's default async one (/api/contents -> 500).
-    (config / "jupyter_server_config.json").write_text(json.dumps({"ServerApp": {
-        "jpserver_extensions": {"mlnb.jupyter": True},
-        "contents_manager_class": "jupyter_server.services.contents.largefilemanager.LargeFileManager"}}))
-    settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    return {"JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(data),
-            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_PREFER_ENV_PATH": "0",
-            "JUPYTERLAB_SETTINGS_DIR": str(home / "lab-settings"),
-            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "IPYTHONDIR": str(home / "ipython")}
+LAB_SCRIPT = REPO / "scripts" / "lab"
+
+
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save screenshots of the states they reach: ``$MLNB_SCREENSHOTS`` when
+    set (the docs use them), else ``<pytest basetemp>/screenshots``."""
+    out = Path(os.environ.get("MLNB_SCREENSHOTS") or tmp_path_factory.getbasetemp() / "screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def lab_env(home: Path) -> dict[str, str]:
+    """What the test chooses besides port and token: throwaway runtime, workspace and user-level
+    directories (the machine user's own ~/.jupyter stays out); the installed configuration of the
+    venv (``make setup``) is the product's and is used as it is."""
+    dirs = {"JUPYTER_RUNTIME_DIR": home / "runtime", "JUPYTERLAB_WORKSPACES_DIR": home / "workspaces",
+            "JUPYTERLAB_SETTINGS_DIR": home / "user-settings", "JUPYTER_CONFIG_DIR": home / "user-config",
+            "JUPYTER_DATA_DIR": home / "user-data"}
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    return {key: str(path) for key, path in dirs.items()}
+
+
+def start_lab(root: Path, home: Path, env: dict[str, str],
+              prefix: list[str] | None = None) -> tuple[subprocess.Popen, LabServer]:
+    """``scripts/lab`` (what ``make lab`` runs) in ``root`` with this test's venv, port and token
+    (``prefix``: e.g. a command that runs it as another user)."""
+    port, token = free_port(), secrets.token_hex(16)
+    log = home / "jupyter.log"
+    cmd = [*(prefix or []), str(LAB_SCRIPT), f"--port={port}", "--ServerApp.port_retries=0",
+           f"--IdentityProvider.token={token}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env={**env, **lab_env(home), "VENV": sys.prefix}, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc, LabServer(f"http://127.0.0.1:{port}", token, log)
+
+
+def wait_for(proc: subprocess.Popen, server: LabServer, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"scripts/lab exited with {proc.returncode}:\n{server.log.read_text()[-3000:]}")
+        try:
+            if http("GET", f"{server.url}/api/status", server.token)[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"jupyter lab did not answer /api/status in {timeout:g} s:\n{server.log.read_text()[-3000:]}")
+        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabProject, LabServer]]:
-    """The project and its Jupyter server; the server starts while the builds are being made."""
+    """The project and its Jupyter server, started as `make lab` starts it; the server starts while
+    the builds are being made."""
     from tests.registry_fixtures import make_registry_project
 
     if not (LABEXTENSION / "package.json").exists():
-        pytest.fail(f"{LABEXTENSION} is not built: run `cd extension && jlpm install && jlpm build`")
+        pytest.fail(f"{LABEXTENSION} is not built: run `make setup`")
     base = tmp_path_factory.mktemp("lab")
     root = make_registry_project(base)
     # An executed task notebook (its build run id is filled in below) and a plain one.
@@ -148,15 +184,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabProject, 
     home = tmp_path_factory.mktemp("jupyter")
     env = {**os.environ, **TELEMETRY_OFF, "PYTHONPATH": str(REPO)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    server_env = {**env, **jupyter_home(home), "MLNB_PROJECT_ROOT": str(root)}
-    port, token = free_port(), secrets.token_hex(16)
-    url, log = f"http://127.0.0.1:{port}", home / "jupyter.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
-           "--ServerApp.ip=127.0.0.1", "--ServerApp.allow_root=True", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False", "--LabApp.extension_manager=readonly"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=server_env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    proc, server = start_lab(root, home, env)
     try:
         setup = subprocess.run([sys.executable, "-c", SETUP, str(REPO), str(base), json.dumps(BUILDS)], env=env,
                                capture_output=True, text=True, timeout=180)
@@ -164,25 +192,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabProject, 
         data = json.loads(setup.stdout.strip().splitlines()[-1])
         project = LabProject(Path(data["root"]), data["ids"], data["model_name"])
         write_notebook(root / "products" / "train" / "train.ipynb", {"mlnb": {"build_run_id": project.ids[2]}})
-
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if http("GET", f"{url}/api/status", token)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not answer /api/status in 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        status, body = http("GET", f"{url}/mlnb/api/runs?limit=5", token)
-        assert status == 200, f"mlnb server extension: GET runs -> {status} {body}\n{log.read_text()[-3000:]}"
-        server = LabServer(url, token, log)
+        wait_for(proc, server)
+        status, body = http("GET", f"{server.url}/mlnb/api/runs?limit=5", server.token)
+        assert status == 200, f"mlnb server extension: GET runs -> {status} {body}\n{server.log.read_text()[-3000:]}"
         yield project, server
     finally:
-        stop(proc, url, token)
+        stop(proc, server.url, server.token)
 
 
 @pytest.fixture(scope="module")
@@ -247,9 +262,7 @@ def page(browser, lab_server: LabServer, request: pytest.FixtureRequest,
     finally:
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
-            shots = tmp_path_factory.getbasetemp() / "screenshots"
-            shots.mkdir(exist_ok=True)
-            shot = shots / f"{request.node.name}.png"
+            shot = screenshot_dir(tmp_path_factory) / f"failed-{request.node.name}.png"
             try:
                 pg.screenshot(path=str(shot), full_page=True)
                 print(f"screenshot: {shot}\njupyter log: {lab_server.log}")

@@ -69,6 +69,10 @@ def test_build_against_a_real_tracking_server(tmp_path: Path, mlflow_server: str
     (build,) = client.search_runs([exp.experiment_id], "tags.`mlnb.kind` = 'build'")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{build.info.run_id}'")
     assert len(children) == 6
+    # the UI opens it among the training runs (MLflow 3.17's UI would show its GenAI overview otherwise)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert (f"in the MLflow UI: {mlflow_server}/#/experiments/{exp.experiment_id}/runs/{build.info.run_id}"
+            "?workflowType=machine_learning") in proc.stdout
     export = next(c for c in children if c.data.tags["mlnb.task"] == "export")
     assert [a.path for a in client.list_artifacts(export.info.run_id, "notebooks")] == ["notebooks/export.ipynb"]
     (version,) = client.search_model_versions("name = 'breast-cancer-classifier'")

@@ -143,6 +143,16 @@ describe('RunsPanel failed builds', () => {
           failed_task: 'train',
           failure_task: 'train',
           failure: "cell 5 ('model.fit(X)'): ValueError: bad alpha",
+          debuggable: true,
+          model_version: null
+        }),
+        run(4, {
+          status: 'failed',
+          gate: '-',
+          failed_task: 'train',
+          failure_task: 'train',
+          failure: "cell 5 ('model.fit(X)'): ValueError: older",
+          debuggable: false,
           model_version: null
         }),
         run(3)
@@ -150,18 +160,21 @@ describe('RunsPanel failed builds', () => {
     });
     const asked: string[] = [];
     const p = panel({
-      onDebug: async task => {
-        asked.push(task);
+      onDebug: async (task, runId) => {
+        asked.push(`${task} ${runId}`);
       }
     });
     await p.refresh();
-    const [failed, ok] = rows(p);
+    const [failed, retired, ok] = rows(p);
     expect(failed.querySelector('.mlnb-run-failure-text')?.textContent).toBe(
       "train: cell 5 ('model.fit(X)'): ValueError: bad alpha"
     );
     expect(ok.querySelector('.mlnb-debug-button')).toBeNull();
+    // a failure a later build replaced: still described, no longer offered for debugging
+    expect(retired.querySelector('.mlnb-run-failure-text')).not.toBeNull();
+    expect(retired.querySelector('.mlnb-debug-button')).toBeNull();
     (failed.querySelector('.mlnb-debug-button') as HTMLButtonElement).click();
-    expect(asked).toEqual(['train']);
+    expect(asked).toEqual([`train ${failed.dataset.runId}`]);
   });
 
   it('offers no Debug button when the build records no failing cell', async () => {
