@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ MAX_BODY = 64 * 1024
 MAX_NOTE = 2000
 FIELDS = {"promote": {"run_id": str, "note": str, "force": bool}, "rollback": {"note": str},
           "debug": {"task": str, "run_id": str}}
+TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}")  # what pipeline.yaml accepts as a task name
 REQUIRED = {"promote": ("run_id",), "rollback": (), "debug": ("task",)}
 
 
@@ -179,7 +181,9 @@ class DebugHandler(Base):
         from mlnb import debug
 
         data = self.body("debug")
-        if data is not None:
+        if data is not None and not TASK_NAME.fullmatch(data["task"]):
+            self.fail(UserInputError("request body: field task: not a task name"))  # never echoed back
+        elif data is not None:
             server_root = Path(self.settings.get("server_root_dir") or os.getcwd()).expanduser()
             await self.answer(lambda project: debug.debug_notebook_for(project.root, data["task"], server_root,
                                                                        data.get("run_id")))

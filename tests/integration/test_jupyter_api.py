@@ -154,8 +154,9 @@ def test_runs_and_detail_and_promotion_round_trip(served):
     ("GET", "/mlnb/api/runs/..%2F..%2Fetc%2Fpasswd", None, 400, "run id: expected 32"),
     ("GET", "/mlnb/api/runs/%2e%2e", None, 400, "run id: expected 32"),
     ("GET", "/mlnb/api/runs/" + "a" * 31 + "%00", None, 400, "run id: expected 32"),
+    ("POST", "/mlnb/api/debug", {"task": "<script>alert(1)</script>"}, 400, "field task: not a task name"),
 ], ids=["bad-id", "unknown-id", "bad-limit", "malformed", "deeply-nested", "too-large", "unknown-field",
-        "wrong-type", "missing-id", "path-id", "long-note", "encoded-traversal", "encoded-dots", "nul"])
+        "wrong-type", "missing-id", "path-id", "long-note", "encoded-traversal", "encoded-dots", "nul", "debug-task"])
 def test_bad_requests_get_json_errors_that_echo_nothing(served, method, path, body, status, error):
     server, _ = served
     got, reply = server.call(method, path, body)
