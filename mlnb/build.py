@@ -234,9 +234,11 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    tracking.configure(root, experiment_name(env))
+    experiment_id = tracking.configure(root, experiment_name(env))
+    tracking.close_orphaned_builds(experiment_id, root)  # we hold the build lock: a RUNNING one here is dead
     commit = tracking.git_commit(root)
-    tags = {"mlnb.kind": "build", "mlnb.git_commit": commit, "mlnb.force": str(force).lower(), "mlnb.engine": engine}
+    tags = {"mlnb.kind": "build", "mlnb.git_commit": commit, "mlnb.force": str(force).lower(), "mlnb.engine": engine,
+            **tracking.owner_tags(root)}
     if only is not None:
         tags["mlnb.only"] = only
     env_path = Path(env_file) if env_file else root / "env.yaml"

@@ -73,6 +73,36 @@ def configure(root: str | Path, experiment: str) -> str:
     return exp_id
 
 
+def owner_tags(root: str | Path) -> dict[str, str]:
+    """Which machine and project directory a build run belongs to (see :func:`close_orphaned_builds`)."""
+    import socket
+
+    return {"mlnb.host": socket.gethostname(), "mlnb.root": str(Path(root).resolve())}
+
+
+def close_orphaned_builds(experiment_id: str, root: str | Path) -> list[str]:
+    """Mark KILLED the build runs (and their task runs) of this machine and project that are still
+    RUNNING: the caller holds the project's build lock, so their process died (``kill -9``, a power
+    cut) before it could end them. Returns their ids."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    owner = owner_tags(root)
+    filt = "tags.`mlnb.kind` = 'build' and attributes.status = 'RUNNING'"
+    closed = []
+    for run in client.search_runs([experiment_id], filt, max_results=200):
+        if any(run.data.tags.get(k) != v for k, v in owner.items()):  # another machine's or directory's build
+            continue
+        children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}' and "
+                                      "attributes.status = 'RUNNING'", max_results=1000)
+        for child in children:
+            client.set_terminated(child.info.run_id, "KILLED")
+        client.set_tag(run.info.run_id, "mlnb.status", "killed")
+        client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    return closed
+
+
 def git_commit(root: str | Path) -> str:
     """Current commit hash (with ``-dirty`` suffix when tracked files other than ``dvc.lock`` have
     uncommitted changes), or ``unknown``."""

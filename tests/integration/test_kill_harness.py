@@ -1,6 +1,6 @@
 """``kill -9`` at random moments of `mlnb build --force` and `mlnb run TASK`: afterwards no task whose
 notebook is partial is called up to date, the next `mlnb build` completes it, DVC records only whole
-outputs, and no process of the killed build is left. Bounded: a fixed seed, six kills."""
+outputs, no process of the killed build is left, and its MLflow run is closed as KILLED. Bounded: a fixed seed, six kills."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -59,6 +60,14 @@ def up_to_date(root: Path) -> set[str]:
     return {ln.split()[0] for ln in result.stdout.splitlines()[2:] if ln.split()[1:2] == ["up"]}
 
 
+def build_statuses(root: Path) -> list[str]:
+    code = ("import json, mlflow\nmlflow.set_tracking_uri('sqlite:///mlflow.db')\nc = mlflow.MlflowClient()\n"
+            "e = c.get_experiment_by_name('killed')\n"
+            "print(json.dumps([r.info.status for r in c.search_runs([e.experiment_id], \"tags.`mlnb.kind` = 'build'\")]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
 def test_kill_9_never_leaves_a_partial_output_that_counts(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     rng = random.Random(20261204)
@@ -79,6 +88,8 @@ def test_kill_9_never_leaves_a_partial_output_that_counts(tmp_path: Path) -> Non
         partial = [t for t in fresh if not whole(root, t)]
         assert partial == [], f"round {round_}: partial outputs called up to date: {partial}"
     ok(run_mlnb(root, "build"))
+    statuses = build_statuses(root)  # the killed builds' runs were closed by the next build
+    assert "RUNNING" not in statuses and statuses.count("KILLED") >= 1, statuses
     assert all(whole(root, t) for t in TASKS)
     assert up_to_date(root) == set(TASKS)
     status = dvc(root, "status")
