@@ -57,4 +57,15 @@ def promotions(as_json: bool) -> None:
     click.echo(_table(rows, ["time (UTC)", "action", "user", "run", "version", "was", "f1 delta", "note"]))
 
 
-COMMANDS = [promote, rollback, promotions]
+@click.command()
+@click.argument("run_id", required=False)
+@handle_errors
+def verdict(run_id: str | None) -> None:
+    """Print the gate verdict of build RUN_ID (default: the last build): promotable, not_promotable,
+    failed, or none (no build, or a build that did not evaluate). CI deploys only on promotable."""
+    from mlnb import registry
+
+    click.echo(registry.build_verdict(registry.open_project(_root()), run_id) or "none")
+
+
+COMMANDS = [promote, rollback, promotions, verdict]

@@ -34,7 +34,8 @@ from typing import Any
 from mlnb import audit, integrity, tracking
 from mlnb.config import load_env
 from mlnb.errors import EnvError, PromotionRefused, RegistryError, RunNotFound, UserInputError
-from mlnb.io import file_lock
+from mlnb.gate import verdict_of
+from mlnb.io import file_lock, read_json
 
 CHAMPION, PREVIOUS = "champion", "previous"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -194,12 +195,25 @@ def list_runs(project: Project, limit: int = 20) -> dict[str, Any]:
 def _refusal(run: Any) -> str | None:
     """Why a plain (unforced) promotion of this build is refused, or None."""
     tags = run.data.tags
-    if tags.get("mlnb.gate_passed") == "true":
+    verdict = verdict_of(tags)
+    if verdict == "promotable":
         return None
-    if tags.get("mlnb.gate_passed") == "false":
-        return f"the gate failed: {tags.get('mlnb.gate_reason') or 'no reason recorded'}"
+    if verdict is not None:
+        said = "the gate failed" if verdict == "failed" else "the gate says not promotable"
+        return f"{said}: {tags.get('mlnb.gate_reason') or 'no reason recorded'}"
     failed = tags.get("mlnb.failed_task")
     return "the build has no gate result" + (f" (task {failed} failed)" if failed else "")
+
+
+@_translated
+def build_verdict(project: Project, run_id: str | None = None) -> str | None:
+    """The gate verdict of a build (default: the last one, ``products/last_build.json``), or None."""
+    if run_id is None:
+        last = project.root / "products" / "last_build.json"
+        run_id = (read_json(last) or {}).get("run_id") if last.exists() else None
+        if not run_id:
+            return None
+    return verdict_of(_build_run(_client(), project, run_id).data.tags)
 
 
 @_translated
