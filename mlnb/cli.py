@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mlnb import cli_data, cli_debug, cli_nbval, cli_registry, cli_serve
+from mlnb import cli_data, cli_debug, cli_lineage, cli_nbval, cli_registry, cli_serve
 from mlnb.clikit import exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
@@ -280,7 +280,7 @@ def add(notebook: str, name: str | None) -> None:
 
 
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
-                 cli_nbval.nbval_group]:
+                 cli_nbval.nbval_group, *cli_lineage.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":

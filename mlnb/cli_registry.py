@@ -11,17 +11,41 @@ from mlnb.clikit import table as _table
 
 @click.command()
 @click.argument("run_id")
-@click.option("--force", is_flag=True, help="Promote even though the build's gate failed.")
+@click.option("--force", is_flag=True, help="Promote even though a requirement of the promotion policy is not held "
+                                            "(the audit record names the ones bypassed).")
 @click.option("--note", default="", help="Why: stored in the audit record.")
 @handle_errors
 def promote(run_id: str, force: bool, note: str) -> None:
-    """Make RUN_ID's model the champion (MLflow alias `champion`; the old one becomes `previous`)."""
-    from mlnb import registry
+    """Make RUN_ID's model the champion (MLflow alias `champion`; the old one becomes `previous`), when
+    the promotion policy (params.yaml `promotion:`) holds: each requirement is listed, held or not."""
+    from mlnb import promotion, registry
 
-    outcome = registry.promote(registry.open_project(_root()), run_id, note=note, force=force)
+    try:
+        outcome = registry.promote(registry.open_project(_root()), run_id, note=note, force=force)
+    except promotion.Refused as exc:
+        _requirements(exc.requirements)
+        raise
+    _requirements(list(outcome.requirements))
     click.echo(outcome.message)
     if outcome.record and outcome.record["deltas"]:
         click.echo("vs the old champion: " + ", ".join(f"{k} {v:+.4f}" for k, v in outcome.record["deltas"].items()))
+
+
+def _requirements(requirements: list) -> None:
+    for req in requirements:
+        mark = "ok  " if req.held else "FAIL" if req.required else "-   "
+        click.echo(f"  [{mark}] {req.describe()}")
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--note", default="", help="Why: stored with the approval and in the audit trail.")
+@handle_errors
+def approve(run_id: str, note: str) -> None:
+    """Approve build RUN_ID for promotion (params.yaml `promotion.approvals`: how many distinct people)."""
+    from mlnb import registry
+
+    click.echo(registry.approve(registry.open_project(_root()), run_id, note=note)["message"])
 
 
 @click.command()
@@ -68,4 +92,4 @@ def verdict(run_id: str | None) -> None:
     click.echo(registry.build_verdict(registry.open_project(_root()), run_id) or "none")
 
 
-COMMANDS = [promote, rollback, promotions, verdict]
+COMMANDS = [promote, approve, rollback, promotions, verdict]

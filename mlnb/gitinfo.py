@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 DIRTY = "-dirty"
-IGNORED_CHANGES = ("dvc.lock",)  # rewritten by every build: an output record, not an input
+IGNORED_CHANGES = ("dvc.lock", "dvc.yaml")  # written by mlnb build itself (outputs, generated stages)
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
@@ -23,7 +23,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
 
 
 def tree_state(root: Path) -> tuple[str | None, list[str]]:
-    """(HEAD commit or None, tracked files changed in the work tree, ``dvc.lock`` aside)."""
+    """(HEAD commit or None, tracked files changed in the work tree, ``dvc.lock``/``dvc.yaml`` aside)."""
     sha = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     if sha is None or status is None or sha.returncode != 0 or not re.fullmatch(r"[0-9a-f]{40}", sha.stdout.strip()):

@@ -1,7 +1,7 @@
 """Tornado handlers of mlnb's REST API, thin over :mod:`mlnb.registry` (no logic here).
 
-``GET runs``, ``GET runs/<id>``, ``POST promote``, ``POST rollback``, ``GET promotions``,
-``POST debug`` (a failed task's debug notebook, :mod:`mlnb.debug`). Every
+``GET runs``, ``GET runs/<id>``, ``GET runs/<id>/lineage`` (``?verify=1``), ``POST promote``,
+``POST rollback``, ``GET promotions``, ``POST debug`` (a failed task's debug notebook, :mod:`mlnb.debug`). Every
 handler is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``mlnb``); POSTs need the
 XSRF token as everywhere in Jupyter. Errors are JSON ``{"error": "<one line>"}`` with the error's
 status code; neither a traceback nor the request body is ever sent back.
@@ -151,7 +151,17 @@ class RunHandler(Base):
     async def get(self, run_id: str) -> None:
         from mlnb import registry
 
-        await self.answer(registry.run_detail, run_id)
+        await self.answer(registry.run_detail, run_id, user=self.user_name)
+
+
+class LineageHandler(Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        from mlnb import lineage
+
+        verify = self.get_query_argument("verify", "0") in ("1", "true")
+        await self.answer(lineage.lineage, run_id, verify=verify)
 
 
 class PromoteHandler(Base):
@@ -200,7 +210,8 @@ class DebugHandler(Base):
 
 def setup_route_handlers(web_app: Any, root: Path | None) -> None:
     base = url_path_join(web_app.settings["base_url"], "mlnb", "api")
-    routes = [("runs", RunsHandler), (r"runs/([^/]+)", RunHandler), ("promote", PromoteHandler),
+    routes = [("runs", RunsHandler), (r"runs/([^/]+)", RunHandler),
+              (r"runs/([^/]+)/lineage", LineageHandler), ("promote", PromoteHandler),
               ("rollback", RollbackHandler), ("promotions", PromotionsHandler), ("debug", DebugHandler)]
     holder = ProjectHolder(root)
     web_app.add_handlers(".*$", [(url_path_join(base, path), handler, {"project": holder})

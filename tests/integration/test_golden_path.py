@@ -47,9 +47,19 @@ def statuses(stdout: str) -> dict[str, str]:
     return out
 
 
+def without_nbval_requirement(root: Path) -> None:
+    """Commit a promotion policy without the nbval requirement: these tests do not spend a minute on
+    `make nbval` (tests/integration/test_promotion.py covers that requirement with a real nbval run)."""
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("  nbval: true ", "  nbval: false"))
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "policy"],
+                   cwd=root, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_project(tmp_path_factory.mktemp("golden") / "project")
+    without_nbval_requirement(root)
     proc = run_mlnb(root, "build")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (root / "build.stdout").write_text(proc.stdout)
@@ -196,10 +206,34 @@ def test_a_gate_override_is_recorded_and_not_promotable(built_copy: Path) -> Non
     assert run.data.tags["mlnb.gate.verdict"] == "not_promotable"
     refused = run_mlnb(built_copy, "promote", run.info.run_id)
     assert refused.returncode == 1 and "gate settings differ" in refused.stderr, refused.stderr
+    assert "[FAIL] gate_settings: NOT held: differ from the committed params.yaml: gate.min_delta" in refused.stdout
     forced = run_mlnb(built_copy, "promote", run.info.run_id, "--force")
     assert forced.returncode == 0, forced.stderr
     record = json.loads((built_copy / "promotions.jsonl").read_text().splitlines()[-1])
     assert record["forced"] is True and record["action"] == "promote"
+    # exactly what was bypassed: the verdict, the settings, and dvc.lock (overridden builds are not recorded)
+    assert record["bypassed"] == ["gate", "gate_settings", "dvc"]
+
+
+def test_a_real_improvement_on_a_weaker_champion_is_promotable(built_copy: Path) -> None:
+    client = client_for(built_copy)
+    weak = run_mlnb(built_copy, "build", "--force", "-p", "train.C=0.003")
+    assert weak.returncode == 0, weak.stdout + weak.stderr
+    weak_run = build_runs(built_copy)[-1]
+    assert run_mlnb(built_copy, "promote", weak_run.info.run_id, "--force", "--note", "weak").returncode == 0
+    proc = run_mlnb(built_copy, "build")  # train's committed C again: it re-trains
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("gate: "))
+    assert line.startswith("gate: promotable: f1 0.9889 vs champion v2 0.9") and ">= gate.min_relative_change 20%" \
+        in line, line
+    better = build_runs(built_copy)[-1]
+    promoted = run_mlnb(built_copy, "promote", better.info.run_id)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "NOT held" not in promoted.stdout and "[ok  ] clean_tree: held" in promoted.stdout
+    assert "[ok  ] dvc: held" in promoted.stdout and "nbval: not held (not required)" in promoted.stdout
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "3"
+    record = json.loads((built_copy / "promotions.jsonl").read_text().splitlines()[-1])
+    assert (record["forced"], record["bypassed"], record["version"]) == (False, [], "3")
 
 
 def test_failed_gate_against_champion_keeps_outputs_and_registers_nothing(built_copy: Path) -> None:
@@ -275,3 +309,41 @@ def test_report_and_runs(built_copy: Path) -> None:
     runs = run_mlnb(built_copy, "runs")
     (run,) = build_runs(built_copy)
     assert run.info.run_id in runs.stdout and "passed" in runs.stdout
+
+
+def test_lineage_of_the_champion_matches_each_store_and_verify_names_a_tampered_product(built_copy: Path) -> None:
+    import yaml
+
+    (run,) = build_runs(built_copy)
+    assert run_mlnb(built_copy, "promote", run.info.run_id, "--note", "first").returncode == 0
+    proc = run_mlnb(built_copy, "lineage", f"models:/{MODEL}@champion", "--json")
+    assert proc.returncode == 0, proc.stderr
+    chain = json.loads(proc.stdout)
+    version = client_for(built_copy).get_model_version(MODEL, "1")
+    assert chain["model"]["version"] == "1" and chain["model"]["aliases"] == ["champion"]
+    assert chain["model"]["artifact_sha256"] == version.tags[HASH_TAG] == model_sha256(built_copy / "products/export/model")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=built_copy, capture_output=True, text=True).stdout.strip()
+    assert chain["build"]["run_id"] == run.info.run_id and chain["build"]["verdict"] == "promotable"
+    assert chain["git"]["commit"].startswith(head) and chain["git"]["clean"] == "true"
+    assert chain["params"]["train.C"] == "1.0" and chain["params"]["gate.metric"] == "f1"
+    lock = yaml.safe_load((built_copy / "dvc.lock").read_text())["stages"]
+    assert chain["dvc"]["stages"]["train"]["outs"] == {o["path"]: o["md5"] for o in lock["train"]["outs"]}
+    assert chain["dvc"]["stages"]["ingest"]["deps"]["data/raw/breast_cancer.csv"] == next(
+        d["md5"] for d in lock["ingest"]["deps"] if d["path"] == "data/raw/breast_cancer.csv")
+    assert [n["task"] for n in chain["notebooks"]] == sorted(TASKS)
+    assert [(p["action"], p["note"]) for p in chain["promotions"]] == [("promote", "first")]
+    assert json.loads(run_mlnb(built_copy, "lineage", run.info.run_id, "--json").stdout)["model"]["version"] == "1"
+
+    ok = run_mlnb(built_copy, "lineage", f"models:/{MODEL}/1", "--verify")
+    assert ok.returncode == 0 and "BROKEN" not in ok.stdout, ok.stdout
+    assert "[ok    ] model files: version 1 hashes to the recorded sha256" in ok.stdout
+    assert "MLflow notebooks/train.ipynb (task train): is the notebook dvc.lock recorded" in ok.stdout
+    metrics = built_copy / "products/evaluate/metrics.json"
+    metrics.write_text(metrics.read_text().replace("0.98", "0.99", 1))
+    bad = run_mlnb(built_copy, "lineage", f"models:/{MODEL}@champion", "--verify")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    broken = [ln for ln in bad.stdout.splitlines() if "BROKEN" in ln]
+    assert len(broken) == 1 and "products/evaluate/metrics.json: md5 " in broken[0] and "changed since the build" \
+        in broken[0], bad.stdout
+    wrong = run_mlnb(built_copy, "lineage", "models:/nope@champion")
+    assert wrong.returncode == 2 and "no version of nope has the alias 'champion'" in wrong.stderr, wrong.stderr
