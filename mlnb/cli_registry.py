@@ -18,11 +18,12 @@ from mlnb.clikit import table as _table
 def promote(run_id: str, force: bool, note: str) -> None:
     """Make RUN_ID's model the champion (MLflow alias `champion`; the old one becomes `previous`), when
     the promotion policy (params.yaml `promotion:`) holds: each requirement is listed, held or not."""
-    from mlnb import promotion, registry
+    from mlnb import registry
+    from mlnb.errors import PolicyRefused
 
     try:
         outcome = registry.promote(registry.open_project(_root()), run_id, note=note, force=force)
-    except promotion.Refused as exc:
+    except PolicyRefused as exc:
         _requirements(exc.requirements)
         raise
     _requirements(list(outcome.requirements))

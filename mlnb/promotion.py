@@ -33,7 +33,7 @@ from typing import Any
 
 from mlnb import audit, policy, tracking
 from mlnb.config import load_env
-from mlnb.errors import PromotionRefused, UserInputError
+from mlnb.errors import PolicyRefused, PromotionRefused, UserInputError
 from mlnb.io import file_lock
 
 FAULT_ENV = "MLNB_FAULT_AT"
@@ -62,14 +62,6 @@ class Outcome:
                 "previous_version": self.previous_version,
                 "requirements": [r.to_dict() for r in self.requirements], "bypassed": list(self.bypassed),
                 "completed": self.completed}
-
-
-class Refused(PromotionRefused):
-    """A refused promotion, with the requirement list (the CLI prints it, the API returns the line)."""
-
-    def __init__(self, message: str, requirements: list[policy.Requirement]) -> None:
-        super().__init__(message)
-        self.requirements = requirements
 
 
 def project_policy(project: Any) -> policy.Policy:
@@ -149,7 +141,7 @@ def promote(project: Any, run_id: str, *, note: str = "", force: bool = False, u
         refusal = policy.refusal(reqs)
         if refusal and not force:
             audit.append(project.root, audit.AuditRecord(action="refused", version=None, reason=refusal, **common))
-            raise Refused(f"run {run_id}: not promoted: {refusal}; use --force to promote it anyway", reqs)
+            raise PolicyRefused(f"run {run_id}: not promoted: {refusal}; use --force to promote it anyway", reqs)
         version = registry._version_for(client, project, run, force)
         fault("registered")
         if version == previous:
