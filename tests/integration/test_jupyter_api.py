@@ -143,7 +143,7 @@ def test_requirements_and_lineage_for_the_panel(served):
     server, (first, _, failed) = served
     status, detail = server.call("GET", f"/mlnb/api/runs/{failed}")
     assert status == 200 and [(r["name"], r["held"], r["required"]) for r in detail["requirements"]][:3] == [
-        ("gate", False, True), ("gate_settings", True, True), ("clean_tree", False, False)]
+        ("gate", False, True), ("gate_settings", True, True), ("clean_tree", True, False)]
     status, body = server.call("POST", "/mlnb/api/promote", {"run_id": first, "note": "again"})
     assert status == 200 and body["requirements"][0]["name"] == "gate" and body["bypassed"] == []
     status, chain = server.call("GET", f"/mlnb/api/runs/{first}/lineage")
