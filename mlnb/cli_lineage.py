@@ -71,10 +71,14 @@ def _print(d: dict[str, Any]) -> None:
     if "links" in d:
         click.echo("verify:")
         same = [link for link in d["links"] if link["held"] and link["detail"] == "matches dvc.lock"]
+        kept = [link for link in d["links"] if link["held"] and link["detail"].startswith("rebuilt since (")]
         if same:
             click.echo(f"  [ok    ] {len(same)} files (outputs and data) hash to what dvc.lock recorded")
+        if kept:
+            click.echo(f"  [ok    ] {len(kept)} outputs rebuilt since (the workspace's dvc.lock records the new "
+                       "copies); the build's copies are intact in the DVC cache")
         for link in d["links"]:
-            if link not in same:
+            if link not in same and link not in kept:
                 mark = {True: "ok    ", False: "BROKEN", None: "n/a   "}[link["held"]]
                 click.echo(f"  [{mark}] {link['name']}: {link['detail']}")
 

@@ -67,6 +67,18 @@ def _lock_stages(lock: dict[str, Any] | None) -> dict[str, dict[str, dict[str, s
                    for kind in ("deps", "outs")} for name, st in stages.items() if isinstance(st, dict)}
 
 
+def _workspace_lock(root: Path) -> dict[str, str]:
+    """Path -> md5 of every output and dependency the workspace's own ``dvc.lock`` records."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    stages = _lock_stages(lock if isinstance(lock, dict) else None)
+    return {p: m for e in stages.values() for kind in ("deps", "outs") for p, m in e[kind].items()}
+
+
 def _notebooks(client: Any, run: Any) -> list[dict[str, Any]]:
     out = []
     for child in client.search_runs([run.info.experiment_id],
@@ -126,10 +138,20 @@ def _dir_md5s(cache: Path, md5: str) -> dict[str, str] | None:
         return None
 
 
-def _output_link(root: Path, cache: Path, path: str, md5: str) -> Link:
-    """One ``dvc.lock`` output: the workspace copy (or, without one, the DVC cache object) hashes to it."""
+def _output_link(root: Path, cache: Path, path: str, md5: str, current: dict[str, str]) -> Link:
+    """One output the build's ``dvc.lock`` names: the workspace copy hashes to it; or a later build
+    replaced it (the workspace's ``dvc.lock`` records that copy) and the DVC cache keeps the build's;
+    anything else changed the file since (broken). ``current``: the workspace's dvc.lock, path -> md5."""
     from mlnb.versioning import objects
 
+    if current.get(path) not in (None, md5):
+        got = _workspace_md5(root / path, cache, current[path])
+        if got == current[path]:
+            bad = objects.verify(cache, [objects.Entry(path, md5)])
+            if not bad:
+                return Link(path, True, "rebuilt since (the workspace's dvc.lock records the new copy); the "
+                                        "build's copy is intact in the DVC cache")
+            return Link(path, None, f"rebuilt since; the build's copy in the DVC cache is {bad[0].kind}")
     target = root / path
     if md5.endswith(".dir"):
         listing = _dir_md5s(cache, md5)
@@ -155,6 +177,19 @@ def _output_link(root: Path, cache: Path, path: str, md5: str) -> Link:
     return Link(path, not bad, "not in the workspace; the DVC cache copy " + ("is intact" if not bad else "is corrupt"))
 
 
+def _workspace_md5(target: Path, cache: Path, md5: str) -> str | None:
+    """The workspace copy's DVC hash when it is the one ``md5`` names (a directory: file by file)."""
+    from mlnb.versioning import objects
+
+    if not md5.endswith(".dir"):
+        return objects.file_md5(target) if target.is_file() else None
+    listing = _dir_md5s(cache, md5)
+    if listing is None or not target.is_dir():
+        return None
+    same = all((target / rel).is_file() and objects.file_md5(target / rel) == want for rel, want in listing.items())
+    return md5 if same else None
+
+
 def check(root: Path, client: Any, data: dict[str, Any], mv: Any | None) -> list[Link]:
     """Re-hash what is available and say which links hold."""
     from mlnb.versioning import repo as versioning
@@ -178,13 +213,14 @@ def check(root: Path, client: Any, data: dict[str, Any], mv: Any | None) -> list
     if not stages:
         links.append(Link("dvc.lock", None, "the build recorded no dvc.lock"))
     cache = versioning.cache_dir(root)
+    now = _workspace_lock(root)
     for entry in stages.values():
         for path, md5 in entry["outs"].items():
-            links.append(_output_link(root, cache, path, md5))
+            links.append(_output_link(root, cache, path, md5, now))
     raw = {p: m for e in stages.values() for p, m in e["deps"].items() if p.startswith("data/")}
     for path, md5 in sorted(raw.items()):
         if (root / path).is_file():
-            links.append(_output_link(root, cache, path, md5))
+            links.append(_output_link(root, cache, path, md5, now))
     nb_outs = {Path(p).name: m for e in stages.values() for p, m in e["outs"].items() if p.endswith(".ipynb")}
     for nb in data["notebooks"]:
         links.extend(_notebook_link(client, nb, nb_outs))
