@@ -1,8 +1,9 @@
-"""The promotion audit trail: one JSON line per promotion, rollback or refusal.
+"""The promotion audit trail: one JSON line per promotion, rollback, refusal or approval.
 
 Records are appended (never rewritten) to ``promotions.jsonl`` in the project root under the
 registry lock, and the same record is stored as model-version tags in MLflow (see
-:mod:`mlnb.registry`). Pure data and file handling; no MLflow here.
+:mod:`mlnb.promotion`). A promotion's or rollback's record is written *before* any alias moves
+(it is the transaction's intent, with a ``txn`` id). Pure data and file handling; no MLflow here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ AUDIT_FILE = "promotions.jsonl"
 
 @dataclass(frozen=True)
 class AuditRecord:
-    action: str  # "promote" | "rollback" | "refused"
+    action: str  # "promote" | "rollback" | "refused" | "approve"
     user: str
     run_id: str | None
     model_name: str
@@ -37,6 +38,9 @@ class AuditRecord:
     forced: bool = False
     reason: str = ""
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    txn: str = ""  # promote/rollback: written before any alias moves; the version's tags carry it when done
+    requirements: list[dict[str, Any]] = field(default_factory=list)  # the policy's, held or not
+    bypassed: list[str] = field(default_factory=list)  # required, not held, promoted with --force
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mlnb import cli_data, cli_debug, cli_nbval, cli_registry, cli_serve, tracking
+from mlnb import cli_data, cli_debug, cli_lineage, cli_nbval, cli_registry, cli_serve, tracking
 from mlnb.clikit import exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.clikit import root as _root
 from mlnb.clikit import table as _table
@@ -89,6 +89,8 @@ def _progress(event: str, task: str, seconds: float) -> None:
 
 def _report_build(result: Any) -> None:
     from mlnb import debug
+    from mlnb.build import is_gate_failure
+    from mlnb.gate import headline
 
     if result.synced:
         click.echo("dvc.yaml regenerated from pipeline.yaml (`mlnb dvc sync`)")
@@ -103,7 +105,10 @@ def _report_build(result: Any) -> None:
             click.echo(f"  in the MLflow UI: {url}")
     for note in result.resume_notes:
         click.echo(f"resume: {note}")
+    gate_task = next((o for o in result.failed if is_gate_failure(o)), None) if result.gate else None
     for o in result.failed:
+        if o is gate_task:  # a verdict, said once below, not a crash to debug
+            continue
         where = o.failure.describe() if o.failure else "see the partial notebook"
         click.echo(f"FAILED task {o.name}: {where}", err=True)
         if o.notebook:
@@ -120,12 +125,13 @@ def _report_build(result: Any) -> None:
     if result.interrupted:
         click.echo("mlnb: interrupted (Ctrl-C): the tasks not started were not run", err=True)
         sys.exit(130)
+    if result.gate:  # the verdict: failed (exit 1), or healthy (exit 0) and promotable or not
+        click.echo(headline(result.gate), err=not result.gate.get("passed"))
+        if gate_task is not None and gate_task.notebook:
+            click.echo(f"  {gate_task.name} outputs kept in {gate_task.notebook.parent.relative_to(Path.cwd())}/",
+                       err=True)
     if not result.ok:
-        if result.gate and not result.gate.get("passed"):
-            click.echo(f"gate failed: {result.gate['reason']}", err=True)
         sys.exit(1)
-    if result.gate:
-        click.echo(f"gate passed: {result.gate['reason']}")
     if result.artifact:
         click.echo(f"serving artifact: {result.artifact.relative_to(Path.cwd())}/ (MLflow pyfunc)")
     if result.record_error:
@@ -251,7 +257,7 @@ def add(notebook: str, name: str | None) -> None:
 
 
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
-                 cli_nbval.nbval_group]:
+                 cli_nbval.nbval_group, *cli_lineage.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -35,8 +35,12 @@ def check(tasks: tuple[str, ...]) -> None:
     rows = [[r.task, r.status, f"{r.elapsed:.1f}" if r.elapsed else "-", r.message or "-"] for r in results]
     click.echo("\n" + table(rows, ["task", "status", "seconds", "detail"]))
     bad = [r for r in results if r.status != "ok"]
-    click.echo(f"\nnbval: {len(results) - len(bad)} of {len(results)} references match "
-               f"({time.perf_counter() - start:.1f} s)")
+    summary = f"{len(results) - len(bad)} of {len(results)} references match"
+    click.echo(f"\nnbval: {summary} ({time.perf_counter() - start:.1f} s)")
+    if not tasks:  # every reference: the result vouches for this commit (the promotion policy reads it)
+        from mlnb.refcheck import record
+
+        record.write(root(), not bad, [r.task for r in results], summary, "mlnb nbval check")
     if bad:
         for result in bad:
             click.echo(f"mlnb: error: {result.message}", err=True)

@@ -90,17 +90,42 @@ def runs(max_results: int, as_json: bool) -> None:
 
 @click.command()
 @click.argument("run_id")
-@click.option("--force", is_flag=True, help="Promote even though the build's gate failed.")
+@click.option("--force", is_flag=True, help="Promote even though a requirement of the promotion policy is not held "
+                                            "(the audit record names the ones bypassed).")
 @click.option("--note", default="", help="Why: stored in the audit record.")
 @handle_errors
 def promote(run_id: str, force: bool, note: str) -> None:
-    """Make RUN_ID's model the champion (MLflow alias `champion`; the old one becomes `previous`)."""
+    """Make RUN_ID's model the champion (MLflow alias `champion`; the old one becomes `previous`), when
+    the promotion policy (params.yaml `promotion:`) holds: each requirement is listed, held or not."""
     from mlnb import registry
+    from mlnb.errors import PolicyRefused
 
-    outcome = registry.promote(registry.open_project(_root()), run_id, note=note, force=force)
+    try:
+        outcome = registry.promote(registry.open_project(_root()), run_id, note=note, force=force)
+    except PolicyRefused as exc:
+        _requirements(exc.requirements)
+        raise
+    _requirements(list(outcome.requirements))
     click.echo(outcome.message)
     if outcome.record and outcome.record["deltas"]:
         click.echo("vs the old champion: " + ", ".join(f"{k} {v:+.4f}" for k, v in outcome.record["deltas"].items()))
+
+
+def _requirements(requirements: list) -> None:
+    for req in requirements:
+        mark = "ok  " if req.held else "FAIL" if req.required else "-   "
+        click.echo(f"  [{mark}] {req.describe()}")
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--note", default="", help="Why: stored with the approval and in the audit trail.")
+@handle_errors
+def approve(run_id: str, note: str) -> None:
+    """Approve build RUN_ID for promotion (params.yaml `promotion.approvals`: how many distinct people)."""
+    from mlnb import registry
+
+    click.echo(registry.approve(registry.open_project(_root()), run_id, note=note)["message"])
 
 
 @click.command()
@@ -137,4 +162,15 @@ def promotions(as_json: bool) -> None:
     click.echo(_table(rows, ["time (UTC)", "action", "user", "run", "version", "was", "deltas", "note"]))
 
 
-COMMANDS = [runs, promote, rollback, promotions]
+@click.command()
+@click.argument("run_id", required=False)
+@handle_errors
+def verdict(run_id: str | None) -> None:
+    """Print the gate verdict of build RUN_ID (default: the last build): promotable, not_promotable,
+    failed, or none (no build, or a build that did not evaluate). CI deploys only on promotable."""
+    from mlnb import registry
+
+    click.echo(registry.build_verdict(registry.open_project(_root()), run_id) or "none")
+
+
+COMMANDS = [runs, promote, approve, rollback, promotions, verdict]

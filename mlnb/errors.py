@@ -119,6 +119,14 @@ class PromotionRefused(MlnbError):
     http_status = 409
 
 
+class PolicyRefused(PromotionRefused):
+    """A promotion the policy refuses (exit 1, HTTP 409); ``requirements`` lists each one, held or not."""
+
+    def __init__(self, message: str, requirements: list[object]) -> None:
+        super().__init__(message)
+        self.requirements = requirements
+
+
 class RegistryError(MlnbError):
     """The MLflow model registry failed during a promotion or rollback."""
 

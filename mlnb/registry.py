@@ -2,21 +2,9 @@
 
 The MLflow registry's alias ``champion`` is what production serves; ``previous`` is the champion
 before it, so a rollback can move ``champion`` back (and a second rollback undoes the first).
-
-States of one promotion (all under the project's registry lock, so concurrent promotions are
-serialised and each sees the champion the one before it left)::
-
-    validate run id --bad--> UserInputError (400)
-        |
-    build run? --no--> RunNotFound (404)
-        |
-    gate passed? --no, not forced--> PromotionRefused (409) + audit "refused"
-        |
-    registered version of the run (the export task's; forced: register the trained model)
-        |            --none--> PromotionRefused (nothing to promote)
-    already champion? --yes--> no change, says so (no audit line)
-        |
-    previous := old champion; champion := version; version tags + audit "promote"
+Promotion and rollback are transactions checked against the project's promotion policy: see
+:mod:`mlnb.promotion` (the steps, crash safety) and :mod:`mlnb.policy` (the requirements). This
+module holds what they share: the project, run lookup, versions by build, version tags.
 """
 
 from __future__ import annotations
@@ -34,9 +22,12 @@ from typing import Any
 from mlnb import audit, integrity, tracking
 from mlnb.config import load_env
 from mlnb.errors import EnvError, PromotionRefused, RegistryError, RunNotFound, UserInputError
-from mlnb.io import file_lock
+from mlnb.gate import verdict_of
+from mlnb.io import read_json
 
 CHAMPION, PREVIOUS = "champion", "previous"
+TAG_MAX = 5000  # MLflow's limit on a tag value
+COMPACT = ("action", "txn", "run_id", "version", "previous_version", "user", "time", "forced", "bypassed")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 LOCK_FILE = Path(".mlnb") / "registry.lock"
 DEFAULT_EXPERIMENT = "mlnb"
@@ -47,19 +38,6 @@ class Project:
     root: Path
     model_name: str
     experiment_id: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    changed: bool
-    message: str
-    version: str | None
-    previous_version: str | None
-    record: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"changed": self.changed, "message": self.message, "version": self.version,
-                "previous_version": self.previous_version}
 
 
 def open_project(root: Path) -> Project:
@@ -180,15 +158,15 @@ def _describe(client: Any, version: Any) -> dict[str, Any]:
             "metrics": tracking.build_summary(run)["metrics"] if run else {}}
 
 
-def _refusal(run: Any) -> str | None:
-    """Why a plain (unforced) promotion of this build is refused, or None."""
-    tags = run.data.tags
-    if tags.get("mlnb.gate_passed") == "true":
-        return None
-    if tags.get("mlnb.gate_passed") == "false":
-        return f"the gate failed: {tags.get('mlnb.gate_reason') or 'no reason recorded'}"
-    failed = tags.get("mlnb.failed_task")
-    return "the build has no gate result" + (f" (task {failed} failed)" if failed else "")
+@_translated
+def build_verdict(project: Project, run_id: str | None = None) -> str | None:
+    """The gate verdict of a build (default: the last one, ``products/last_build.json``), or None."""
+    if run_id is None:
+        last = project.root / "products" / "last_build.json"
+        run_id = (read_json(last) or {}).get("run_id") if last.exists() else None
+        if not run_id:
+            return None
+    return verdict_of(_build_run(_client(), project, run_id).data.tags)
 
 
 def _trained_model(client: Any, project: Project, run: Any) -> Any | None:
@@ -211,6 +189,9 @@ def _trained_model(client: Any, project: Project, run: Any) -> Any | None:
 def _version_for(client: Any, project: Project, run: Any, forced: bool) -> str:
     version = versions_by_build(client, project.model_name).get(run.info.run_id)
     if version:
+        mv = client.get_model_version(project.model_name, version)
+        if mv.tags.get("mlnb.registered_by") == "mlnb promote --force" and integrity.HASH_TAG not in mv.tags:
+            _record_hash(client, project.model_name, version)  # an earlier forced promotion died before it
         return version
     model = _trained_model(client, project, run) if forced else None
     if model is None:
@@ -235,82 +216,40 @@ def _record_hash(client: Any, name: str, version: str) -> None:
 def _tag_version(client: Any, project: Project, version: str, record: audit.AuditRecord) -> None:
     done, noun = ("mlnb.promoted", "mlnb.promotion") if record.action == "promote" else \
         ("mlnb.rolled_back", "mlnb.rollback")
-    tags = {f"{done}_at": record.time, f"{done}_by": record.user, f"{noun}_note": record.note[:5000],
-            "mlnb.last_promotion": json.dumps(record.to_dict(), sort_keys=True)[:5000]}
+    whole = json.dumps(record.to_dict(), sort_keys=True)
+    if len(whole) > TAG_MAX:  # always valid JSON with the transaction id (a retry looks for it)
+        whole = json.dumps({k: v for k, v in record.to_dict().items() if k in COMPACT}, sort_keys=True)[:TAG_MAX]
+    tags = {f"{done}_at": record.time, f"{done}_by": record.user, f"{noun}_note": record.note[:TAG_MAX],
+            "mlnb.last_promotion": whole}
     if record.action == "promote":
         tags.update({"mlnb.build_run_id": record.run_id or "", "mlnb.promotion_forced": str(record.forced).lower()})
     for key, value in tags.items():
         client.set_model_version_tag(project.model_name, version, key, value)
 
 
-def _move_aliases(client: Any, name: str, champion: str, previous: str | None) -> None:
-    if previous:
-        client.set_registered_model_alias(name, PREVIOUS, previous)
-    client.set_registered_model_alias(name, CHAMPION, champion)
-
-
 @_translated
 def promote(project: Project, run_id: str, *, note: str = "", force: bool = False,
-            user: str | None = None) -> Outcome:
-    """Move ``champion`` to the build's registered version (``previous`` to the old champion)."""
-    check_run_id(run_id)
-    who = audit.current_user(user)
-    client = _client()
-    with file_lock(project.root / LOCK_FILE):
-        run = _build_run(client, project, run_id)
-        metrics = tracking.build_summary(run)["metrics"]
-        champion = tracking.version_by_alias(client, project.model_name, CHAMPION)
-        info = _describe(client, champion) if champion else None
-        old_metrics = info["metrics"] if info else {}
-        previous = info["version"] if info else None
-        common = {"user": who, "run_id": run_id, "model_name": project.model_name,
-                  "git_commit": run.data.tags.get("mlnb.git_commit", ""), "metrics": metrics,
-                  "champion_metrics": old_metrics, "deltas": audit.deltas(metrics, old_metrics), "note": note,
-                  "forced": force, "previous_version": previous}
-        refusal = _refusal(run)
-        if refusal and not force:
-            audit.append(project.root, audit.AuditRecord(action="refused", version=None, reason=refusal, **common))
-            raise PromotionRefused(f"run {run_id}: not promoted: {refusal}; use --force to promote it anyway")
-        version = _version_for(client, project, run, force)
-        if version == previous:
-            return Outcome(False, f"version {version} of {project.model_name} (run {run_id}) is already the "
-                                  "champion: nothing changed", version, None)
-        _move_aliases(client, project.model_name, version, previous)
-        record = audit.AuditRecord(action="promote", version=version, reason=refusal or "", **common)
-        _tag_version(client, project, version, record)
-        if note:  # what the MLflow UI shows on the version
-            client.update_model_version(project.model_name, version, description=note[:5000])
-        audit.append(project.root, record)
-    was = f" (was version {previous})" if previous else ""
-    forced = " despite: " + refusal if refusal else ""
-    return Outcome(True, f"promoted run {run_id}: {project.model_name} version {version} is now the champion"
-                         f"{was}{forced}", version, previous, record.to_dict())
+            user: str | None = None) -> Any:
+    """Move ``champion`` to the build's registered version (:func:`mlnb.promotion.promote`)."""
+    from mlnb import promotion
+
+    return promotion.promote(project, run_id, note=note, force=force, user=user)
 
 
 @_translated
-def rollback(project: Project, *, note: str = "", user: str | None = None) -> Outcome:
-    """Swap ``champion`` and ``previous`` (so a second rollback undoes the first)."""
-    who = audit.current_user(user)
-    client = _client()
-    name = project.model_name
-    with file_lock(project.root / LOCK_FILE):
-        champion, previous = (tracking.version_by_alias(client, name, a) for a in (CHAMPION, PREVIOUS))
-        if previous is None:
-            raise PromotionRefused(f"{name}: no previous champion to roll back to")
-        back, current = _describe(client, previous), _describe(client, champion) if champion else None
-        _move_aliases(client, name, back["version"], current["version"] if current else None)
-        old_metrics = current["metrics"] if current else {}
-        record = audit.AuditRecord(
-            action="rollback", user=who, run_id=back["run_id"], model_name=name, version=back["version"],
-            previous_version=current["version"] if current else None,
-            git_commit=back["run"].data.tags.get("mlnb.git_commit", "") if back["run"] else "",
-            metrics=back["metrics"], champion_metrics=old_metrics, deltas=audit.deltas(back["metrics"], old_metrics),
-            note=note)
-        _tag_version(client, project, back["version"], record)
-        audit.append(project.root, record)
-    was = f" (version {record.previous_version} is now {PREVIOUS})" if record.previous_version else ""
-    return Outcome(True, f"rolled back: {name} version {back['version']} is the champion again{was}",
-                   back["version"], record.previous_version, record.to_dict())
+def rollback(project: Project, *, note: str = "", user: str | None = None) -> Any:
+    """Swap ``champion`` and ``previous`` (:func:`mlnb.promotion.rollback`)."""
+    from mlnb import promotion
+
+    return promotion.rollback(project, note=note, user=user)
+
+
+@_translated
+def approve(project: Project, run_id: str, *, note: str = "", user: str | None = None) -> dict[str, Any]:
+    """Record an approval of build ``run_id`` (:func:`mlnb.promotion.approve`)."""
+    from mlnb import promotion
+
+    return promotion.approve(project, run_id, note=note, user=user)
 
 
 def promotions(project: Project) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from mlnb.spec import PipelineSpec
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .7rem;text-align:left}
-.ok{color:#0a7d2c;font-weight:bold}.bad{color:#b00020;font-weight:bold}img{max-width:48%;margin:.5rem}
+.ok{color:#0a7d2c;font-weight:bold}.bad{color:#b00020;font-weight:bold}.warn{color:#8a6100;font-weight:bold}img{max-width:48%;margin:.5rem}
 details{margin:.5rem 0;border:1px solid #ddd;padding:.5rem}summary{cursor:pointer;font-weight:bold}"""
 
 
@@ -53,13 +53,18 @@ def build_report(spec: PipelineSpec, out: Path) -> Path:
         parts += ["<h2>Metrics (test split)</h2>", _table([metrics])]
     if products.get("gate") and products["gate"].exists():
         gate = json.loads(products["gate"].read_text())
-        badge = '<span class="ok">PASSED</span>' if gate["passed"] else '<span class="bad">FAILED</span>'
+        verdict = str(gate.get("verdict") or ("promotable" if gate.get("passed") else "failed"))
+        css = {"promotable": "ok", "failed": "bad"}.get(verdict, "warn")
+        badge = f'<span class="{css}">{html.escape(verdict.replace("_", " ").upper())}</span>'
         sig = gate.get("significance", {})
         parts += [f"<h2>Gate {badge}</h2><p>{html.escape(gate['reason'])}</p>"]
-        if sig:
-            mc, bs = sig["mcnemar"], sig["bootstrap"]
-            parts.append(_table([{"against": sig["reference"], "McNemar p": mc["p_value"],
-                                  "F1 diff (bootstrap mean)": bs["mean_diff"], "95% CI": bs["ci95"]}]))
+        if sig.get("bootstrap"):
+            bs, metric = sig["bootstrap"], gate.get("metric", "metric")
+            row = {"against": sig["reference"], f"{metric} diff (bootstrap mean)": bs["mean_diff"],
+                   f"{100 * bs.get('level', 0.95):g}% interval": bs.get("ci", bs.get("ci95"))}
+            if sig.get("mcnemar"):
+                row["McNemar p"] = sig["mcnemar"]["p_value"]
+            parts.append(_table([row]))
     images = [p for p in products.values() if p.suffix == ".png" and p.exists()]
     if images:
         parts.append("<h2>Plots</h2>")

@@ -185,18 +185,23 @@ def _detail(client: Any, view: _View, run: Any) -> dict[str, Any]:
 
 
 @registry._translated
-def run_detail(project: registry.Project, run_id: str) -> dict[str, Any]:
+def run_detail(project: registry.Project, run_id: str, user: str | None = None) -> dict[str, Any]:
     """One build: everything :func:`list_runs` says, its params, plots and promotions, the metric deltas
-    against the current champion and whether a plain promotion would be accepted."""
+    against the current champion and whether a plain promotion would be accepted: each requirement
+    of the promotion policy, held or not (``user``: who would promote it)."""
+    from mlnb import policy, promotion
+
     client = registry._client()
     run = registry._build_run(client, project, run_id)
     view = _View.read(client, project, [run])
     detail = _detail(client, view, run)
     champion = view.champion()
-    refusal = registry._refusal(run)
+    requirements = promotion.requirements(project, run, audit.current_user(user))
+    refusal = policy.refusal(requirements)
     return {"run": detail, "champion": champion,
             "deltas": audit.deltas(detail["metrics"], champion["metrics"]) if champion else {},
-            "promotable": refusal is None, "refusal": refusal}
+            "promotable": refusal is None, "refusal": refusal,
+            "requirements": [r.to_dict() for r in requirements]}
 
 
 def _side_by_side(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:

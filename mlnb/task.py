@@ -129,7 +129,7 @@ def load_pickle(path: str | Path) -> Any:
 
 
 def enforce_gate(gate: dict[str, Any]) -> None:
-    """Fail the task (and so the build) with the gate's one-line reason."""
-    if not gate["passed"]:
-        raise GateFailed(f"gate failed: {gate['reason']}")
-    print(f"gate passed: {gate['reason']}")
+    """Fail the task (and so the build) when the gate's verdict is ``failed``; a healthy build that
+    is not promotable runs on (its verdict is recorded, `mlnb promote` refuses it)."""
+    if gate.get("verdict", "promotable" if gate.get("passed") else "failed") == "failed":
+        raise GateFailed(f"gate: failed: {gate.get('reason', '')}")

@@ -25,7 +25,9 @@ def make_registry_project(base: Path) -> Path:
     root = base / "proj"
     root.mkdir(parents=True, exist_ok=True)
     (root / "pipeline.yaml").write_text("tasks: []\n")
-    (root / "env.yaml").write_text(f"mlflow:\n  experiment: {EXPERIMENT}\n  model_name: {MODEL_NAME}\n")
+    # a permissive promotion policy: fake builds have a gate verdict, but no git tree, DVC or nbval run
+    (root / "env.yaml").write_text(f"mlflow:\n  experiment: {EXPERIMENT}\n  model_name: {MODEL_NAME}\n"
+                                   "promotion:\n  gate: true\n  clean_tree: false\n  dvc: false\n  nbval: false\n")
     return root
 
 

@@ -1,7 +1,8 @@
 """Tornado handlers of mlnb's REST API, thin over :mod:`mlnb.registry` (no logic here).
 
 ``POST promote``, ``POST rollback``, ``GET promotions``, ``POST debug`` (a failed task's debug
-notebook, :mod:`mlnb.debug`); the Runs panel's ``GET runs...`` and ``GET compare`` are in :mod:`.runs`. Every
+notebook, :mod:`mlnb.debug`), ``GET runs/<id>/lineage`` (``?verify=1``); the Runs panel's ``GET runs...``
+and ``GET compare`` are in :mod:`.runs`. Every
 handler is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``mlnb``); POSTs need the
 XSRF token as everywhere in Jupyter. Errors are JSON ``{"error": "<one line>"}`` with the error's
 status code; neither a traceback nor the request body is ever sent back.
@@ -142,6 +143,16 @@ class Base(APIHandler):
             return None
 
 
+class LineageHandler(Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        from mlnb import lineage
+
+        verify = self.get_query_argument("verify", "0") in ("1", "true")
+        await self.answer(lineage.lineage, run_id, verify=verify)
+
+
 class PromoteHandler(Base):
     @tornado.web.authenticated
     @authorized
@@ -193,8 +204,8 @@ def setup_route_handlers(web_app: Any, root: Path | None) -> None:
     from mlnb.jupyter.runs import ROUTES as RUNS_ROUTES  # the Runs panel's handlers (they import Base from here)
 
     base = url_path_join(web_app.settings["base_url"], "mlnb", "api")
-    routes = [*RUNS_ROUTES, ("promote", PromoteHandler), ("rollback", RollbackHandler),
-              ("promotions", PromotionsHandler), ("debug", DebugHandler)]
+    routes = [*RUNS_ROUTES, (r"runs/([^/]+)/lineage", LineageHandler), ("promote", PromoteHandler),
+              ("rollback", RollbackHandler), ("promotions", PromotionsHandler), ("debug", DebugHandler)]
     holder = ProjectHolder(root)
     web_app.add_handlers(".*$", [(url_path_join(base, path), handler, {"project": holder})
                                  for path, handler in routes])

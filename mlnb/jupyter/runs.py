@@ -53,7 +53,7 @@ class RunHandler(Base):
     async def get(self, run_id: str) -> None:
         from mlnb import runs
 
-        await self.answer(runs.run_detail, run_id)
+        await self.answer(runs.run_detail, run_id, user=self.user_name)
 
 
 class CompareHandler(Base):

@@ -5,7 +5,9 @@
 * before the first nbval cell runs (``pytest --nbval``), the nbval workspace is built with
   ``env.ci.yaml`` once per session and the kernels nbval starts inherit where it is;
 * while a cell runs, a kernel that dies fails that cell at once (stock nbval waits for a reply
-  that never comes until ``--nbval-cell-timeout``, 2000 s by default).
+  that never comes until ``--nbval-cell-timeout``, 2000 s by default);
+* a session that ran every reference records its result for the commit (:mod:`.record`), which the
+  promotion policy's ``nbval`` requirement reads.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import pytest
 
 from mlnb.errors import MlnbError
 from mlnb.io import find_project_root
-from mlnb.refcheck import api, reference, workspace
+from mlnb.refcheck import api, record, reference, workspace
 
-__all__ = ["pytest_generate_tests", "pytest_runtest_call", "pytest_runtest_setup", "test_reference_is_current"]
+__all__ = ["pytest_generate_tests", "pytest_runtest_call", "pytest_runtest_logreport", "pytest_runtest_setup",
+           "pytest_sessionfinish", "test_reference_is_current"]
 KERNEL_POLL_SECONDS = 1.0
 _state: dict[str, Any] = {}
 
@@ -110,3 +113,29 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         original = vars(kernel).setdefault("_mlnb_await_reply", kernel.await_reply)
         kernel.await_reply = _watching(item, original)
     yield
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Which references ran (``<ref>.ipynb::Cell N``), and which failed, for the session's record."""
+    notebook = report.nodeid.split("::")[0]
+    if not notebook.endswith(".ipynb"):
+        return
+    name = Path(notebook).stem
+    _state.setdefault("ran", set()).add(name)
+    if report.failed:
+        _state.setdefault("bad", set()).add(name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ran, bad = _state.get("ran", set()), _state.get("bad", set())
+    if not ran:
+        return
+    try:
+        root = _root(session.config)
+        if not set(api.reference_names(root)) <= ran:  # a partial run vouches for nothing
+            return
+        summary = f"{len(ran) - len(bad)} of {len(ran)} references passed" + (
+            f"; failed: {', '.join(sorted(bad))}" if bad else "")
+        record.write(root, not bad and exitstatus == 0, sorted(ran), summary, "pytest --nbval")
+    except MlnbError:
+        return

@@ -47,9 +47,19 @@ def statuses(stdout: str) -> dict[str, str]:
     return out
 
 
+def without_nbval_requirement(root: Path) -> None:
+    """Commit a promotion policy without the nbval requirement: these tests do not spend a minute on
+    `make nbval` (tests/integration/test_promotion.py covers that requirement with a real nbval run)."""
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("  nbval: true ", "  nbval: false"))
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "policy"],
+                   cwd=root, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_project(tmp_path_factory.mktemp("golden") / "project")
+    without_nbval_requirement(root)
     proc = run_mlnb(root, "build")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (root / "build.stdout").write_text(proc.stdout)
@@ -66,14 +76,16 @@ def built_copy(built: Path, tmp_path: Path) -> Path:
 def test_products_of_a_full_build(built: Path) -> None:
     stdout = (built / "build.stdout").read_text()
     assert statuses(stdout) == dict.fromkeys(TASKS, "executed")
-    assert "gate passed: no champion: candidate F1" in stdout
+    assert "gate: promotable: no champion yet; healthy: f1 0.9889 reaches gate.threshold 0.9000" in stdout
     assert "serving artifact: products/export/model/" in stdout
     assert (built / "products/export/model/MLmodel").is_file()
     metrics = json.loads((built / "products/evaluate/metrics.json").read_text())
     assert set(metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
     assert all(0.9 < v <= 1 for v in metrics.values()), metrics
     gate = json.loads((built / "products/evaluate/gate.json").read_text())
-    assert gate["passed"] and gate["against"] == "min_f1" and gate["candidate_f1"] == metrics["f1"]
+    assert (gate["verdict"], gate["metric"], gate["candidate"], gate["champion"]) == ("promotable", "f1",
+                                                                                   metrics["f1"], None)
+    assert gate["significance"]["reference"] == "majority_class" and gate["baseline"]["value"] < 0.8
     assert gate["significance"]["mcnemar"]["p_value"] < 0.05  # beats the majority-class baseline
     for png in ("confusion_matrix.png", "roc.png"):
         assert (built / "products/evaluate" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -93,7 +105,7 @@ def test_mlflow_records_the_build(built: Path) -> None:
     assert run.data.params["train.C"] == "1.0" and run.info.status == "FINISHED"
     metrics = json.loads((built / "products/evaluate/metrics.json").read_text())
     assert run.data.metrics["f1"] == pytest.approx(metrics["f1"])
-    assert run.data.tags["mlnb.gate_passed"] == "true"
+    assert run.data.tags["mlnb.gate_passed"] == "true" and run.data.tags["mlnb.gate.verdict"] == "promotable"
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     assert sorted(c.data.tags["mlnb.task"] for c in children) == sorted(TASKS)
     for child in children:
@@ -161,23 +173,87 @@ def test_editing_a_notebook_reruns_it_and_its_downstream_only(built_copy: Path) 
     assert "an extra look at the metrics" in json.dumps(out["cells"][-1]["outputs"])
 
 
+def test_second_build_after_a_promotion_is_healthy_but_not_promotable(built_copy: Path) -> None:
+    """The champion has F1 0.9889: the same model again must not turn every later build red."""
+    client = client_for(built_copy)
+    (first,) = build_runs(built_copy)
+    assert run_mlnb(built_copy, "promote", first.info.run_id).returncode == 0
+    proc = run_mlnb(built_copy, "build", "--force")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("gate: not promotable: f1 0.9889 vs champion v1 0.9889: error 0.0111 -> 0.0111, cut 0% < "
+            "gate.min_relative_change 20% (needs f1 0.9912); healthy: f1 0.9889 reaches gate.threshold 0.9000"
+            in proc.stdout), proc.stdout
+    assert "FAILED" not in proc.stdout + proc.stderr and "mlnb debug" not in proc.stdout + proc.stderr
+    second = build_runs(built_copy)[-1]
+    assert second.data.tags["mlnb.gate.verdict"] == "not_promotable" and second.data.tags["mlnb.gate_passed"] == "true"
+    assert run_mlnb(built_copy, "verdict").stdout.strip() == "not_promotable"
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    assert len(versions) == 2  # healthy: exported and registered, no alias
+    refused = run_mlnb(built_copy, "promote", second.info.run_id)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "not promotable" in refused.stderr and "cut 0%" in refused.stderr
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+
+
+def test_a_gate_override_is_recorded_and_not_promotable(built_copy: Path) -> None:
+    """`-p gate.min_delta=-1` used to switch the gate off, and its build was promoted as unforced."""
+    proc = run_mlnb(built_copy, "build", "--force", "-p", "gate.min_delta=-1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("gate: not promotable: gate settings differ from the committed params.yaml (gate.min_delta: 0.02 -> "
+            "-1.0); with them: no champion yet" in proc.stdout), proc.stdout
+    run = build_runs(built_copy)[-1]
+    assert run.data.tags["mlnb.gate.config_changes"] == "gate.min_delta: 0.02 -> -1.0"
+    assert run.data.tags["mlnb.gate.verdict"] == "not_promotable"
+    refused = run_mlnb(built_copy, "promote", run.info.run_id)
+    assert refused.returncode == 1 and "gate settings differ" in refused.stderr, refused.stderr
+    assert "[FAIL] gate_settings: NOT held: differ from the committed params.yaml: gate.min_delta" in refused.stdout
+    forced = run_mlnb(built_copy, "promote", run.info.run_id, "--force")
+    assert forced.returncode == 0, forced.stderr
+    record = json.loads((built_copy / "promotions.jsonl").read_text().splitlines()[-1])
+    assert record["forced"] is True and record["action"] == "promote"
+    # exactly what was bypassed: the verdict, the settings, and dvc.lock (overridden builds are not recorded)
+    assert record["bypassed"] == ["gate", "gate_settings", "dvc"]
+
+
+def test_a_real_improvement_on_a_weaker_champion_is_promotable(built_copy: Path) -> None:
+    client = client_for(built_copy)
+    weak = run_mlnb(built_copy, "build", "--force", "-p", "train.C=0.003")
+    assert weak.returncode == 0, weak.stdout + weak.stderr
+    weak_run = build_runs(built_copy)[-1]
+    assert run_mlnb(built_copy, "promote", weak_run.info.run_id, "--force", "--note", "weak").returncode == 0
+    proc = run_mlnb(built_copy, "build")  # train's committed C again: it re-trains
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("gate: "))
+    assert line.startswith("gate: promotable: f1 0.9889 vs champion v2 0.9") and ">= gate.min_relative_change 20%" \
+        in line, line
+    better = build_runs(built_copy)[-1]
+    promoted = run_mlnb(built_copy, "promote", better.info.run_id)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "NOT held" not in promoted.stdout and "[ok  ] clean_tree: held" in promoted.stdout
+    assert "[ok  ] dvc: held" in promoted.stdout and "nbval: not held (not required)" in promoted.stdout
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "3"
+    record = json.loads((built_copy / "promotions.jsonl").read_text().splitlines()[-1])
+    assert (record["forced"], record["bypassed"], record["version"]) == (False, [], "3")
+
+
 def test_failed_gate_against_champion_keeps_outputs_and_registers_nothing(built_copy: Path) -> None:
     client = client_for(built_copy)
     (first,) = build_runs(built_copy)
     promoted = run_mlnb(built_copy, "promote", first.info.run_id, "--note", "first champion")
     assert promoted.returncode == 0 and "version 1 is now the champion" in promoted.stdout, promoted.stderr
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
-    proc = run_mlnb(built_copy, "build", "-p", "gate.min_delta=0.05")
+    proc = run_mlnb(built_copy, "build", "-p", "gate.threshold=0.995")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "FAILED task evaluate" in proc.stderr
-    assert "gate failed: candidate F1 0.9889 < champion F1 0.9889 + gate.min_delta 0.0500 (missed by 0.0500)" \
-        in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "gate: failed: f1 0.9889 is below gate.threshold 0.9950" in proc.stderr
+    # a verdict, not a crash: no failing cell, no debug advice, no traceback
+    for crash in ("FAILED task evaluate", "GateFailed", "mlnb debug", "Traceback"):
+        assert crash not in proc.stderr, proc.stderr
+    assert "evaluate outputs kept in products/_failed/evaluate/" in proc.stderr
     kept = built_copy / "products/_failed/evaluate"
     assert sorted(p.name for p in kept.iterdir()) == ["confusion_matrix.png", "evaluate.ipynb", "gate.json",
                                                      "metrics.json", "roc.png", "roc_curve.csv"]
     gate = json.loads((kept / "gate.json").read_text())
-    assert gate["against"] == "champion" and gate["champion"]["version"] == "1"
+    assert gate["verdict"] == "failed" and gate["champion"]["version"] == "1"
     assert gate["significance"]["reference"] == "champion"
     assert gate["significance"]["mcnemar"]["candidate_only_correct"] == 0  # same model, same rows
     assert not (built_copy / "products/evaluate/gate.json").exists()
@@ -185,13 +261,14 @@ def test_failed_gate_against_champion_keeps_outputs_and_registers_nothing(built_
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
     last = build_runs(built_copy)[-1]
     assert last.info.status == "FAILED" and last.data.tags["mlnb.gate_passed"] == "false"
+    assert last.data.tags["mlnb.gate.verdict"] == "failed" and "mlnb.failure" not in last.data.tags
     runs = run_mlnb(built_copy, "runs")
     assert last.info.run_id in runs.stdout and "failed" in runs.stdout
     status = run_mlnb(built_copy, "status")
     assert statuses(status.stdout)["evaluate"] == "outdated"
 
     refused = run_mlnb(built_copy, "promote", last.info.run_id)  # the gate said no: so does promote
-    assert refused.returncode == 1 and "(missed by 0.0500); use --force" in refused.stderr, refused.stderr
+    assert refused.returncode == 1 and "is below gate.threshold 0.9950" in refused.stderr, refused.stderr
     forced = run_mlnb(built_copy, "promote", last.info.run_id, "--force", "--note", "ship it anyway")
     assert forced.returncode == 0, forced.stderr
     champion = client.get_model_version_by_alias(MODEL, "champion")  # its trained model, registered now
@@ -226,9 +303,47 @@ def test_report_and_runs(built_copy: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     page = (built_copy / "reports/report.html").read_text()
     assert page.count("data:image/png;base64,") == 2
-    assert "Gate <span class=\"ok\">PASSED</span>" in page
+    assert "Gate <span class=\"ok\">PROMOTABLE</span>" in page
     for task in TASKS:
         assert f"<summary>{task} (executed)</summary>" in page
     runs = run_mlnb(built_copy, "runs")
     (run,) = build_runs(built_copy)
     assert run.info.run_id in runs.stdout and "promotable" in runs.stdout
+
+
+def test_lineage_of_the_champion_matches_each_store_and_verify_names_a_tampered_product(built_copy: Path) -> None:
+    import yaml
+
+    (run,) = build_runs(built_copy)
+    assert run_mlnb(built_copy, "promote", run.info.run_id, "--note", "first").returncode == 0
+    proc = run_mlnb(built_copy, "lineage", f"models:/{MODEL}@champion", "--json")
+    assert proc.returncode == 0, proc.stderr
+    chain = json.loads(proc.stdout)
+    version = client_for(built_copy).get_model_version(MODEL, "1")
+    assert chain["model"]["version"] == "1" and chain["model"]["aliases"] == ["champion"]
+    assert chain["model"]["artifact_sha256"] == version.tags[HASH_TAG] == model_sha256(built_copy / "products/export/model")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=built_copy, capture_output=True, text=True).stdout.strip()
+    assert chain["build"]["run_id"] == run.info.run_id and chain["build"]["verdict"] == "promotable"
+    assert chain["git"]["commit"].startswith(head) and chain["git"]["clean"] == "true"
+    assert chain["params"]["train.C"] == "1.0" and chain["params"]["gate.metric"] == "f1"
+    lock = yaml.safe_load((built_copy / "dvc.lock").read_text())["stages"]
+    assert chain["dvc"]["stages"]["train"]["outs"] == {o["path"]: o["md5"] for o in lock["train"]["outs"]}
+    assert chain["dvc"]["stages"]["ingest"]["deps"]["data/raw/breast_cancer.csv"] == next(
+        d["md5"] for d in lock["ingest"]["deps"] if d["path"] == "data/raw/breast_cancer.csv")
+    assert [n["task"] for n in chain["notebooks"]] == sorted(TASKS)
+    assert [(p["action"], p["note"]) for p in chain["promotions"]] == [("promote", "first")]
+    assert json.loads(run_mlnb(built_copy, "lineage", run.info.run_id, "--json").stdout)["model"]["version"] == "1"
+
+    ok = run_mlnb(built_copy, "lineage", f"models:/{MODEL}/1", "--verify")
+    assert ok.returncode == 0 and "BROKEN" not in ok.stdout, ok.stdout
+    assert "[ok    ] model files: version 1 hashes to the recorded sha256" in ok.stdout
+    assert "MLflow notebooks/train.ipynb (task train): is the notebook dvc.lock recorded" in ok.stdout
+    metrics = built_copy / "products/evaluate/metrics.json"
+    metrics.write_text(metrics.read_text().replace("0.98", "0.99", 1))
+    bad = run_mlnb(built_copy, "lineage", f"models:/{MODEL}@champion", "--verify")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    broken = [ln for ln in bad.stdout.splitlines() if "BROKEN" in ln]
+    assert len(broken) == 1 and "products/evaluate/metrics.json: md5 " in broken[0] and "changed since the build" \
+        in broken[0], bad.stdout
+    wrong = run_mlnb(built_copy, "lineage", "models:/nope@champion")
+    assert wrong.returncode == 2 and "no version of nope has the alias 'champion'" in wrong.stderr, wrong.stderr

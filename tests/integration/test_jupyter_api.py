@@ -139,6 +139,21 @@ def test_runs_and_detail_and_promotion_round_trip(served):
     assert body["promotions"][1]["note"] == "from the UI"
 
 
+def test_requirements_and_lineage_for_the_panel(served):
+    server, (first, _, failed) = served
+    status, detail = server.call("GET", f"/mlnb/api/runs/{failed}")
+    assert status == 200 and [(r["name"], r["held"], r["required"]) for r in detail["requirements"]][:3] == [
+        ("gate", False, True), ("gate_settings", True, True), ("clean_tree", True, False)]
+    status, body = server.call("POST", "/mlnb/api/promote", {"run_id": first, "note": "again"})
+    assert status == 200 and body["requirements"][0]["name"] == "gate" and body["bypassed"] == []
+    status, chain = server.call("GET", f"/mlnb/api/runs/{first}/lineage")
+    assert status == 200 and chain["build"]["run_id"] == first and chain["model"]["version"] == "1"
+    assert chain["git"]["commit"] == f"{0:040x}" and chain["build"]["verdict"] == "promotable"
+    assert any(p["action"] == "promote" and p["run_id"] == first for p in chain["promotions"])
+    status, body = server.call("GET", "/mlnb/api/runs/not-a-run/lineage")
+    assert status == 400 and "run id: expected 32 lowercase hex digits" in body["error"]
+
+
 @pytest.mark.parametrize("method, path, body, status, error", [
     ("GET", "/mlnb/api/runs/not-a-run-id", None, 400, "run id: expected 32 lowercase hex digits"),
     ("GET", "/mlnb/api/runs/0123456789abcdef0123456789abcdef", None, 404, "no such MLflow run"),

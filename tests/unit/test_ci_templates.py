@@ -27,7 +27,7 @@ GITLAB = REPO / ".gitlab-ci.yml"
 TELEMETRY_OFF = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true",
                  "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
 # Tools the templates may call besides make and mlnb (a typo such as `mlbn pull` fails the test).
-OTHER_TOOLS = {"apt-get", "cat", "cd", "docker", "echo", "export", "git", "ls", "mkdir", "pip", "printf", "python",
+OTHER_TOOLS = {"apt-get", "cat", "cd", "docker", "echo", "exit", "export", "git", "ls", "mkdir", "pip", "printf", "python",
                "python3", "test", "[", "true"}
 SHELL_KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}"}
 SEPARATORS = {"&&", "||", ";", "|", "(", ")", "&", ";;"}
@@ -333,3 +333,38 @@ def test_no_credentials_in_the_templates(path: Path) -> None:
                 assert value == "${{" and "secrets." in line[m.end():], f"{path.name}:{n}: use ${{{{ secrets.X }}}}"
     assert "MLNB_DVC_REMOTE" in text, f"{path.name}: say where the DVC remote comes from"
     assert not re.search(r"dvc remote (add|modify)(?! --local)", text), "remote config belongs in .dvc/config.local"
+
+
+# --- 4. deploy only what the gate says is promotable ----------------------------------------------------
+
+def _substituted(line: str) -> list[list[str]]:
+    """The commands inside ``$(...)`` of a shell line (e.g. ``echo "verdict=$(mlnb verdict)"``)."""
+    return [cmd for inner in re.findall(r"\$\(([^()]*)\)", line) for cmd in _commands(inner)]
+
+
+def test_github_deploys_only_a_promotable_build() -> None:
+    wf = _load(GITHUB)
+    pipeline, image = wf["jobs"]["pipeline"], wf["jobs"]["image"]
+    steps = pipeline["steps"]
+    build = next(i for i, s in enumerate(steps) if s.get("run") == "mlnb build")
+    verdict = next(i for i, s in enumerate(steps) if "mlnb verdict" in s.get("run", ""))
+    assert verdict == build + 1 and steps[verdict]["id"] == "verdict"
+    assert '>> "$GITHUB_OUTPUT"' in steps[verdict]["run"]
+    for words in _substituted(steps[verdict]["run"]):
+        check_mlnb(words)
+    assert pipeline["outputs"]["verdict"] == "${{ steps.verdict.outputs.verdict }}"
+    assert "needs.pipeline.outputs.verdict == 'promotable'" in image["if"]
+
+
+def test_gitlab_deploys_only_a_promotable_build() -> None:
+    jobs = gitlab_jobs(_load(GITLAB))
+    build, package = jobs["build"], jobs["package"]
+    assert build["artifacts"]["reports"]["dotenv"] == "gate.env"
+    line = next(ln for ln in build["script"] if "mlnb verdict" in ln)
+    assert build["script"].index(line) == build["script"].index("mlnb build") + 1 and "> gate.env" in line
+    for words in _substituted(line):
+        check_mlnb(words)
+    assert "build" in package["dependencies"]
+    guard = package["script"][0]
+    assert '[ "$MLNB_GATE_VERDICT" != "promotable" ]' in guard and "exit 0" in guard
+    assert package["script"][1].startswith("docker build")
