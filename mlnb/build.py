@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb import debug, gitinfo, pipeline, tracking, uptodate
+from mlnb import build_tags, debug, pipeline, tracking, uptodate
 from mlnb.build_events import EventLog
+from mlnb.build_tags import gate_verdict, is_gate_failure
 from mlnb.buildlock import build_lock
 from mlnb.config import apply_overrides, load_env
 from mlnb.errors import EnvError, MlnbError, SpecError, UserInputError
 from mlnb.explain import upstream_hashes
-from mlnb.gate import FAILED, NOT_PROMOTABLE, PROMOTABLE
 from mlnb.io import atomic_write, environ
 from mlnb.notebooks import stamp_run
 from mlnb.spec import PipelineSpec, load_spec
@@ -239,7 +239,7 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
     tracking.close_orphaned_builds(experiment_id, root)  # we hold the build lock: a RUNNING one here is dead
     commit = tracking.git_commit(root)
     tags = {"mlnb.kind": "build", "mlnb.git_commit": commit, "mlnb.force": str(force).lower(), "mlnb.engine": engine,
-            **_tree_tags(root), **tracking.owner_tags(root)}
+            **build_tags.tree_tags(root), **tracking.owner_tags(root)}
     if only is not None:
         tags["mlnb.only"] = only
     env_path = Path(env_file) if env_file else root / "env.yaml"
@@ -307,15 +307,6 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
     return result
 
 
-def _tree_tags(root: Path) -> dict[str, str]:
-    """Whether the build starts from a clean checkout (``dvc.lock``/``dvc.yaml``, which builds write, aside)."""
-    commit, changed = gitinfo.tree_state(root)
-    if commit is None:
-        return {}
-    return {"mlnb.git_clean": str(not changed).lower(), **({"mlnb.git_changed": ", ".join(changed)[:1000]}
-                                                         if changed else {})}
-
-
 def _record_on_run(client: Any, run_id: str, spec: PipelineSpec, result: BuildResult) -> None:
     """What DVC recorded, on the build run: the stages (tag ``mlnb.dvc.recorded``) and the resulting
     ``dvc.lock`` (artifact), or why nothing was (``mlnb.dvc.note``). The promotion policy and
@@ -329,31 +320,6 @@ def _record_on_run(client: Any, run_id: str, spec: PipelineSpec, result: BuildRe
     else:
         note = result.record_error or result.record_note or "not every task's outputs were recorded in dvc.lock"
         client.set_tag(run_id, "mlnb.dvc.note", note[:5000])
-
-
-def is_gate_failure(outcome: pipeline.TaskOutcome) -> bool:
-    """The task stopped the build because the gate's verdict is ``failed`` (:func:`mlnb.task.enforce_gate`)."""
-    return outcome.failure is not None and outcome.failure.ename == "GateFailed"
-
-
-def gate_verdict(root: Path, env: dict[str, Any], gate: dict[str, Any]) -> dict[str, str]:
-    """The build run's gate tags. A verdict reached with gate settings other than the committed
-    ``params.yaml`` (``-p gate.*``, another ``--env-file``) names the difference and is not promotable
-    (``gate`` is updated in place: ``verdict``, ``reason``, ``config_changes``)."""
-    committed = gitinfo.committed_env(root)
-    changes = gitinfo.section_changes(committed.get("gate"), env.get("gate"), "gate") if committed else []
-    verdict = str(gate.get("verdict") or (PROMOTABLE if gate.get("passed") else FAILED))
-    reason = " ".join(str(gate.get("reason", "")).split())
-    if changes and verdict == PROMOTABLE:
-        verdict = NOT_PROMOTABLE
-        reason = f"gate settings differ from the committed params.yaml ({'; '.join(changes)}); with them: {reason}"
-    gate.update(verdict=verdict, reason=reason, promotable=verdict == PROMOTABLE, config_changes=changes)
-    tags = {"mlnb.gate.verdict": verdict, "mlnb.gate_reason": reason[:5000],
-            "mlnb.gate_passed": str(verdict != FAILED).lower(),  # the old tag: "the build's gate passed"
-            "mlnb.gate.metric": str(gate.get("metric", ""))}
-    if changes:
-        tags["mlnb.gate.config_changes"] = "; ".join(changes)[:5000]
-    return tags
 
 
 def _record(spec: PipelineSpec, result: BuildResult, env_file: str | None, overrides: tuple[str, ...],

@@ -89,7 +89,7 @@ def _progress(event: str, task: str, seconds: float) -> None:
 
 def _report_build(result: Any) -> None:
     from mlnb import debug
-    from mlnb.build import is_gate_failure
+    from mlnb.build_tags import is_gate_failure
     from mlnb.gate import headline
 
     if result.synced:
