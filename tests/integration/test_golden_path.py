@@ -51,7 +51,8 @@ def without_nbval_requirement(root: Path) -> None:
     """Commit a promotion policy without the nbval requirement: these tests do not spend a minute on
     `make nbval` (tests/integration/test_promotion.py covers that requirement with a real nbval run)."""
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("  nbval: true ", "  nbval: false"))
+    params.write_text(params.read_text().replace("  nbval: true ", "  nbval: false")
+                      .replace("  dvc: false ", "  dvc: true "))  # the policy as a project's, DVC included
     subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "policy"],
                    cwd=root, check=True, capture_output=True)
 
