@@ -300,26 +300,11 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
     if dvc_repo:
         current = [o.name for o in outcomes if o.status in ("executed", "skipped")]
         _record(spec, result, env_file, overrides, up_to_date=current)
-        _record_on_run(client, run_id, spec, result)
+        build_tags.record_dvc_on_run(client, run_id, spec, result)
     result.elapsed = time.perf_counter() - start
     if only is None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
         _write_last_build(root, result)
     return result
-
-
-def _record_on_run(client: Any, run_id: str, spec: PipelineSpec, result: BuildResult) -> None:
-    """What DVC recorded, on the build run: the stages (tag ``mlnb.dvc.recorded``) and the resulting
-    ``dvc.lock`` (artifact), or why nothing was (``mlnb.dvc.note``). The promotion policy and
-    ``mlnb lineage`` read them."""
-    lock = spec.root / "dvc.lock"
-    complete = bool(result.recorded) and not result.record_error and all(
-        name in result.recorded for name in spec.tasks)
-    if complete and lock.is_file():
-        client.set_tag(run_id, "mlnb.dvc.recorded", ",".join(result.recorded)[:5000])
-        client.log_artifact(run_id, str(lock))
-    else:
-        note = result.record_error or result.record_note or "not every task's outputs were recorded in dvc.lock"
-        client.set_tag(run_id, "mlnb.dvc.note", note[:5000])
 
 
 def _record(spec: PipelineSpec, result: BuildResult, env_file: str | None, overrides: tuple[str, ...],

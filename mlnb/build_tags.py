@@ -1,5 +1,5 @@
-"""What a build run records about its starting point and its gate verdict (tags), and how a gate
-verdict that stopped a build is told apart from a crash."""
+"""What a build run records about its starting point, its gate verdict and its DVC record (tags and
+artifacts), and how a gate verdict that stopped a build is told apart from a crash."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from mlnb import gitinfo, pipeline
 from mlnb.gate import FAILED, NOT_PROMOTABLE, PROMOTABLE
+from mlnb.spec import PipelineSpec
 
 
 def tree_tags(root: Path) -> dict[str, str]:
@@ -42,3 +43,18 @@ def gate_verdict(root: Path, env: dict[str, Any], gate: dict[str, Any]) -> dict[
     if changes:
         tags["mlnb.gate.config_changes"] = "; ".join(changes)[:5000]
     return tags
+
+
+def record_dvc_on_run(client: Any, run_id: str, spec: PipelineSpec, result: Any) -> None:
+    """What DVC recorded, on the build run: the stages (tag ``mlnb.dvc.recorded``) and the resulting
+    ``dvc.lock`` (artifact), or why nothing was (``mlnb.dvc.note``). The promotion policy and
+    ``mlnb lineage`` read them."""
+    lock = spec.root / "dvc.lock"
+    complete = bool(result.recorded) and not result.record_error and all(
+        name in result.recorded for name in spec.tasks)
+    if complete and lock.is_file():
+        client.set_tag(run_id, "mlnb.dvc.recorded", ",".join(result.recorded)[:5000])
+        client.log_artifact(run_id, str(lock))
+    else:
+        note = result.record_error or result.record_note or "not every task's outputs were recorded in dvc.lock"
+        client.set_tag(run_id, "mlnb.dvc.note", note[:5000])

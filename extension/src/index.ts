@@ -99,16 +99,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Refresh mlnb Runs',
       execute: () => panel.refresh()
     });
+    // the run a command means: its runId argument, else the build that executed the current notebook
+    const runIdOf = (args: { runId?: unknown }): string | null =>
+      typeof args.runId === 'string' ? args.runId : buildRunId(tracker.currentWidget?.model);
     commands.addCommand(CommandIDs.promote, {
       label: 'Promote a Run to mlnb Champion…',
       caption:
         'Promote build run `runId` (or the one that executed the current notebook); ' +
         'without one, the Runs panel opens to pick a run',
       execute: async args => {
-        const runId =
-          typeof args.runId === 'string'
-            ? args.runId
-            : buildRunId(tracker.currentWidget?.model);
+        const runId = runIdOf(args);
         if (!runId) {
           shell.activateById(PANEL_ID);
           return false;
@@ -124,13 +124,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Promote this run',
       caption: 'Promote the build run that executed this notebook to champion',
       isEnabled: args =>
-        typeof args.runId === 'string' ||
-        buildRunId(tracker.currentWidget?.model) !== null,
+        runIdOf(args) !== null,
       execute: async args => {
-        const runId =
-          typeof args.runId === 'string'
-            ? args.runId
-            : buildRunId(tracker.currentWidget?.model);
+        const runId = runIdOf(args);
         if (!runId) {
           return false;
         }

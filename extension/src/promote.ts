@@ -10,25 +10,11 @@ import {
 } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
+import { el } from './dom';
 import { getRun, IChange, IRunDetail, promote, rollback } from './request';
 import { formatDelta, formatMetric, metricNames, shortId } from './format';
 
 export { formatDelta, formatMetric, shortId };
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 interface IConfirmValue {
   note: string;

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -73,26 +72,8 @@ class PipelineBase(Base):
     def initialize(self, pipeline: Project) -> None:  # type: ignore[override]
         self.pipeline = pipeline
 
-    @property
-    def server_root(self) -> Path:
-        return Path(self.settings.get("server_root_dir") or os.getcwd()).expanduser()
-
     def builds(self) -> Builds:
         return self.pipeline.builds(self.server_root)
-
-    async def reply(self, fn: Any, status: int = 200) -> None:
-        try:
-            result = await asyncio.to_thread(fn)
-        except MlnbError as exc:
-            self.fail(exc)
-            return
-        except Exception:  # never a traceback to the client; the server log has it
-            self.log.exception("mlnb: %s %s failed", self.request.method, self.request.path)
-            self.set_status(500)
-            self.finish({"error": "internal error in mlnb (see the Jupyter server log)"})
-            return
-        self.set_status(status)
-        self.finish(json.dumps(result))
 
 
 class PipelineHandler(PipelineBase):

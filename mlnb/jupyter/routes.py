@@ -116,10 +116,19 @@ class Base(APIHandler):
         user = self.current_user
         return getattr(user, "username", None) or getattr(user, "name", None) or None
 
+    @property
+    def server_root(self) -> Path:
+        """The Jupyter server's root directory (what the frontend's paths are relative to)."""
+        return Path(self.settings.get("server_root_dir") or os.getcwd()).expanduser()
+
     async def answer(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``fn(project, ...)`` off the event loop and reply with its JSON (or the error)."""
+        await self.reply(lambda: fn(self.project.get(), *args, **kwargs))
+
+    async def reply(self, fn: Callable[[], Any], status: int = 200) -> None:
+        """Run ``fn()`` off the event loop; answer ``status`` with its JSON, or the error in one line."""
         try:
-            result = await asyncio.to_thread(lambda: fn(self.project.get(), *args, **kwargs))
+            result = await asyncio.to_thread(fn)
         except MlnbError as exc:
             self.fail(exc)
             return
@@ -128,6 +137,7 @@ class Base(APIHandler):
             self.set_status(500)
             self.finish({"error": "internal error in mlnb (see the Jupyter server log)"})
             return
+        self.set_status(status)
         self.finish(json.dumps(result.to_dict() if hasattr(result, "to_dict") else result))
 
     def fail(self, exc: MlnbError) -> None:
@@ -195,7 +205,7 @@ class DebugHandler(Base):
         if data is not None and not TASK_NAME.fullmatch(data["task"]):
             self.fail(UserInputError("request body: field task: not a task name"))  # never echoed back
         elif data is not None:
-            server_root = Path(self.settings.get("server_root_dir") or os.getcwd()).expanduser()
+            server_root = self.server_root
             await self.answer(lambda project: debug.debug_notebook_for(project.root, data["task"], server_root,
                                                                        data.get("run_id")))
 

@@ -11,31 +11,11 @@ import pytest
 from mlnb.policy import nbval_requirement
 from mlnb.refcheck import record
 from tests.conftest import run_mlnb
+from tests.integration.test_registry import alias, audit_lines, client
 from tests.registry_fixtures import MODEL_NAME, fake_builds, make_registry_project
 
 pytestmark = pytest.mark.integration
 STEPS = ["audited", "previous", "champion", "tagged"]
-
-
-def client(root: Path):
-    from mlflow.tracking import MlflowClient
-
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def alias(root: Path, name: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client(root).get_model_version_by_alias(MODEL_NAME, name).version)
-    except MlflowException:
-        return None
-
-
-def audit_lines(root: Path) -> list[dict]:
-    path = root / "promotions.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def moves(root: Path) -> list[dict]:
