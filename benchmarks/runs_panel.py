@@ -4,8 +4,8 @@ A throwaway project gets 200 fake builds (the test fixtures' real MLflow runs: p
 a registered version for each build whose gate passed, one in ten turned down by its gate) and two
 promotions. Then, each as the median of ``--rounds``:
 
-1. in-process: ``mlnb.runs.list_runs`` for 20, 50 (what the panel asks for) and 200 runs, and
-   ``mlnb.runs.changes`` (what the panel polls every 3 s while visible);
+1. in-process: ``mlnb.services.runs.list_runs`` for 20, 50 (what the panel asks for) and 200 runs, and
+   ``mlnb.services.runs.changes`` (what the panel polls every 3 s while visible);
 2. over HTTP, through a real ``jupyter lab`` with mlnb's server extension: ``GET runs?limit=50``,
    ``GET runs?limit=200``, ``GET runs/changes``;
 3. in headless Chromium (``/usr/bin/chromium``): click the Runs tab -> all 50 rows drawn, and a
@@ -136,7 +136,7 @@ def main() -> None:
     os.environ.update(TELEMETRY_OFF)
     with tempfile.TemporaryDirectory(prefix="mlnb-bench-runs-") as tmp:
         base = args.project or Path(tmp)
-        from mlnb import registry, runs
+        from mlnb.services import registry, runs
 
         report: dict[str, object] = {"builds": args.builds}
         if not (base / "proj" / "mlflow.db").exists():

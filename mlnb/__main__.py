@@ -1,5 +1,5 @@
 """``python -m mlnb``: the same as the ``mlnb`` command."""
 
-from mlnb.cli import main
+from mlnb.cli.main import main
 
 main()

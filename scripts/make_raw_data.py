@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sklearn.datasets import load_breast_cancer
 
-from mlnb.io import atomic_path
+from mlnb.core.io import atomic_path
 
 TARGET = "diagnosis"  # 0 = malignant, 1 = benign (scikit-learn's encoding)
 

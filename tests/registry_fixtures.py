@@ -57,8 +57,8 @@ def _fake_builds(root: Path, builds: list[dict[str, Any]]) -> list[str]:
     from mlflow.tracking import MlflowClient
     from sklearn.linear_model import LogisticRegression
 
-    from mlnb import tracking
-    from mlnb.config import load_env
+    from mlnb.adapters.mlflow import tracking
+    from mlnb.core.config import load_env
 
     env = load_env(root / "env.yaml")["mlflow"]
     tracking.configure(root, env["experiment"])
@@ -110,7 +110,7 @@ def _log_plots(root: Path, n: int, f1: float) -> None:
     import mlflow
     import numpy as np
 
-    from mlnb.modeling import plot_confusion_matrix, plot_roc
+    from mlnb.tasklib.modeling import plot_confusion_matrix, plot_roc
 
     rng = np.random.default_rng(n)
     y = rng.integers(0, 2, 120)

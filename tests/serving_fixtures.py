@@ -39,8 +39,8 @@ def save_local_model(dest: Path, C: float = 1.0) -> Path:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from mlnb.integrity import model_sha256
-    from mlnb.io import write_json
+    from mlnb.core.integrity import model_sha256
+    from mlnb.core.io import write_json
 
     X, _ = breast_cancer()
     model = train(C)
@@ -58,8 +58,8 @@ def register_versions(root: Path, Cs: list[float], name: str = MODEL_NAME, track
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from mlnb import tracking
-    from mlnb.evaluation import export_model
+    from mlnb.adapters.mlflow import tracking
+    from mlnb.tasklib.evaluation import export_model
 
     before = os.environ.pop("MLFLOW_TRACKING_URI", None)
     if tracking_uri:

@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 
 from mlnb.convert.cells import code_cell
+from mlnb.core.io import atomic_write, inside
+from mlnb.core.notebooks import PARAMETERS_TAG, cell_source, read_notebook
+from mlnb.core.yamlio import read_yaml
 from mlnb.errors import ConvertError, SpecError
-from mlnb.io import atomic_write, inside
-from mlnb.notebooks import PARAMETERS_TAG, cell_source, read_notebook
-from mlnb.yamlio import read_yaml
 
 WRITERS = {"to_csv": 0, "to_parquet": 0, "to_pickle": 0, "to_json": 0, "to_excel": 0, "to_feather": 0,
            "to_hdf": 0, "savefig": 0, "save": 0, "savez": 0, "savetxt": 0, "dump": 1, "write_text": -1,

@@ -15,8 +15,8 @@ import nbformat
 from mlnb.convert.plan import Plan, make_plan
 from mlnb.convert.render import summary_rows, write_project
 from mlnb.convert.split import split
+from mlnb.core.notebooks import read_notebook
 from mlnb.errors import ConvertError
-from mlnb.notebooks import read_notebook
 
 GENERATED = ("pipeline.yaml", "env.yaml", "notebooks", ".gitignore")
 

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlnb.core.notebooks import cell_source
 from mlnb.errors import ConvertError
-from mlnb.notebooks import cell_source
 
 # Cell magics whose body is Python run in the user namespace.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})

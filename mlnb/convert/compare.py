@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb.notebooks import cell_source, read_notebook
+from mlnb.core.notebooks import cell_source, read_notebook
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,16}")
 _TIMING = re.compile(r"^(CPU times:|Wall time:).*$|^.*\bper loop \(mean ± std\. dev\..*$", re.MULTILINE)
@@ -142,7 +142,7 @@ def run_original(path: Path, workdir: Path) -> dict[str, Any]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from mlnb.tracking import telemetry_off
+    from mlnb.adapters.mlflow.tracking import telemetry_off
 
     telemetry_off()
     from mlnb.convert.api import kernel_for, load_notebook
@@ -159,8 +159,8 @@ def run_original(path: Path, workdir: Path) -> dict[str, Any]:
 
 def run_pipeline(root: Path) -> tuple[list[Path], list[str]]:
     """Build the generated pipeline (every task, fresh); return executed notebooks and failures."""
-    from mlnb import pipeline
-    from mlnb.build import load_project
+    from mlnb.adapters.ploomber import pipeline
+    from mlnb.services.build import load_project
 
     spec, env = load_project(root)
     outcomes, _ = pipeline.build(spec, pipeline.open_dag(spec, env), force=True)

@@ -26,8 +26,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from mlnb.core.io import atomic_dir
 from mlnb.errors import HandoffError
-from mlnb.io import atomic_dir
 
 NP_RNG = "__np_random__"
 PY_RNG = "__py_random__"

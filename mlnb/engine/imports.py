@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from mlnb.notebooks import cell_source, read_notebook
+from mlnb.core.notebooks import cell_source, read_notebook
 
 # Start threads/pools at import, bind a GUI/plot backend, or are pointless to share.
 UNSAFE = ("matplotlib", "pylab", "seaborn", "plotly", "bokeh", "torch", "tensorflow", "keras", "jax",

@@ -1,4 +1,4 @@
-"""Tornado handlers of the Pipeline panel, thin over :mod:`mlnb.pipeline_state` and :mod:`.pipeline_builds`.
+"""Tornado handlers of the Pipeline panel, thin over :mod:`mlnb.services.pipeline_state` and :mod:`.pipeline_builds`.
 
 ``GET pipeline`` (the DAG, each task's state, the current build), ``GET pipeline/events`` (server-sent
 events: a ``snapshot`` first, then every build event as it happens), ``POST pipeline/build``
@@ -47,7 +47,7 @@ class Project:
 
 
 def _snapshot(root: Path, server_root: Path) -> dict[str, Any]:
-    from mlnb.pipeline_state import snapshot
+    from mlnb.services.pipeline_state import snapshot
 
     return snapshot(root, server_root)
 

@@ -1,12 +1,12 @@
 """The project's builds as the Jupyter server sees them: start, stop, watch.
 
-* **start**: the same ``mlnb build`` as on the command line (``python -m mlnb.cli build
+* **start**: the same ``mlnb build`` as on the command line (``python -m mlnb.cli.main build
   [--force|--resume]``, in the project root, as a child of the server), so MLflow runs, DVC
   recording and the build lock are the CLI's own. Its output goes to ``.mlnb/build/build.log``.
 * **stop**: SIGINT to the process holding the build lock (a panel build or a terminal one), the
   CLI's Ctrl-C path (kernels interrupted, failed tasks quarantined, exit 130); if it still runs
   after a while, a second SIGINT (kills the kernels), then SIGTERM, then SIGKILL.
-* **watch**: while anyone listens, the events file (:mod:`mlnb.build_events`) is tailed and the
+* **watch**: while anyone listens, the events file (:mod:`mlnb.core.build_events`) is tailed and the
   lock polled every :data:`POLL` seconds; each event is pushed to every listener, a build that
   ends without a word (killed) gets a ``build-ended`` event, and a fresh ``snapshot`` (the tasks'
   states on disk) follows the end of every build.
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlnb import build_events, buildlock
+from mlnb.core import build_events, buildlock
 from mlnb.errors import BuildRunning, MlnbError, UserInputError
 
 POLL = 0.1  # seconds between looks at the events file and the lock while someone listens

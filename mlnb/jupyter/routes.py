@@ -1,7 +1,7 @@
-"""Tornado handlers of mlnb's REST API, thin over :mod:`mlnb.registry` (no logic here).
+"""Tornado handlers of mlnb's REST API, thin over :mod:`mlnb.services.registry` (no logic here).
 
 ``POST promote``, ``POST rollback``, ``GET promotions``, ``POST debug`` (a failed task's debug
-notebook, :mod:`mlnb.debug`), ``GET runs/<id>/lineage`` (``?verify=1``); the Runs panel's ``GET runs...``
+notebook, :mod:`mlnb.services.debug`), ``GET runs/<id>/lineage`` (``?verify=1``); the Runs panel's ``GET runs...``
 and ``GET compare`` are in :mod:`.runs`. Every
 handler is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``mlnb``); POSTs need the
 XSRF token as everywhere in Jupyter. Errors are JSON ``{"error": "<one line>"}`` with the error's
@@ -24,8 +24,8 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
+from mlnb.core.io import find_project_root
 from mlnb.errors import MlnbError, UserInputError
-from mlnb.io import find_project_root
 
 ROOT_ENV = "MLNB_PROJECT_ROOT"
 MAX_BODY = 64 * 1024
@@ -53,7 +53,7 @@ class ProjectHolder:
         self._lock = threading.Lock()
 
     def get(self) -> Any:
-        from mlnb import registry
+        from mlnb.services import registry
 
         if self.root is None:
             raise UserInputError("no mlnb project: no pipeline.yaml at or above the server's root directory")
@@ -106,7 +106,7 @@ class Base(APIHandler):
     @property
     def user_name(self) -> str | None:
         """Who acts, for the audit trail: the user an identity provider vouches for (JupyterHub, a
-        custom provider), else None, so :func:`mlnb.audit.current_user` names the OS user running the
+        custom provider), else None, so :func:`mlnb.core.audit.current_user` names the OS user running the
         server. Jupyter's own token and password providers know no person: they make up a random
         anonymous id per browser session."""
         from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
@@ -157,7 +157,7 @@ class LineageHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
-        from mlnb import lineage
+        from mlnb.services import lineage
 
         verify = self.get_query_argument("verify", "0") in ("1", "true")
         await self.answer(lineage.lineage, run_id, verify=verify)
@@ -167,7 +167,7 @@ class PromoteHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        from mlnb import registry
+        from mlnb.services import registry
 
         data = self.body("promote")
         if data is not None:
@@ -179,7 +179,7 @@ class RollbackHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        from mlnb import registry
+        from mlnb.services import registry
 
         data = self.body("rollback")
         if data is not None:
@@ -190,7 +190,7 @@ class PromotionsHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        from mlnb import registry
+        from mlnb.services import registry
 
         await self.answer(lambda project: {"promotions": registry.promotions(project)})
 
@@ -199,7 +199,7 @@ class DebugHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        from mlnb import debug
+        from mlnb.services import debug
 
         data = self.body("debug")
         if data is not None and not TASK_NAME.fullmatch(data["task"]):

@@ -1,4 +1,4 @@
-"""The Runs panel's handlers, thin over :mod:`mlnb.runs` (see :mod:`.routes` for the conventions).
+"""The Runs panel's handlers, thin over :mod:`mlnb.services.runs` (see :mod:`.routes` for the conventions).
 
 ``GET runs?limit=N``, ``GET runs/changes`` (a token to poll), ``GET runs/<id>`` (detail),
 ``GET runs/<id>/artifacts/<path>`` (an image artifact, streamed), ``GET compare?a=<id>&b=<id>``.
@@ -25,7 +25,7 @@ class RunsHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        from mlnb import runs
+        from mlnb.services import runs
 
         try:
             limit = int(self.get_query_argument("limit", "20"))
@@ -42,7 +42,7 @@ class ChangesHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        from mlnb import runs
+        from mlnb.services import runs
 
         await self.answer(runs.changes)
 
@@ -51,7 +51,7 @@ class RunHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
-        from mlnb import runs
+        from mlnb.services import runs
 
         await self.answer(runs.run_detail, run_id, user=self.user_name)
 
@@ -60,7 +60,7 @@ class CompareHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        from mlnb import runs
+        from mlnb.services import runs
 
         a, b = self.get_query_argument("a", ""), self.get_query_argument("b", "")
         await self.answer(runs.compare, a, b)
@@ -73,7 +73,7 @@ class ArtifactHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str, path: str) -> None:
-        from mlnb import runs
+        from mlnb.services import runs
 
         tmp = Path(tempfile.mkdtemp(prefix="mlnb-artifact-"))
         try:

@@ -1,6 +1,6 @@
 """A loaded, warmed model and the one reference to it that requests read (swapped atomically).
 
-Models load through :mod:`mlnb.safeload`: a scikit-learn skops file with mlnb's own allow-list of
+Models load through :mod:`mlnb.adapters.mlflow.safeload`: a scikit-learn skops file with mlnb's own allow-list of
 types; pickles and other flavors only under the ``--allow-unsafe-pickle`` opt-in. The estimator is
 called directly on the validated DataFrame: the same call MLflow's pyfunc wrapper makes after its own
 schema enforcement, without that overhead.
@@ -55,7 +55,7 @@ class ServedModel:
 
         meta = Model.load(str(self.path / "MLmodel"))
         self.schema = InputSchema.from_signature(meta.signature)
-        from mlnb.safeload import load_model
+        from mlnb.adapters.mlflow.safeload import load_model
 
         estimator, self.unsafe = load_model(self.path)  # refuses formats that run code (see mlnb.safeload)
         self._predict = estimator.predict

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mlnb import integrity
+from mlnb.core import integrity
 from mlnb.errors import FetchFailed, IntegrityError, ServingError, UserInputError
 
 _MODELS = re.compile(r"models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]{0,127})(?:@(?P<alias>[A-Za-z0-9_\-]{1,64})"
@@ -240,7 +240,7 @@ def _local(ref: ModelRef, verify: bool) -> tuple[Path, Identity]:
 
 def write_fetched(path: Path, identity: Identity, dest: Path) -> Path:
     """``mlnb fetch-model``: copy a verified model to ``dest/model`` with ``dest/info.json``, atomically."""
-    from mlnb.io import atomic_dir, write_json
+    from mlnb.core.io import atomic_dir, write_json
 
     dest = Path(dest)
     if (dest / "model").exists():

@@ -45,8 +45,8 @@ def test_a_debug_notebook_records_nothing_and_a_later_build_retires_the_failure(
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    from mlnb import debug
     from mlnb.errors import StaleFailure
+    from mlnb.services import debug
 
     root = make_project(tmp_path, {"t": (CELLS, [])})
     (root / "env.yaml").write_text("mlflow:\n  experiment: fast\nt:\n  alpha: 1.0\n")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlnb import pipeline
-from mlnb.build import load_project
+from mlnb.adapters.ploomber import pipeline
+from mlnb.services.build import load_project
 from tests.conftest import REPO, run_mlnb
 
 pytestmark = pytest.mark.integration

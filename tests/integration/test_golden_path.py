@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlnb.integrity import HASH_TAG, model_sha256
+from mlnb.core.integrity import HASH_TAG, model_sha256
 from tests.conftest import copy_project, run_mlnb
 from tests.serving_fixtures import free_port, start_mlnb_serve, stop, wait_ready
 

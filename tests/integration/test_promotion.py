@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlnb.policy import nbval_requirement
-from mlnb.refcheck import record
+from mlnb.adapters.nbval import record
+from mlnb.services.policy import nbval_requirement
 from tests.conftest import run_mlnb
 from tests.integration.test_registry import alias, audit_lines, client
 from tests.registry_fixtures import MODEL_NAME, fake_builds, make_registry_project

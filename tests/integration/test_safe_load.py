@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlnb.integrity import model_sha256
-from mlnb.io import write_json
+from mlnb.core.integrity import model_sha256
+from mlnb.core.io import write_json
 from tests.serving_fixtures import REPO, free_port, save_local_model, start_mlnb_serve, stop, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -143,6 +143,6 @@ def test_a_skops_model_still_serves_and_says_it_was_safe(good: Path, tmp_path: P
     ("sklearn..", False), ("", False),
 ])
 def test_the_allow_list(name: str, allowed: bool) -> None:
-    from mlnb.safeload import allowed_type
+    from mlnb.adapters.mlflow.safeload import allowed_type
 
     assert allowed_type(name) is allowed

@@ -387,8 +387,8 @@ def test_workers_serve_a_model_that_uses_openmp(tmp_path: Path) -> None:
     from mlflow.models import infer_signature
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from mlnb.integrity import model_sha256
-    from mlnb.io import write_json
+    from mlnb.core.integrity import model_sha256
+    from mlnb.core.io import write_json
 
     X, y = breast_cancer()
     model = HistGradientBoostingClassifier(max_iter=20).fit(X, y)

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from mlnb.integrity import HASH_TAG, model_sha256
+from mlnb.core.integrity import HASH_TAG, model_sha256
 from tests.serving_fixtures import (
     MODEL_NAME,
     REPO,

@@ -1,4 +1,4 @@
-"""The Ploomber-free up-to-date check (:mod:`mlnb.uptodate`) agrees with Ploomber's own render."""
+"""The Ploomber-free up-to-date check (:mod:`mlnb.adapters.ploomber.uptodate`) agrees with Ploomber's own render."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlnb import pipeline, uptodate
-from mlnb.build import load_project
+from mlnb.adapters.ploomber import pipeline, uptodate
+from mlnb.services.build import load_project
 from tests.conftest import run_mlnb
 
 pytestmark = pytest.mark.integration

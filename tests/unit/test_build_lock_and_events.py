@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mlnb import build_events, buildlock
+from mlnb.core import build_events, buildlock
 from mlnb.errors import BuildRunning
-from mlnb.pipeline_state import FAILED, RUNNING, UP_TO_DATE, replay
+from mlnb.services.pipeline_state import FAILED, RUNNING, UP_TO_DATE, replay
 from tests.conftest import REPO
 
-HOLD = ("import sys, time\nfrom pathlib import Path\nfrom mlnb.buildlock import build_lock\n"
+HOLD = ("import sys, time\nfrom pathlib import Path\nfrom mlnb.core.buildlock import build_lock\n"
         "with build_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(600)\n")
 
 

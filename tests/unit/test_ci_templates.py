@@ -138,7 +138,7 @@ def makefile_targets() -> set[str]:
 
 def check_mlnb(words: list[str]) -> None:
     """`mlnb ARGS` names a real (sub)command, with options it has, and parses with click."""
-    from mlnb.cli import main
+    from mlnb.cli.main import main
 
     cmd: click.Command = main
     path = ["mlnb"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlnb.data import load_schema, validate_frame
 from mlnb.errors import DataValidationError, UserInputError
+from mlnb.tasklib.data import load_schema, validate_frame
 from tests.conftest import REPO
 
 SCHEMA = load_schema(REPO / "data/schema.yaml")

@@ -7,9 +7,9 @@ import pytest
 import sklearn.metrics as skm
 import yaml
 
+from mlnb.core.gate import FAILED, NOT_PROMOTABLE, PROMOTABLE, GateConfig, decide, evaluate_gate, headline
+from mlnb.core.metrics import METRICS, bootstrap_diff, mcnemar, metric_rows, metric_value
 from mlnb.errors import EnvError
-from mlnb.gate import FAILED, NOT_PROMOTABLE, PROMOTABLE, GateConfig, decide, evaluate_gate, headline
-from mlnb.metrics import METRICS, bootstrap_diff, mcnemar, metric_rows, metric_value
 from tests.conftest import REPO
 
 CFG = GateConfig(bootstrap=500, seed=1)  # f1, threshold 0.9, min_delta 0.02, 20 % error cut

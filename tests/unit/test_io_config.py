@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mlnb.config import apply_overrides, parse_override
+from mlnb.core.config import apply_overrides, parse_override
+from mlnb.core.io import atomic_dir, atomic_write, inside, read_json, write_json
 from mlnb.errors import EnvError, UnsafePathError
-from mlnb.io import atomic_dir, atomic_write, inside, read_json, write_json
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlnb.lineage import _output_link
-from mlnb.versioning.objects import file_md5, object_path
+from mlnb.adapters.dvc.objects import file_md5, object_path
+from mlnb.services.lineage import _output_link
 
 PATH = "products/evaluate/metrics.json"
 

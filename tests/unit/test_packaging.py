@@ -48,4 +48,4 @@ def test_makefile_and_readme_agree_on_the_two_commands() -> None:
         assert re.search(rf"^{target}:", makefile, re.M)
         assert f"make {target}" in readme
     assert "make test" in (REPO / ".ci/run").read_text()
-    assert "mlnb = \"mlnb.cli:main\"" in (REPO / "pyproject.toml").read_text()
+    assert "mlnb = \"mlnb.cli.main:main\"" in (REPO / "pyproject.toml").read_text()

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from mlnb import policy
+from mlnb.adapters.dvc.objects import file_md5, object_path
+from mlnb.adapters.nbval.record import RESULTS_DIR
+from mlnb.core.io import write_json
 from mlnb.errors import EnvError
-from mlnb.io import write_json
-from mlnb.refcheck.record import RESULTS_DIR
-from mlnb.versioning.objects import file_md5, object_path
+from mlnb.services import policy
 
 SHA = "ab" * 20
 OUT = "products/train/model.joblib"

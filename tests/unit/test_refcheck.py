@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from mlnb.config import load_env
-from mlnb.notebooks import read_notebook
-from mlnb.refcheck import reference, sanitize
-from mlnb.refcheck.api import REF_DIR, SANITIZE_FILE
-from mlnb.spec import load_spec
+from mlnb.adapters.nbval import reference, sanitize
+from mlnb.adapters.nbval.api import REF_DIR, SANITIZE_FILE
+from mlnb.core.config import load_env
+from mlnb.core.notebooks import read_notebook
+from mlnb.core.spec import load_spec
 from tests.conftest import REPO
 
 RULES = [(r.regex, r.replace) for r in sanitize.RULES]

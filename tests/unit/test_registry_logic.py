@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mlnb import audit
+from mlnb.core import audit
 from mlnb.errors import UserInputError
 from mlnb.jupyter.routes import MAX_BODY, TooLarge, parse_body
-from mlnb.registry import check_run_id
+from mlnb.services.registry import check_run_id
 
 
 @pytest.mark.parametrize("bad", ["", "a" * 31, "a" * 33, "A" * 32, "g" * 32, "../" + "a" * 29, None, 7, ["a" * 32]])

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlnb import runs, tracking
+from mlnb.adapters.mlflow import tracking
 from mlnb.errors import UserInputError
+from mlnb.services import runs
 
 
 @pytest.mark.parametrize("tags, verdict", [
@@ -77,7 +78,7 @@ def test_mlflow_ui_link_only_for_a_tracking_server(uri: str, base: str | None,
 
 
 def test_mlflow_ui_link_names_the_experiment_and_run(tmp_path) -> None:
-    from mlnb.registry import Project
+    from mlnb.services.registry import Project
 
     view = runs._View(Project(tmp_path, "m", "7"), None, None, {}, "http://mlflow.example:5000")
     assert view.url("a" * 32) == f"http://mlflow.example:5000/#/experiments/7/runs/{'a' * 32}"

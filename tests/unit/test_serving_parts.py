@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlnb.core.integrity import model_sha256, verify
 from mlnb.errors import IntegrityError, UserInputError
-from mlnb.integrity import model_sha256, verify
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.predlog import PredictionLog
 from mlnb.serving.source import Identity, parse_uri

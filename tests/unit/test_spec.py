@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlnb.config import apply_overrides, load_env
+from mlnb.core.config import apply_overrides, load_env
+from mlnb.core.spec import load_spec
 from mlnb.errors import EnvError, NotebookError, SpecError, UserInputError
-from mlnb.spec import load_spec
 from tests.conftest import copy_project, run_mlnb, write_notebook
 
 
@@ -115,7 +115,7 @@ def test_product_outside_project(project: Path) -> None:
 def test_notebook_defaults_match_env(project: Path) -> None:
     """Interactive runs use the parameters-cell defaults: they must equal env.yaml's values."""
     spec = load(project)
-    from mlnb.notebooks import parse_task_notebook
+    from mlnb.core.notebooks import parse_task_notebook
 
     for task in spec.tasks.values():
         defaults = parse_task_notebook(task.source).defaults
@@ -143,7 +143,7 @@ def test_cli_bad_input_exits_2_with_one_line_and_builds_nothing(project: Path, c
 
 
 def test_write_notebook_helper_round_trips(tmp_path: Path) -> None:
-    from mlnb.notebooks import parse_task_notebook
+    from mlnb.core.notebooks import parse_task_notebook
 
     nb = write_notebook(tmp_path / "x.ipynb", [("params", "upstream = ['a']\nproduct = None\nk: int = 3")])
     parsed = parse_task_notebook(nb)

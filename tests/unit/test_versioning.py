@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlnb.config import load_env
+from mlnb.adapters.dvc import objects, repo, stages
+from mlnb.core.config import load_env
+from mlnb.core.spec import load_spec
 from mlnb.errors import SpecError, UserInputError
-from mlnb.spec import load_spec
-from mlnb.versioning import objects, repo, stages
 from tests.conftest import REPO, copy_project, write_notebook
 
 
@@ -50,7 +50,7 @@ def test_evaluate_stage_declares_what_dvc_needs():
     assert "products/evaluate/.metrics.json.metadata" in st["outs"]
     assert "products/train/.model.joblib.metadata" in st["deps"]
     assert "products/train/model.joblib" in st["deps"] and "notebooks/evaluate.ipynb" in st["deps"]
-    assert {"mlnb/gate.py", "mlnb/metrics.py", "mlnb/evaluation.py", "mlnb/task.py"} <= set(st["deps"])
+    assert {"mlnb/core/gate.py", "mlnb/core/metrics.py", "mlnb/tasklib/evaluation.py", "mlnb/tasklib/task.py"} <= set(st["deps"])
     assert not any("site-packages" in d or d.startswith("sklearn") for d in st["deps"])
     assert st["params"] == [{"params.yaml": list(spec.tasks["evaluate"].env_keys)}]
     assert "gate" in spec.tasks["evaluate"].env_keys  # the whole gate section: any gate key re-runs evaluate

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mlnb.core.yamlio import MAX_NODES, read_yaml
 from mlnb.errors import EnvError, UserInputError
-from mlnb.yamlio import MAX_NODES, read_yaml
 from tests.conftest import make_tiny_project, run_mlnb
 
 

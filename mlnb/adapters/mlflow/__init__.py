@@ -1,0 +1,1 @@
+"""MLflow: tracking runs of builds and tasks, and loading logged models safely."""

@@ -1,0 +1,114 @@
+"""A Ploomber executor that runs independent tasks at the same time, in threads.
+
+Part of the Ploomber seam (only :mod:`mlnb.adapters.ploomber.pipeline` uses it). Each task's notebook runs in
+its own kernel process (papermill), so a worker thread only waits on that kernel: threads are
+enough, and unlike Ploomber's ``Parallel`` (a process pool polled in a busy loop) nothing is
+pickled and no core is burnt on waiting.
+
+Task life cycle here (compare Ploomber's ``Task._build``, whose steps this splits)::
+
+    WaitingExecution --submit--> worker thread: task._run()  (papermill: the notebook runs)
+        --ok--> main thread: task._post_run_actions() (on_finish, metadata) --> Executed
+        --raise--> main thread: Errored, task._run_on_failure(); downstream -> Aborted
+
+Every status change, hook and progress event happens on the main thread, in completion order,
+so Ploomber's downstream bookkeeping never races and progress lines never interleave.
+
+Ctrl-C (SIGINT): no new task starts; ``interrupt(hard=False)`` interrupts the running kernels
+(a ``KeyboardInterrupt`` in the running cell, as Jupyter's interrupt button), so those tasks fail
+the usual way (papermill saves the partial notebook, the build quarantines it); a second Ctrl-C
+calls ``interrupt(hard=True)``, which kills them. :attr:`interrupted` tells the caller.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from ploomber.constants import TaskStatus
+from ploomber.exceptions import DAGBuildError
+from ploomber.executors.abc import Executor
+
+from mlnb.adapters.ploomber.pipeline import Progress
+
+
+class ThreadedExecutor(Executor):
+    def __init__(self, jobs: int, progress: Progress | None = None,
+                 interrupt: Callable[[bool], None] | None = None,
+                 options: Callable[[str], AbstractContextManager[Any]] | None = None) -> None:
+        self.options = options or (lambda name: nullcontext())
+        self.jobs = max(1, jobs)
+        self.progress = progress or (lambda *_: None)
+        self.interrupt = interrupt or (lambda hard: None)
+        self.errors: dict[str, BaseException] = {}
+        self.interrupted = 0  # how many times Ctrl-C was pressed
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.interrupted += 1
+        self.interrupt(self.interrupted > 1)
+
+    def __call__(self, dag: Any, show_progress: bool = False) -> list[Any]:
+        super().__call__(dag)
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if main else None
+        try:
+            reports = self._run_all(dag)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+        if self.errors or self.interrupted:
+            self.errors.setdefault("build", KeyboardInterrupt("interrupted"))
+            raise DAGBuildError("; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in self.errors.items()))
+        return [r for r in reports if r is not None]
+
+    def _run_all(self, dag: Any) -> list[Any]:
+        running: dict[Future[Any], tuple[Any, float]] = {}
+        reports: list[Any] = []
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mlnb-task") as pool:
+            while True:
+                started = {task.name for task, _ in running.values()}
+                for task in dag.values():  # topological order: upstream tasks are submitted first
+                    if len(running) >= self.jobs or self.interrupted:
+                        break
+                    if task.exec_status == TaskStatus.WaitingExecution and task.name not in started:
+                        self.progress("started", task.name, 0.0)
+                        running[pool.submit(self._run_task, task)] = (task, time.perf_counter())
+                        started.add(task.name)
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task, t0 = running.pop(future)
+                    reports.append(self._finish(task, future, time.perf_counter() - t0))
+        return reports
+
+    def _run_task(self, task: Any) -> Any:
+        with self.options(task.name):  # e.g. the task's kernel env (in this worker thread only)
+            return task._run()
+
+    def _finish(self, task: Any, future: Future[Any], elapsed: float) -> Any:
+        error = future.exception()
+        report = None
+        if error is None:
+            try:
+                report = future.result()
+                task._post_run_actions()
+            except Exception as exc:
+                error = exc
+            else:
+                task.exec_status = TaskStatus.Executed
+                self.progress("executed", task.name, elapsed)
+                return report
+        task.exec_status = TaskStatus.Errored
+        self.errors[task.name] = error
+        try:
+            task._run_on_failure()
+        except Exception as exc:
+            self.errors[task.name] = exc
+        self.progress("failed", task.name, elapsed)
+        return None

@@ -1,0 +1,303 @@
+"""The only module that imports Ploomber: load the DAG, report status, build.
+
+Task life cycle under ``mlnb build`` (compare Ploomber's ``tasks/abc.py``)::
+
+    outdated --(run: metadata deleted first)--> executing --ok--> executed  (Ploomber saves metadata)
+        ^                   |
+        |                   +--raise / kernel died--> failed:
+        |                          partial notebook and any products are moved to
+        |                          products/_failed/<task>/, the task's metadata is
+        +------------------------- deleted, so the next build re-runs it.
+    up to date --------------------------------> skipped
+
+A task's up-to-date record (its products' ``.<name>.metadata`` files) is deleted before its first cell
+runs, so a process killed at any moment (``kill -9``, a power cut) leaves it outdated, never a partial
+notebook that looks fresh; Ploomber itself only rewrites the record after success.
+
+The rest of mlnb speaks :class:`TaskState` / :class:`TaskOutcome` and never sees a
+Ploomber object, so Ploomber (unmaintained since 2024-09) can be replaced here alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlnb.core.io import fsync_dir
+from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.spec import PipelineSpec, TaskSpec
+from mlnb.errors import SpecError, TaskFailed, UnsafePathError
+
+FAILED_DIR = "_failed"
+Progress = Callable[[str, str, float], None]  # (event: started|executed|failed, task, seconds)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    name: str
+    outdated: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    cell_index: int  # position in the source notebook (0-based; papermill's injected cell not counted)
+    cell_id: str
+    ename: str
+    evalue: str
+    first_line: str
+
+    def describe(self) -> str:
+        return f"cell {self.cell_index} ({self.first_line[:50]!r}): {self.ename}: {self.evalue}"
+
+
+@dataclass
+class TaskOutcome:
+    name: str
+    status: str  # executed | skipped | failed | not run
+    elapsed: float = 0.0
+    notebook: Path | None = None
+    failure: CellFailure | None = None
+    kept: list[Path] = field(default_factory=list)
+
+
+def _quiet_ploomber() -> None:
+    for name in ("ploomber", "papermill", "ploomber_core"):
+        logger = logging.getLogger(name)
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+ENGINES = ("fork", "papermill")
+
+
+def open_dag(spec: PipelineSpec, env: dict[str, Any], engine: str = "papermill") -> Any:
+    """A rendered Ploomber DAG for ``spec`` with ``env`` (after overrides). With ``engine="fork"``
+    notebook tasks run on papermill's ``mlnb`` engine (pre-started forked kernels, see
+    :mod:`mlnb.engine`); ``"papermill"`` is the stock nbclient engine."""
+    from mlnb.adapters.mlflow.tracking import telemetry_off
+
+    telemetry_off()
+    _quiet_ploomber()
+    from ploomber.spec import DAGSpec
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "placeholders declared but unused": env.yaml is shared
+            dag = DAGSpec(str(spec.path), env=env).to_dag()
+            dag.render(show_progress=False)
+        if engine == "fork":
+            from mlnb.engine import kernel
+
+            kernel.register()
+            for task in dag.values():
+                if getattr(task, "executor", None) == "papermill" and hasattr(task, "executor_params"):
+                    task.executor_params["engine_name"] = kernel.ENGINE_NAME
+                    task.executor_params.setdefault("progress_bar", False)  # bars of parallel tasks garble
+    except Exception as exc:
+        raise SpecError(f"{spec.path.name}: ploomber rejected the spec: {_reason(exc)}") from None
+    return dag
+
+
+def _reason(exc: BaseException) -> str:
+    """The informative line of a Ploomber error (skipping its ``=== DAG render failed ===`` banners)."""
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    useful = [ln for ln in lines if ln and not set(ln) <= set("=-") and "render failed" not in ln
+              and not ln.startswith(("Traceback", "Need help?", "Please ", "https://"))]
+    errors = [ln for ln in useful if "Error" in ln.split(":")[0]]
+    return (errors or useful or [type(exc).__name__])[-1 if errors else 0]
+
+
+def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:
+    """Which tasks are outdated and why, without running anything."""
+    states = []
+    for name, task in spec.tasks.items():
+        product = dag[name].product
+        reasons: list[str] = []
+        if not product.exists():
+            reasons.append("product missing")
+        elif product.metadata.timestamp is None:
+            reasons.append("no record of a successful run")
+        else:
+            meta = product.metadata.to_dict()  # MetaProduct.metadata.params is broken in ploomber 0.23
+            if product._outdated_code_dependency():
+                old = meta.get("params") or {}
+                new = dag[name].params.to_json_serializable(params_only=True)
+                changed = sorted(k for k in set(old) | set(new) if k != "resources_" and old.get(k) != new.get(k))
+                if changed:
+                    reasons.extend(f"param {k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+                if meta.get("stored_source_code") != str(dag[name].source):
+                    reasons.append(f"source changed: {task.source.relative_to(spec.root)}")
+                if not reasons:
+                    reasons.append("resource file changed")
+            for up in task.upstream:
+                up_product = dag[up].product
+                if up_product.metadata.timestamp is None or up_product.metadata.timestamp > product.metadata.timestamp:
+                    reasons.append(f"upstream {up} is newer")
+                elif up_product._is_outdated():
+                    reasons.append(f"upstream {up} is outdated")
+        states.append(TaskState(name, bool(reasons), tuple(reasons)))
+    return states
+
+
+def ploomber_up_to_date(dag: Any) -> dict[str, bool]:
+    """Ploomber's own verdict after rendering: the tasks it would skip (a check of :mod:`.uptodate`)."""
+    from ploomber.constants import TaskStatus
+
+    return {name: dag[name].exec_status == TaskStatus.Skipped for name in dag}
+
+
+def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = None, jobs: int = 1,
+          progress: Progress | None = None, interrupt: Callable[[bool], None] | None = None,
+          task_options: Callable[[str], Any] | None = None) -> tuple[list[TaskOutcome], bool]:
+    """Run the DAG; return per-task outcomes and whether everything succeeded.
+
+    With ``only``, run exactly that task (forced; its upstream products must exist, as when
+    ``dvc repro`` runs one stage). A failed task's products are quarantined (see module docstring).
+    With ``progress`` (a ``(event, task, seconds)`` callback), tasks run on mlnb's threaded
+    executor, up to ``jobs`` at a time; without it, on Ploomber's own serial executor."""
+    from ploomber.constants import TaskStatus
+    from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
+
+    if only is not None:
+        return _build_one(spec, dag, only)
+    for name, task in spec.tasks.items():
+        _forget_before_running(dag[name], task)
+    if progress is not None:
+        from mlnb.adapters.ploomber.executor import ThreadedExecutor
+
+        dag.executor = ThreadedExecutor(jobs, progress, interrupt, task_options)
+    ok = True
+    try:
+        dag.build(force=force, show_progress=progress is None)
+    except (DAGBuildError, DAGBuildEarlyStop):
+        ok = False
+    outcomes = []
+    for name, task in spec.tasks.items():
+        st = dag[name].exec_status
+        nb_path = task.notebook_product
+        if st == TaskStatus.Executed:
+            outcomes.append(TaskOutcome(name, "executed", _duration(nb_path), nb_path))
+        elif st == TaskStatus.Errored:
+            outcomes.append(_quarantine(spec, task))
+        elif st == TaskStatus.Skipped:
+            outcomes.append(TaskOutcome(name, "skipped", notebook=nb_path if nb_path.exists() else None))
+        else:
+            outcomes.append(TaskOutcome(name, "not run"))
+    return outcomes, ok and all(o.status != "failed" for o in outcomes)
+
+
+def forget_metadata(task: TaskSpec) -> None:
+    """Delete the up-to-date record of every product of ``task`` (durably: the directory is synced)."""
+    dirs = set()
+    for product in task.products.values():
+        meta = product.with_name(f".{product.name}.metadata")
+        if meta.exists():
+            meta.unlink(missing_ok=True)
+            dirs.add(meta.parent)
+    for folder in dirs:
+        fsync_dir(folder)
+
+
+def _forget_before_running(ploomber_task: Any, task: TaskSpec) -> None:
+    """Wrap the task's run (whichever executor calls it) so its record goes first."""
+    run = ploomber_task._run
+
+    def forget_then_run(*args: Any, **kwargs: Any) -> Any:
+        forget_metadata(task)
+        return run(*args, **kwargs)
+
+    ploomber_task._run = forget_then_run
+
+
+def interrupted(dag: Any) -> bool:
+    """The last build of ``dag`` was stopped with Ctrl-C."""
+    return bool(getattr(dag.executor, "interrupted", 0))
+
+
+def _build_one(spec: PipelineSpec, dag: Any, name: str) -> tuple[list[TaskOutcome], bool]:
+    from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
+
+    task = spec.tasks[name]
+    for up in task.upstream:
+        missing = [p for p in spec.tasks[up].products.values() if not p.exists()]
+        if missing:
+            raise TaskFailed(name, f"task {name} needs the products of {up}, and "
+                                   f"{missing[0].relative_to(spec.root)} is missing: run `mlnb build` or `mlnb pull`")
+    ok = True
+    forget_metadata(task)  # it runs now (build_partially copies the DAG: a wrapped _run would not be the copy's)
+    try:
+        dag.build_partially(name, force=True, show_progress=True, skip_upstream=True)
+    except (DAGBuildError, DAGBuildEarlyStop):
+        ok = False
+    outcomes = [TaskOutcome(n, "skipped") for n in spec.tasks]
+    index = list(spec.tasks).index(name)
+    nb_path = task.notebook_product
+    outcomes[index] = TaskOutcome(name, "executed", _duration(nb_path), nb_path) if ok else _quarantine(spec, task)
+    return outcomes, ok
+
+
+def _duration(nb_path: Path) -> float:
+    try:
+        return float(read_notebook(nb_path).get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
+    except Exception:
+        return 0.0
+
+
+def find_failure(nb: dict[str, Any]) -> CellFailure | None:
+    """The failing cell of a partially executed notebook (error output, or where the kernel died)."""
+    added = {"injected-parameters", "papermill-error-cell-tag"}  # cells papermill adds
+    source_cells = [c for c in nb.get("cells", []) if not added & set(c.get("metadata", {}).get("tags") or [])]
+    last_started = None
+    for i, cell in enumerate(source_cells):
+        pm = cell.get("metadata", {}).get("papermill", {})
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors or pm.get("exception") or pm.get("status") == "running":
+            ename, evalue = (errors[0].get("ename", "Error"), errors[0].get("evalue", "")) if errors else (
+                "DeadKernelError", "the kernel died while executing this cell")
+            return _failure(i, cell, ename, evalue)
+        if pm.get("start_time"):
+            last_started = i
+    if last_started is not None:  # papermill records no error when the kernel is killed mid-cell
+        return _failure(last_started, source_cells[last_started], "DeadKernelError",
+                        "the kernel died while executing this cell (no Python exception was raised)")
+    return None
+
+
+def _failure(index: int, cell: dict[str, Any], ename: str, evalue: str) -> CellFailure:
+    first = next((ln for ln in cell_source(cell).splitlines() if ln.strip()), "")
+    return CellFailure(index, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())
+
+
+def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
+    """Move a failed task's products aside and forget its metadata."""
+    dest = spec.root / "products" / FAILED_DIR / task.name
+    for part in (dest.parent.parent, dest.parent, dest):  # never delete through a link: it may lead anywhere
+        if part.is_symlink():
+            raise UnsafePathError(f"{part.relative_to(spec.root)} is a symbolic link: mlnb moves failed outputs "
+                                  "there and deletes old ones, so it must be a real directory")
+    shutil.rmtree(dest, ignore_errors=True)
+    kept: list[Path] = []
+    failure = None
+    for product in task.products.values():
+        product.with_name(f".{product.name}.metadata").unlink(missing_ok=True)
+        if product.exists():
+            dest.mkdir(parents=True, exist_ok=True)
+            target = dest / product.name
+            shutil.move(str(product), target)
+            kept.append(target)
+    nb_kept = dest / task.notebook_product.name
+    duration = 0.0
+    if nb_kept.exists():
+        try:
+            nb = read_notebook(nb_kept)
+            failure = find_failure(nb)
+            duration = float(nb.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
+        except Exception:
+            failure = None
+    return TaskOutcome(task.name, "failed", duration, nb_kept if nb_kept.exists() else None, failure, kept)

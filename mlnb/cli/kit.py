@@ -1,0 +1,76 @@
+"""Helpers shared by the click command modules (CLI glue only)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlnb.errors import MlnbError, redact
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"mlnb: error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn mlnb errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MlnbError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:  # outside a build's tasks (they handle Ctrl-C themselves)
+            fail("interrupted (Ctrl-C)", 130)
+
+    return wrapper
+
+
+def root() -> Path:
+    from mlnb.core.io import find_project_root
+
+    found = find_project_root()
+    os.chdir(found)  # CLI glue: Ploomber resolves resources_ paths against the working directory
+    return found
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*(str(x) for x in r)) for r in rows]
+    return "\n".join(lines)
+
+
+# Imported eagerly, under try/except ImportError, by libraries the build/status commands load,
+# and never used by these commands (their notebooks run in kernels, other processes):
+SLOW_OPTIONAL = (
+    "rfc3987_syntax",  # jsonschema (nbformat, Ploomber): builds a grammar for the "iri" format, ~0.8 s
+    "matplotlib",  # ploomber-engine's profiling plots, loaded by papermill's engine entry points: ~0.3 s
+)
+
+
+def skip_slow_optional_imports() -> None:
+    """For the build/status commands only: mark :data:`SLOW_OPTIONAL` unavailable, so the
+    ``except ImportError`` branch their importers already have is taken instead of a slow import."""
+    for name in SLOW_OPTIONAL:
+        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+
+
+def exit_now(code: int) -> None:
+    """Exit after the atexit handlers (MLflow flushes there) without the interpreter's teardown of
+    every loaded module, which takes ~0.8 s once Ploomber, MLflow and pandas are imported."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

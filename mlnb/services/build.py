@@ -1,0 +1,393 @@
+"""``mlnb build``: the pipeline wrapped in one MLflow build run (application layer).
+
+Pure orchestration: returns a :class:`BuildResult`, prints nothing. The build run
+gets the git commit, the resolved env snapshot, per-task child runs (status,
+duration, executed notebook as an artifact), and the metrics and gate outcome
+found in products named ``metrics`` and ``gate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlnb.adapters.dvc import repo as versioning
+from mlnb.adapters.dvc import stages
+from mlnb.adapters.mlflow import tracking
+from mlnb.adapters.ploomber import pipeline, uptodate
+from mlnb.core.build_events import EventLog
+from mlnb.core.buildlock import build_lock
+from mlnb.core.config import apply_overrides, load_env
+from mlnb.core.io import atomic_write, environ
+from mlnb.core.notebooks import stamp_run
+from mlnb.core.spec import PipelineSpec, load_spec
+from mlnb.errors import EnvError, MlnbError, SpecError, UserInputError
+from mlnb.services import build_tags, debug
+from mlnb.services.build_tags import gate_verdict, is_gate_failure
+from mlnb.services.explain import upstream_hashes
+
+DEFAULT_EXPERIMENT = "mlnb"
+
+
+@dataclass
+class BuildResult:
+    ran: bool
+    ok: bool
+    outcomes: list[pipeline.TaskOutcome] = field(default_factory=list)
+    run_id: str | None = None
+    metrics: dict[str, float] | None = None
+    gate: dict[str, Any] | None = None
+    artifact: Path | None = None
+    elapsed: float = 0.0
+    recorded: list[str] = field(default_factory=list)  # stages recorded in dvc.lock by this build
+    synced: bool = False  # dvc.yaml was regenerated from pipeline.yaml first
+    record_note: str | None = None  # why outputs were deliberately not recorded in DVC
+    record_error: str | None = None  # DVC failed to record them
+    interrupted: bool = False  # stopped with Ctrl-C
+    resume_notes: list[str] = field(default_factory=list)  # how --resume ran each failed task
+
+    @property
+    def failed(self) -> list[pipeline.TaskOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def load_project(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = ()) -> tuple[
+        PipelineSpec, dict[str, Any]]:
+    """Read env (with overrides) and check the spec; raises UserInputError subclasses."""
+    env_path = Path(env_file) if env_file else root / "env.yaml"
+    if env_file and not env_path.exists():
+        raise EnvError(f"{env_file}: env file not found")
+    env = load_env(env_path) if env_path.exists() else {}
+    env = apply_overrides(env, list(overrides), source=env_path.name)
+    return load_spec(root / "pipeline.yaml", env), env
+
+
+def experiment_name(env: dict[str, Any]) -> str:
+    return str((env.get("mlflow") or {}).get("experiment") or DEFAULT_EXPERIMENT)
+
+
+def _product(spec: PipelineSpec, key: str, ran: set[str]) -> Path | None:
+    """The path of the product named ``key`` (or its quarantined copy after a failure), if this
+    build ran the task that makes it (an older file would misdescribe the build)."""
+    for task in spec.tasks.values():
+        if key in task.products:
+            if task.name not in ran:
+                return None
+            path = task.products[key]
+            failed = spec.root / "products" / pipeline.FAILED_DIR / task.name / path.name
+            return path if path.exists() else failed if failed.exists() else None
+    return None
+
+
+def _model_run(spec: PipelineSpec, outcomes: list[pipeline.TaskOutcome]) -> str | None:
+    """The MLflow run id in the product named ``run`` (the training task's), when that task is
+    executed or up to date in this build (its model is the one the build evaluated)."""
+    usable = {o.name for o in outcomes if o.status in ("executed", "skipped")}
+    for task in spec.tasks.values():
+        path = task.products.get("run")
+        if path is not None and task.name in usable and path.exists():
+            try:
+                run_id = json.loads(path.read_text()).get("run_id")
+            except (ValueError, AttributeError):
+                return None
+            return run_id if isinstance(run_id, str) else None
+    return None
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = (),
+              force: bool = False, only: str | None = None, record: bool = True, engine: str = "fork",
+              jobs: int | None = None, progress: pipeline.Progress | None = None, resume: bool = False,
+              snapshot_mb: float = 512) -> BuildResult:
+    """:func:`_run_build` under the project's build lock (one build at a time: a second one raises
+    :class:`~mlnb.errors.BuildRunning`), telling :mod:`mlnb.core.build_events` how it goes."""
+    with build_lock(root):
+        if only is not None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
+            return _run_build(root, env_file, overrides, force, only, record, engine, jobs, progress, resume,
+                              snapshot_mb)
+        events = EventLog(root)
+        events.start(force=force, resume=resume, engine=engine, params=list(overrides))
+        both = _tee(progress, events.progress) if engine == "fork" else progress
+        try:
+            result = _run_build(root, env_file, overrides, force, only, record, engine, jobs, both, resume,
+                                snapshot_mb, events.cell)
+        except BaseException as exc:
+            events.close(ok=False, interrupted=isinstance(exc, KeyboardInterrupt), run_id=None, tasks={},
+                         failures={}, error=str(exc) if isinstance(exc, MlnbError) else type(exc).__name__)
+            raise
+        events.close(ok=result.ok, interrupted=result.interrupted, run_id=result.run_id, ran=result.ran,
+                     tasks={o.name: o.status for o in result.outcomes},
+                     failures={o.name: o.failure.describe() for o in result.failed if o.failure}, error=None)
+        return result
+
+
+def _tee(first: pipeline.Progress | None, second: pipeline.Progress) -> pipeline.Progress:
+    def both(event: str, task: str, seconds: float) -> None:
+        second(event, task, seconds)
+        if first is not None:
+            first(event, task, seconds)
+    return both
+
+
+def _run_build(root: Path, env_file: str | None, overrides: tuple[str, ...], force: bool, only: str | None,
+               record: bool, engine: str, jobs: int | None, progress: pipeline.Progress | None, resume: bool,
+               snapshot_mb: float, cells: Callable[[str, int, int], None] | None = None) -> BuildResult:
+    """Build what is outdated (everything with ``force``; exactly task ``only`` when given) under
+    one MLflow build run, then record the outputs in DVC (``dvc commit``) when the project uses it.
+
+    ``engine="fork"`` runs notebooks on pre-started forked kernels (:mod:`mlnb.engine`), up to
+    ``jobs`` independent tasks at a time (default: the number of cores), reporting to ``progress``;
+    ``"papermill"`` is stock Ploomber + papermill, one task at a time. Under the fork engine a
+    failing task leaves a namespace snapshot (at most ``snapshot_mb``) for ``mlnb debug``, and
+    ``resume`` restarts a failed task at its failing cell when that is safe (:mod:`mlnb.services.debug`)."""
+    start = time.perf_counter()
+    if resume and engine != "fork":
+        raise UserInputError("--resume: needs the fork engine (failure snapshots are taken in its kernels)")
+    spec, env = load_project(root, env_file, overrides)
+    if only is not None and only not in spec.tasks:
+        raise SpecError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
+    dvc_repo = record and only is None and versioning.is_dvc_repo(root)
+    synced = False
+    if dvc_repo:  # dvc.yaml is generated: keep it current (moving env.yaml is left to `mlnb dvc sync`)
+        base = load_project(root)[0] if env_file or overrides else spec  # dvc.yaml describes params.yaml
+        versioning.require_params_linked(base)
+        synced = versioning.sync(base).changed
+        if not force:
+            invalidate_changed_modules(spec)
+    if only is None and not force and uptodate.all_up_to_date(spec):  # decided without Ploomber
+        return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
+    jobs = jobs or os.cpu_count() or 1
+    server = _start_engine(spec, engine, 1 if only else jobs)
+    try:
+        dag = pipeline.open_dag(spec, env, engine)
+        if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
+            return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
+        recorder = debug.FailureRecorder(spec, resume, snapshot_mb) if engine == "fork" and only is None else None
+        options = _task_options(recorder, cells if engine == "fork" else None)
+        return _tracked_build(spec, env, dag, force, only, engine, jobs, progress, server, recorder, synced,
+                              dvc_repo, env_file, overrides, start, options)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _task_options(recorder: Any, cells: Callable[[str, int, int], None] | None) -> Any:
+    """Each task's kernel options in its worker thread: the failure recorder's, and cell progress."""
+    if cells is None:
+        return recorder.options if recorder is not None else None
+    from mlnb.engine import kernel
+
+    @contextmanager
+    def options(name: str) -> Iterator[None]:
+        with ExitStack() as stack:
+            if recorder is not None:
+                stack.enter_context(recorder.options(name))
+            stack.enter_context(kernel.cell_events(lambda k, n: cells(name, k, n)))
+            yield
+    return options
+
+
+def _start_engine(spec: PipelineSpec, engine: str, pool: int) -> Any:
+    """The fork server (started now, so it imports while Ploomber loads), or None."""
+    if engine not in pipeline.ENGINES:
+        raise UserInputError(f"--engine: unknown engine {engine!r} (choose from {', '.join(pipeline.ENGINES)})")
+    if engine != "fork":
+        return None
+    from mlnb.engine.imports import notebook_imports
+    from mlnb.engine.kernel import ForkServer
+
+    modules = [*notebook_imports([t.source for t in spec.tasks.values()], spec.root),
+               "cloudpickle", "mlnb.engine.checkpoint"]  # what failure snapshots use in every kernel
+    return ForkServer(modules, pool, spec.root).start()
+
+
+def _nothing_to_do(spec: PipelineSpec, synced: bool, dvc_repo: bool, env_file: str | None,
+                   overrides: tuple[str, ...], start: float) -> BuildResult:
+    result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in spec.tasks], synced=synced)
+    if dvc_repo:
+        _record(spec, result, env_file, overrides, up_to_date=None)
+    result.elapsed = time.perf_counter() - start
+    if not (spec.root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
+        _write_last_build(spec.root, result)
+    return result
+
+
+def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: bool, only: str | None,
+                   engine: str, jobs: int, progress: pipeline.Progress | None, server: Any, recorder: Any,
+                   synced: bool, dvc_repo: bool, env_file: str | None, overrides: tuple[str, ...],
+                   start: float, task_options: Any = None) -> BuildResult:
+    root = spec.root
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = tracking.configure(root, experiment_name(env))
+    tracking.close_orphaned_builds(experiment_id, root)  # we hold the build lock: a RUNNING one here is dead
+    commit = tracking.git_commit(root)
+    tags = {"mlnb.kind": "build", "mlnb.git_commit": commit, "mlnb.force": str(force).lower(), "mlnb.engine": engine,
+            **build_tags.tree_tags(root), **tracking.owner_tags(root)}
+    if only is not None:
+        tags["mlnb.only"] = only
+    env_path = Path(env_file) if env_file else root / "env.yaml"
+    name = tracking.build_run_name(commit, tracking.changed_params(root, env_path, env), env_file and env_path.name)
+    with mlflow.start_run(run_name=name, tags=tags) as run:
+        run_id = run.info.run_id
+        mlflow.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
+        mlflow.log_dict(env, "env.yaml")
+        with environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
+            outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=jobs,
+                                          progress=progress if engine == "fork" else None,
+                                          interrupt=server.interrupt if server is not None else None,
+                                          task_options=task_options)
+        notes = recorder.after(outcomes, run_id) if recorder is not None else []
+        client = MlflowClient()
+        existing = tracking.task_runs(run_id, run.info.experiment_id)
+        hashes: dict[str, Any] = {}  # each upstream product hashed once, however many tasks read it
+        for outcome in outcomes:
+            if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
+                stamp_run(outcome.notebook, run_id, outcome.name,
+                          upstream_hashes(spec, spec.tasks[outcome.name], hashes))
+            if outcome.status in ("executed", "failed"):
+                _record_task(client, run_id, run.info.experiment_id, outcome, existing)
+        result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag),
+                             resume_notes=notes)
+        ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
+        metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
+        if metrics_path:
+            result.metrics = json.loads(metrics_path.read_text())
+            mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
+        if gate_path:
+            result.gate = json.loads(gate_path.read_text())
+            mlflow.set_tags(gate_verdict(root, env, result.gate))
+            mlflow.log_dict(result.gate, "gate.json")
+        model_run = _model_run(spec, outcomes)
+        if model_run:  # the training run whose model this build evaluated (a forced promotion registers it)
+            mlflow.set_tag("mlnb.train_run_id", model_run)
+        artifact = next((p for t in spec.tasks.values() for p in t.products.values()
+                         if (p / "MLmodel").is_file()), None)
+        if ok and artifact:
+            result.artifact = artifact
+            mlflow.set_tag("mlnb.artifact", str(artifact.relative_to(root)))
+        mlflow.log_dict(_task_rows(outcomes), "tasks.json")
+        mlflow.set_tag("mlnb.status", "ok" if ok else "failed")
+        if not ok:
+            mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
+            # a failed gate is a verdict (tag mlnb.gate.verdict), not a crash to debug
+            first = next((o for o in result.failed if o.failure and not is_gate_failure(o)), None)
+            if first is not None:  # the Runs panel shows it, with a Debug button while it can be debugged
+                mlflow.set_tags({"mlnb.failure": first.failure.describe()[:5000],  # type: ignore[union-attr]
+                                 "mlnb.failure_task": first.name,
+                                 debug.DEBUGGABLE_TAG: str(recorder is not None and debug.can_debug(root, first.name)
+                                                           ).lower()})
+    if not ok:
+        client.set_terminated(run_id, status="KILLED" if result.interrupted else "FAILED")
+    if recorder is not None:  # older builds whose failure this build's run of the task replaced
+        debug.retire_failures(client, recorder, run_id)
+    if dvc_repo:
+        current = [o.name for o in outcomes if o.status in ("executed", "skipped")]
+        _record(spec, result, env_file, overrides, up_to_date=current)
+        build_tags.record_dvc_on_run(client, run_id, spec, result)
+    result.elapsed = time.perf_counter() - start
+    if only is None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
+        _write_last_build(root, result)
+    return result
+
+
+def _record(spec: PipelineSpec, result: BuildResult, env_file: str | None, overrides: tuple[str, ...],
+            up_to_date: list[str] | None) -> None:
+    """``dvc commit`` the outputs of the ``up_to_date`` tasks (None: those whose dvc.lock entry is
+    stale); a DVC failure is reported on the result, not raised (the build ran)."""
+    if env_file or overrides:
+        result.record_note = ("not recorded in DVC: built with --env-file/-p overrides, which dvc.lock "
+                              "(keyed on env.yaml) would misdescribe")
+        return
+    try:
+        result.recorded = versioning.commit(spec, up_to_date=up_to_date)
+    except MlnbError as exc:
+        result.record_error = f"outputs not recorded in DVC: {exc}"
+
+
+def invalidate_changed_modules(spec: PipelineSpec) -> dict[str, list[str]]:
+    """Make tasks whose imported project modules changed since ``dvc.lock`` outdated for Ploomber too
+    (which only watches the notebook): their products' metadata goes, so the next build re-runs them."""
+    changed = versioning.changed_modules(spec)
+    for name in changed:
+        for product in spec.tasks[name].products.values():
+            stages.metadata_path(product).unlink(missing_ok=True)
+    return changed
+
+
+def fast_states(spec: PipelineSpec) -> list[pipeline.TaskState] | None:
+    """Every task up to date, decided without Ploomber (:mod:`mlnb.adapters.ploomber.uptodate`); None when that
+    is not proven (then :func:`task_states` asks Ploomber and gives the reasons)."""
+    if not uptodate.all_up_to_date(spec):
+        return None
+    if versioning.is_dvc_repo(spec.root) and versioning.changed_modules(spec):
+        return None
+    return [pipeline.TaskState(n, False, ()) for n in spec.tasks]
+
+
+def task_states(spec: PipelineSpec, dag: Any) -> list[pipeline.TaskState]:
+    """Ploomber's view of each task plus, in a DVC project, changed imported modules (and what
+    depends on the tasks that import them)."""
+    states = pipeline.status(spec, dag)
+    changed = versioning.changed_modules(spec) if versioning.is_dvc_repo(spec.root) else {}
+    if not changed:
+        return states
+    out: dict[str, pipeline.TaskState] = {}
+    for state in states:  # spec.tasks is in topological order
+        reasons = list(state.reasons)
+        reasons += [f"imported module changed: {m}" for m in changed.get(state.name, [])]
+        reasons += [f"upstream {up} is outdated" for up in spec.tasks[state.name].upstream
+                    if out[up].outdated and f"upstream {up} is outdated" not in reasons
+                    and f"upstream {up} is newer" not in reasons]
+        out[state.name] = pipeline.TaskState(state.name, bool(reasons), tuple(reasons))
+    return list(out.values())
+
+
+def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pipeline.TaskOutcome,
+                 existing: dict[str, str]) -> None:
+    """Complete (or create) the task's child run: status, duration, executed notebook."""
+    from mlflow.entities import Metric, RunTag
+
+    run_id = existing.get(outcome.name)
+    if run_id is None:
+        child = client.create_run(experiment_id, run_name=outcome.name, tags={
+            "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
+        run_id = child.info.run_id
+    tags = [RunTag("mlnb.status", outcome.status)]
+    if outcome.failure:
+        tags.append(RunTag("mlnb.failure", outcome.failure.describe()[:5000]))
+    metric = Metric("duration_s", round(outcome.elapsed, 3), int(time.time() * 1000), 0)
+    client.log_batch(run_id, metrics=[metric], tags=tags)  # one store transaction, not one per value
+    if outcome.notebook and outcome.notebook.exists():
+        client.log_artifact(run_id, str(outcome.notebook), "notebooks")
+    client.set_terminated(run_id, status="FINISHED" if outcome.status == "executed" else "FAILED")
+
+
+def _task_rows(outcomes: list[pipeline.TaskOutcome]) -> list[dict[str, Any]]:
+    return [{"task": o.name, "status": o.status, "elapsed_s": round(o.elapsed, 2),
+             "failure": o.failure.describe() if o.failure else None} for o in outcomes]
+
+
+def _write_last_build(root: Path, result: BuildResult) -> None:
+    data = {"run_id": result.run_id, "ran": result.ran, "ok": result.ok, "elapsed_s": round(result.elapsed, 2),
+            "tasks": _task_rows(result.outcomes)}
+    with atomic_write(root / "products" / "last_build.json", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)

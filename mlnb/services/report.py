@@ -1,0 +1,87 @@
+"""An HTML report of the last build: summary, metrics, gate, plots, executed notebooks."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from mlnb.adapters.ploomber.pipeline import FAILED_DIR
+from mlnb.core.io import atomic_write
+from mlnb.core.spec import PipelineSpec
+from mlnb.errors import UserInputError
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .7rem;text-align:left}
+.ok{color:#0a7d2c;font-weight:bold}.bad{color:#b00020;font-weight:bold}.warn{color:#8a6100;font-weight:bold}img{max-width:48%;margin:.5rem}
+details{margin:.5rem 0;border:1px solid #ddd;padding:.5rem}summary{cursor:pointer;font-weight:bold}"""
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _notebook_html(path: Path) -> str:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="basic")
+    body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))
+    return body
+
+
+def build_report(spec: PipelineSpec, out: Path) -> Path:
+    """Write ``out`` (self-contained HTML: images inlined) and return it."""
+    last = spec.root / "products" / "last_build.json"
+    if not last.exists():
+        raise UserInputError(f"{last}: no build recorded yet; run `mlnb build` first")
+    build = json.loads(last.read_text())
+    status = '<span class="ok">succeeded</span>' if build["ok"] else '<span class="bad">failed</span>'
+    summary = (f"Build {status} in {build['elapsed_s']} s; MLflow run <code>{html.escape(str(build.get('run_id')))}"
+               f"</code>" if build.get("ran", True) else
+               "Every task was up to date (outputs from an earlier build, e.g. pulled from DVC); nothing re-ran")
+    parts = [f"<h1>mlnb build report</h1><p>{summary}</p>", "<h2>Tasks</h2>", _table(build["tasks"])]
+    products = {k: p for t in spec.tasks.values() for k, p in t.products.items()}
+    if products.get("metrics") and products["metrics"].exists():
+        metrics = json.loads(products["metrics"].read_text())
+        parts += ["<h2>Metrics (test split)</h2>", _table([metrics])]
+    if products.get("gate") and products["gate"].exists():
+        gate = json.loads(products["gate"].read_text())
+        verdict = str(gate.get("verdict") or ("promotable" if gate.get("passed") else "failed"))
+        css = {"promotable": "ok", "failed": "bad"}.get(verdict, "warn")
+        badge = f'<span class="{css}">{html.escape(verdict.replace("_", " ").upper())}</span>'
+        sig = gate.get("significance", {})
+        parts += [f"<h2>Gate {badge}</h2><p>{html.escape(gate['reason'])}</p>"]
+        if sig.get("bootstrap"):
+            bs, metric = sig["bootstrap"], gate.get("metric", "metric")
+            row = {"against": sig["reference"], f"{metric} diff (bootstrap mean)": bs["mean_diff"],
+                   f"{100 * bs.get('level', 0.95):g}% interval": bs.get("ci", bs.get("ci95"))}
+            if sig.get("mcnemar"):
+                row["McNemar p"] = sig["mcnemar"]["p_value"]
+            parts.append(_table([row]))
+    images = [p for p in products.values() if p.suffix == ".png" and p.exists()]
+    if images:
+        parts.append("<h2>Plots</h2>")
+        for img in images:
+            data = base64.b64encode(img.read_bytes()).decode()
+            parts.append(f'<img alt="{html.escape(img.stem)}" src="data:image/png;base64,{data}">')
+    parts.append("<h2>Executed notebooks</h2>")
+    for name, task in spec.tasks.items():
+        nb = task.notebook_product
+        failed = spec.root / "products" / FAILED_DIR / name / nb.name
+        path = nb if nb.exists() else failed if failed.exists() else None
+        if path is None:
+            continue
+        label = f"{name} ({'failed' if path == failed else 'executed'})"
+        parts.append(f"<details><summary>{html.escape(label)}</summary>{_notebook_html(path)}</details>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mlnb build report</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    with atomic_write(out, encoding="utf-8") as fh:
+        fh.write(page)
+    return out
