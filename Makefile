@@ -54,6 +54,7 @@ build: setup data
 
 lint: setup
 	$(BIN)/ruff check mlnb tests scripts benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 
 test: setup data lint browser

@@ -26,11 +26,15 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from mlnb.core.io import atomic_write
+
+# What a running build reports per task: (event: started|executed|failed, task, seconds).
+Progress = Callable[[str, str, float], None]
 
 EVENTS_FILE = Path(".mlnb") / "build" / "events.jsonl"
 ORIGIN_ENV = "MLNB_BUILD_ORIGIN"  # who started the build: "terminal" unless set (the panel sets "jupyter")
@@ -70,7 +74,7 @@ class EventLog:
                 self._fh = None
 
     def progress(self, event: str, task: str, seconds: float) -> None:
-        """A :data:`mlnb.adapters.ploomber.pipeline.Progress` callback: started | executed | failed."""
+        """A :data:`Progress` callback: started | executed | failed."""
         if event == "started":
             self.emit("task-started", task=task)
         else:

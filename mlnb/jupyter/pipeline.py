@@ -20,8 +20,8 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
 from mlnb.errors import MlnbError, UserInputError
+from mlnb.jupyter.base import MAX_BODY, Base, TooLarge
 from mlnb.jupyter.pipeline_builds import Builds
-from mlnb.jupyter.routes import MAX_BODY, Base, TooLarge
 
 KEEPALIVE = 15.0  # seconds between comments on an idle event stream
 CLOSED: dict[str, Any] = {"event": "closed"}  # put in a listener's queue when its client goes away

@@ -15,7 +15,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 
 from mlnb.errors import MlnbError, UserInputError
-from mlnb.jupyter.routes import Base
+from mlnb.jupyter.base import Base
 
 MAX_LIMIT = 500
 CHUNK = 64 * 1024

@@ -21,113 +21,20 @@ finish (10 s at most), open connections close, the prediction log is flushed, ex
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import errno
-import gc
-import json
 import logging
-import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from mlnb.errors import FetchFailed, MlnbError, ServingError, redact
+from mlnb.errors import ServingError, redact
 from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
-from mlnb.serving.model import ModelHolder, ServedModel
+from mlnb.serving.model import ModelHolder
+from mlnb.serving.runtime import Options, bind, check_loads, load, run_worker, start_watcher
 from mlnb.serving.source import Identity, ModelRef
+from mlnb.serving.workers import Supervisor
 
-log = logging.getLogger("mlnb.serve")
-
-
-@dataclass(frozen=True)
-class Options:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
-    max_body: int = 10 * 2 ** 20
-    poll_interval: float = 30.0
-    verify: bool = True
-    cache_dir: Path = Path(".mlnb/serve-cache")
-    prediction_log: Path | None = None
-    log_sample_rate: float = 1.0
-    log_max_rows: int = 100
-    log_max_bytes: int = 100 * 2 ** 20
-
-
-def load(ref: ModelRef, options: Options, version: str | None = None) -> ServedModel:
-    """Fetch (by version number), verify and load; the download is removed when the model is closed."""
-    path, identity = source.fetch(ref, options.cache_dir, verify=options.verify, version=version)
-    try:
-        return ServedModel.load(path, identity,
-                                (lambda: source.discard(path, options.cache_dir)) if ref.downloaded else None)
-    except BaseException:
-        if ref.downloaded:
-            source.discard(path, options.cache_dir)
-        raise
-
-
-class Watcher(threading.Thread):
-    """Poll the alias; on a move, hand the new version to ``deliver`` (which loads and swaps)."""
-
-    def __init__(self, ref: ModelRef, options: Options, serving: str, metrics: Metrics,
-                 deliver: Callable[[str], None]) -> None:
-        super().__init__(name="mlnb-alias-watcher", daemon=True)
-        self.ref, self.options, self.metrics, self.deliver = ref, options, metrics, deliver
-        self.serving, self.failed, self.retrying = serving, set[str](), set[str]()
-        self.stop = threading.Event()
-        self._unreachable = False
-
-    def run(self) -> None:
-        while not self.stop.wait(self.options.poll_interval):
-            self.check()
-
-    def check(self) -> None:
-        try:
-            version = source.current_version(self.ref)
-        except MlnbError as exc:
-            if not self._unreachable:
-                log.warning("cannot read %s (still serving version %s): %s", self.ref.uri, self.serving, exc)
-            self._unreachable = True
-            return
-        self._unreachable = False
-        if version == self.serving or version in self.failed:
-            return
-        if version not in self.retrying:
-            log.info("%s moved to version %s (serving %s): loading it", self.ref.uri, version, self.serving)
-        try:
-            self.deliver(version)
-        except FetchFailed as exc:  # the store hiccuped: try again at the next poll (said once)
-            if version not in self.retrying:
-                log.warning("version %s could not be fetched, will retry (still serving %s): %s", version,
-                            self.serving, exc)
-            self.retrying.add(version)
-            return
-        except Exception as exc:  # MlnbError, or anything a broken model raises while loading
-            self.failed.add(version)
-            self.metrics.count("swap_failures")
-            log.error("version %s not served, still serving %s: %s", version, self.serving, _line(exc))
-            return
-        self.serving = version
-
-
-def _line(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, MlnbError) else f"{type(exc).__name__}: {exc}"
-
-
-def bind(host: str, port: int) -> list[Any]:
-    from tornado.netutil import bind_sockets
-
-    try:
-        return bind_sockets(port, host, reuse_port=False)
-    except OSError as exc:
-        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise ServingError(f"{host}:{port}: cannot listen: {reason}") from None
+__all__ = ["Options", "serve", "setup_logging"]
 
 
 def serve(ref: ModelRef, options: Options, versions: dict[str, str],
@@ -142,8 +49,6 @@ def serve(ref: ModelRef, options: Options, versions: dict[str, str],
             raise ServingError(f"{options.prediction_log}: cannot write the prediction log: {exc.strerror}") \
                 from None
     if options.workers > 1:
-        from mlnb.serving.workers import Supervisor
-
         path, identity = source.fetch(ref, options.cache_dir, verify=options.verify)
         try:
             check_loads(path, identity)  # one clear error now, not one per worker
@@ -174,106 +79,6 @@ def serve(ref: ModelRef, options: Options, versions: dict[str, str],
     if watcher:
         watcher.stop.set()
     holder.current.close()
-
-
-def check_loads(path: Path, identity: Identity) -> None:
-    """Load and warm the model in a forked child and report back, so this process never runs the model:
-    workers fork from it, and a native thread pool (OpenMP) started before a fork hangs the child."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        message = b""
-        try:
-            ServedModel.load(path, identity)
-        except BaseException as exc:
-            message = _line(exc).encode("utf-8", "replace") or b"failed"
-        os.write(write, message[:4000])
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        message = pipe.read()
-    with contextlib.suppress(ChildProcessError):  # the supervisor's os.wait() may have reaped it
-        os.waitpid(pid, 0)
-    if message:
-        raise ServingError(message.decode("utf-8", "replace"))
-
-
-def start_watcher(ref: ModelRef, options: Options, identity: Identity, metrics: Metrics,
-                  deliver: Callable[[str], None]) -> Watcher | None:
-    metrics.model = (identity.model_name, identity.model_version)
-    if not ref.watchable or options.poll_interval <= 0:
-        return None
-    watcher = Watcher(ref, options, identity.model_version, metrics, deliver)
-    watcher.start()
-    return watcher
-
-
-def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, options: Options,
-                versions: dict[str, str], updates: int | None = None) -> None:
-    """One serving process's event loop, until SIGTERM/SIGINT (or, for a worker, its pipe closing)."""
-    from tornado.httpserver import HTTPServer
-
-    from mlnb.serving.app import State, make_app
-    from mlnb.serving.predlog import PredictionLog
-
-    predlog = None
-    if options.prediction_log:
-        path = options.prediction_log
-        if updates is not None and options.workers > 1:
-            path = path.with_name(f"{path.stem}.{metrics.worker}{path.suffix}")
-        predlog = PredictionLog(path, metrics, options.log_sample_rate, options.log_max_rows,
-                                options.log_max_bytes)
-    state = State(holder, metrics, options.max_body, predlog, versions)
-    gc.freeze()  # the imported stack and the model are long-lived: keep the collector from re-walking them
-
-    async def main() -> None:
-        server = HTTPServer(make_app(state), max_body_size=2 ** 62, body_timeout=60, idle_connection_timeout=75,
-                            max_header_size=64 * 1024, chunk_size=1 << 20)
-        server.add_sockets(sockets)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        if updates is not None:
-            threading.Thread(target=_read_updates, args=(updates, holder, metrics, loop, stop),
-                             name="mlnb-worker-updates", daemon=True).start()
-        await stop.wait()
-        state.draining = True
-        server.stop()
-        if state.pending:  # responses being written finish first (with a deadline)
-            await asyncio.wait(list(state.pending), timeout=10)
-        try:
-            await asyncio.wait_for(server.close_all_connections(), timeout=10)
-        except TimeoutError:
-            log.warning("connections still open after 10 s; closing anyway")
-
-    asyncio.run(main())
-    if predlog is not None:
-        predlog.close()
-
-
-def _read_updates(fd: int, holder: ModelHolder, metrics: Metrics, loop: asyncio.AbstractEventLoop,
-                  stop: asyncio.Event) -> None:
-    """A worker's end of the supervisor's pipe: one JSON line per new version (its directory and identity)."""
-    with os.fdopen(fd, "r", encoding="utf-8") as pipe:
-        for line in pipe:
-            update = json.loads(line)
-            identity = Identity(**update["identity"])
-            try:
-                new = ServedModel.load(Path(update["path"]), identity)
-            except Exception as exc:
-                metrics.count("swap_failures")
-                log.error("worker %s: version %s not served: %s", metrics.worker, identity.model_version, _line(exc))
-                continue
-            holder.swap(new)
-            metrics.count("swaps")
-            metrics.model = (identity.model_name, identity.model_version)
-    loop.call_soon_threadsafe(stop.set)  # the supervisor is gone: stop serving
-
-
-def identity_update(path: Path, identity: Identity) -> str:
-    return json.dumps({"path": str(path), "identity": identity.to_dict()}) + "\n"
 
 
 class _Redacting(logging.Formatter):

@@ -22,7 +22,7 @@ from mlnb.errors import ServingError
 from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder, ServedModel
-from mlnb.serving.server import Options, check_loads, identity_update, run_worker, start_watcher
+from mlnb.serving.runtime import Options, check_loads, identity_update, run_worker, start_watcher
 from mlnb.serving.source import Identity, ModelRef
 
 log = logging.getLogger("mlnb.serve")

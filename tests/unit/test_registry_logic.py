@@ -9,7 +9,7 @@ import pytest
 
 from mlnb.core import audit
 from mlnb.errors import UserInputError
-from mlnb.jupyter.routes import MAX_BODY, TooLarge, parse_body
+from mlnb.jupyter.base import MAX_BODY, TooLarge, parse_body
 from mlnb.services.registry import check_run_id
 
 

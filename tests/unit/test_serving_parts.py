@@ -156,7 +156,7 @@ def test_prediction_log_rotates(tmp_path: Path) -> None:
 
 def test_the_watcher_retries_a_failed_fetch_but_not_a_bad_model(monkeypatch) -> None:
     from mlnb.errors import FetchFailed, IntegrityError
-    from mlnb.serving import server, source
+    from mlnb.serving import runtime, server, source
 
     alias = {"version": "2"}
     monkeypatch.setattr(source, "current_version", lambda ref: alias["version"])
@@ -170,7 +170,7 @@ def test_the_watcher_retries_a_failed_fetch_but_not_a_bad_model(monkeypatch) -> 
         delivered.append(version)
 
     metrics = Metrics()
-    watcher = server.Watcher(parse_uri("models:/m@champion"), server.Options(), "1", metrics, deliver)
+    watcher = runtime.Watcher(parse_uri("models:/m@champion"), server.Options(), "1", metrics, deliver)
     watcher.check()  # the store is down: nothing served changes, not counted as a bad version
     assert (watcher.serving, metrics.swap_failures, delivered) == ("1", 0, [])
     watcher.check()  # retried at the next poll

@@ -34,7 +34,7 @@ from ploomber.constants import TaskStatus
 from ploomber.exceptions import DAGBuildError
 from ploomber.executors.abc import Executor
 
-from mlnb.adapters.ploomber.pipeline import Progress
+from mlnb.core.build_events import Progress
 
 
 class ThreadedExecutor(Executor):

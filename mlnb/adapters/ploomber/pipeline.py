@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlnb.core.build_events import Progress
 from mlnb.core.io import fsync_dir
 from mlnb.core.notebooks import cell_source, read_notebook
 from mlnb.core.spec import PipelineSpec, TaskSpec
 from mlnb.errors import SpecError, TaskFailed, UnsafePathError
 
 FAILED_DIR = "_failed"
-Progress = Callable[[str, str, float], None]  # (event: started|executed|failed, task, seconds)
 
 
 @dataclass(frozen=True)
