@@ -11,6 +11,7 @@ import {
 import { Widget } from '@lumino/widgets';
 
 import { el } from './dom';
+import { blocking, requirementList } from './requirements';
 import { getRun, IChange, IRunDetail, promote, rollback } from './request';
 import { formatDelta, formatMetric, metricNames, shortId } from './format';
 
@@ -108,9 +109,11 @@ class PromoteBody extends ConfirmBody {
     this.node.appendChild(table);
 
     if (detail.refusal) {
+      // which requirements of the promotion policy fail (the run detail lists them all), else the line
+      const failing = blocking(detail.requirements ?? []);
       const refusal = el('div', 'mlnb-refusal');
       refusal.appendChild(el('strong', '', 'A plain promote would be refused: '));
-      refusal.appendChild(document.createTextNode(detail.refusal));
+      refusal.appendChild(failing.length ? requirementList(failing) : document.createTextNode(detail.refusal));
       this.node.appendChild(refusal);
     }
     this.addInputs();

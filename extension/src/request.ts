@@ -90,12 +90,78 @@ export interface IRunFull extends IRun {
   promotions: IPromotion[];
 }
 
+/** One requirement of the promotion policy (params.yaml `promotion:`) for a build. */
+export interface IRequirement {
+  /** gate, gate_settings, clean_tree, dvc, nbval, approvals */
+  name: string;
+  held: boolean;
+  /** Whether the policy requires it (a plain promote is refused while a required one is not held). */
+  required: boolean;
+  /** One line: why it is held or not. */
+  detail: string;
+}
+
 export interface IRunDetail {
   run: IRunFull;
   champion: IChampion | null;
   deltas: Metrics;
   promotable: boolean;
   refusal: string | null;
+  /** Every requirement of the promotion policy, in the policy's order (older servers: absent). */
+  requirements?: IRequirement[];
+}
+
+/** A lineage record's audit entry: a promotion or rollback of the build or its version. */
+export interface ILineageRecord {
+  action: string;
+  time: string;
+  user: string;
+  version?: string | null;
+  note?: string;
+  forced?: boolean;
+  bypassed?: string[];
+}
+
+/** One link re-checked by `?verify=1`: held, broken (false) or not checkable here (null). */
+export interface ILineageLink {
+  name: string;
+  held: boolean | null;
+  detail: string;
+}
+
+/** `GET runs/<id>/lineage`: where a build (and its registered version) comes from. */
+export interface ILineage {
+  ref: string;
+  model: {
+    name: string;
+    version: string;
+    aliases: string[];
+    artifact_sha256: string;
+    source_run_id: string;
+    registered_by: string;
+  } | null;
+  build: {
+    run_id: string;
+    status: string;
+    start_time: number;
+    verdict: string | null;
+    gate_reason: string;
+    metrics: Metrics;
+  };
+  git: { commit: string; clean: string | null; changed: string };
+  params: Record<string, string>;
+  gate_settings_changes: string;
+  dvc: {
+    recorded: string;
+    note: string;
+    /** stage -> deps and outs, path -> md5 */
+    stages: Record<string, { deps: Record<string, string>; outs: Record<string, string> }>;
+  };
+  notebooks: { task: string; run_id: string; status: string; artifacts: string[] }[];
+  promotions: ILineageRecord[];
+  approvals: { user: string; time?: string; note?: string }[];
+  /** Only with `verify`. */
+  links?: ILineageLink[];
 }
 
 /** One row of a comparison: the value in run a and in run b. */
@@ -190,6 +256,11 @@ export function listRuns(limit = 20): Promise<IRunList> {
 
 export function getRun(runId: string): Promise<IRunDetail> {
   return requestAPI<IRunDetail>(`runs/${encodeURIComponent(runId)}`);
+}
+
+/** The lineage chain of build `runId`; `verify` re-hashes what the server can reach (slower). */
+export function getLineage(runId: string, verify = false): Promise<ILineage> {
+  return requestAPI<ILineage>(`runs/${encodeURIComponent(runId)}/lineage${verify ? '?verify=1' : ''}`);
 }
 
 /** A token that changes when a build or promotion changed the store: cheap enough to poll. */

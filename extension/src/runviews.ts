@@ -1,12 +1,15 @@
 /**
  * Main-area views of the Runs panel: one run's details (metrics against the champion, the params
  * that differ, every param, the evaluate task's plots, its promotions, a link to the MLflow UI) and
- * two runs compared side by side (params, metrics and plots; differences highlighted).
+ * the promotion policy's requirements (held or not, and why), the lineage chain (loaded when the view
+ * opens, lineage-view.ts), and two runs compared side by side (params, metrics and plots; differences highlighted).
  * Plots are fetched through the API (token and all) and shown from object URLs.
  */
 import { Widget } from '@lumino/widgets';
 
 import { badge, button, el, externalLink, span, table } from './dom';
+import { LineageSection } from './lineage-view';
+import { requirementList, requirementSummary } from './requirements';
 import {
   differingFirst,
   formatDelta,
@@ -175,6 +178,10 @@ export class RunDetailView extends Widget {
     if (run.failure) {
       parts.push(el('p', 'mlnb-run-failure', `${run.failure_task}: ${run.failure}`));
     }
+    if (detail.requirements) {
+      const summary = el('p', 'mlnb-requirements-summary', requirementSummary(detail.requirements));
+      parts.push(section('Promotion requirements', summary, requirementList(detail.requirements)));
+    }
 
     const against = champion ? `champion v${champion.version}` : 'champion';
     parts.push(
@@ -241,7 +248,10 @@ export class RunDetailView extends Widget {
       history.append(item);
     });
     parts.push(section('Promotions', run.promotions.length ? history : el('p', '', 'Never promoted.')));
+    const lineage = new LineageSection(run.run_id);
+    parts.push(lineage.node);
     this.node.replaceChildren(...parts);
+    void lineage.load();
   }
 
   private _plots = new Plots();

@@ -1,8 +1,8 @@
 """The Runs panel in a real browser over a real JupyterLab, MLflow store and CLI: builds that end
 elsewhere appear by themselves, a retrain with C=0.5 shows C differing from the champion, a gate's
-"not promotable" is not a crash, the run detail shows the evaluate task's plots, two runs compare
-side by side, a forced promotion is marked forced, and a promotion from the CLI shows without
-pressing Refresh. Screenshots of each state go to $MLNB_SCREENSHOTS (else <basetemp>/screenshots).
+"not promotable" is not a crash, the run detail shows the evaluate task's plots, the promotion
+policy's requirements and the lineage chain, two runs compare side by side, a forced promotion is
+marked forced, and a promotion from the CLI shows without pressing Refresh. Screenshots of each state go to $MLNB_SCREENSHOTS (else <basetemp>/screenshots).
 
 The tests share one project and server (module fixtures) and run in file order."""
 
@@ -118,6 +118,43 @@ def test_run_detail_shows_params_metrics_and_plots(page: Page, lab_server: LabSe
     for name in ("roc.png", "confusion_matrix.png"):
         expect_plot_loaded(page, view.locator(f'.mlnb-plot[data-plot="{name}"]'))
     screenshot(view, "run-detail", tmp_path_factory)
+
+
+def test_run_detail_shows_promotion_requirements_and_lineage(page: Page, lab_server: LabServer,
+                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    retrain, _ = LATER_IDS
+    open_runs(page, lab_server)
+    row(page, retrain).locator(".mlnb-run-id").click()
+    view = page.locator(f'.mlnb-run-detail[data-run-id="{retrain}"]')
+    expect(view).to_be_visible()
+    # the test project's policy requires the gate only: DVC and nbval are listed, not held, not required
+    requirements = view.locator(".mlnb-requirement")
+    expect(requirements.locator(".mlnb-requirement-name")).to_have_text(
+        ["gate promotable", "committed gate settings", "clean git tree", "dvc.lock recorded and pushed",
+         "nbval references passed", "approvals"])
+    gate = view.locator('.mlnb-requirement.mlnb-mod-held[data-requirement="gate"]')
+    expect(gate.locator(".mlnb-requirement-detail")).to_contain_text("the gate says promotable")
+    dvc = view.locator('.mlnb-requirement.mlnb-mod-not-held[data-requirement="dvc"]')
+    expect(dvc.locator(".mlnb-requirement-state")).to_have_text("not held (not required)")
+    expect(dvc.locator(".mlnb-requirement-detail")).to_have_text("the project does not use DVC (no .dvc/ and dvc.yaml)")
+    expect(view.locator(".mlnb-requirements-summary")).to_contain_text("a plain promote is accepted")
+
+    chain = view.locator(".mlnb-lineage")  # fetched after the detail drew
+    build = chain.locator('.mlnb-lineage-row[data-link="build"]')
+    expect(build.locator(".mlnb-lineage-label")).to_have_text("build run")
+    expect(build.locator(".mlnb-lineage-hash")).to_have_text(retrain[:12])
+    expect(build.locator(".mlnb-lineage-hash")).to_have_attribute("title", retrain)
+    git = chain.locator('.mlnb-lineage-row[data-link="git"]')
+    expect(git.locator(".mlnb-lineage-label")).to_have_text("git commit")
+    expect(git.locator(".mlnb-lineage-hash")).to_have_attribute("title", "0" * 40)  # fake_builds' first commit
+    expect(chain.locator('.mlnb-lineage-row[data-link="model"] .mlnb-lineage-value')).to_contain_text("version")
+    expect(chain.locator('.mlnb-lineage-row[data-link="notebook"] .mlnb-lineage-label')).to_have_text(
+        ["notebook evaluate", "notebook export", "notebook train"])
+    view.locator(".mlnb-lineage-verify-button").click()
+    expect(view.locator('.mlnb-lineage-check[data-link="model files"]')).to_have_count(1)
+    screenshot(view.locator(".mlnb-view-section:has(.mlnb-requirements)"), "run-detail-requirements",
+               tmp_path_factory)
+    screenshot(view.locator(".mlnb-lineage-section"), "run-detail-lineage", tmp_path_factory)
 
 
 def test_compare_two_runs_side_by_side(page: Page, lab_server: LabServer,

@@ -4,18 +4,20 @@
  * through the API. Only the HTTP boundary (src/request.ts) is replaced.
  */
 import { differingFirst, formatDelta, verdictLabel } from '../format';
-import { compareRuns, fetchArtifact, getRun, IComparison, IRunDetail, IRunFull } from '../request';
+import { compareRuns, fetchArtifact, getLineage, getRun, IComparison, IRunDetail, IRunFull } from '../request';
 import { CompareView, RunDetailView } from '../runviews';
 
 jest.mock('../request', () => ({
   compareRuns: jest.fn(),
   fetchArtifact: jest.fn(),
+  getLineage: jest.fn(),
   getRun: jest.fn()
 }));
 
 const mockedCompare = compareRuns as jest.MockedFunction<typeof compareRuns>;
 const mockedGet = getRun as jest.MockedFunction<typeof getRun>;
 const mockedFetch = fetchArtifact as jest.MockedFunction<typeof fetchArtifact>;
+const mockedLineage = getLineage as jest.MockedFunction<typeof getLineage>;
 
 function full(n: number, extra: Partial<IRunFull> = {}): IRunFull {
   return {
@@ -49,6 +51,8 @@ beforeEach(() => {
   mockedGet.mockReset();
   mockedFetch.mockReset();
   mockedFetch.mockResolvedValue(new Blob(['png']));
+  mockedLineage.mockReset();
+  mockedLineage.mockRejectedValue(new Error('lineage: not in this test'));
   (URL as any).createObjectURL = jest.fn(() => 'blob:plot');
   (URL as any).revokeObjectURL = jest.fn();
 });
@@ -142,7 +146,11 @@ describe('RunDetailView', () => {
     champion: { version: '1', run_id: '1'.repeat(32), metrics: { f1: 0.9 }, params: { 'train.C': '1.0' } },
     deltas: { f1: 0.05 },
     promotable: true,
-    refusal: null
+    refusal: null,
+    requirements: [
+      { name: 'gate', held: true, required: true, detail: 'the gate says promotable: ok' },
+      { name: 'nbval', held: false, required: false, detail: 'no nbval run recorded at commit abcdef012345' }
+    ]
   };
 
   it('shows the metrics against the champion, the differing params, the plots and the promotions', async () => {
@@ -164,6 +172,32 @@ describe('RunDetailView', () => {
     expect((view.node.querySelector('a.mlnb-run-mlflow') as HTMLAnchorElement).href).toBe(detail.run.mlflow_url);
     (view.node.querySelector('.mlnb-promote-button') as HTMLButtonElement).click();
     expect(promoted).toEqual(['3'.repeat(32)]);
+  });
+
+  it('lists the promotion requirements and loads the lineage chain when it opens', async () => {
+    mockedGet.mockResolvedValue(detail);
+    mockedLineage.mockReset();
+    let answer: (value: any) => void = () => undefined;
+    mockedLineage.mockReturnValue(new Promise(resolve => (answer = resolve)));
+    const view = new RunDetailView('3'.repeat(32));
+    await view.load();
+    expect(texts(view.node, '.mlnb-requirement.mlnb-mod-held .mlnb-requirement-name')).toEqual(['gate promotable']);
+    expect(texts(view.node, '.mlnb-requirement.mlnb-mod-not-held .mlnb-requirement-detail')).toEqual([
+      'no nbval run recorded at commit abcdef012345'
+    ]);
+    expect(texts(view.node, '.mlnb-requirements-summary')).toEqual([
+      'All 1 required requirements hold: a plain promote is accepted.'
+    ]);
+    expect(mockedLineage).toHaveBeenCalledWith('3'.repeat(32), false);
+    expect(texts(view.node, '.mlnb-lineage-status')).toEqual(['Loading lineage…']);
+    answer({
+      ref: '3'.repeat(32), model: null,
+      build: { run_id: '3'.repeat(32), status: 'ok', start_time: 0, verdict: 'promotable', gate_reason: '', metrics: {} },
+      git: { commit: 'abcdef0123456789', clean: 'true', changed: '' }, params: {}, gate_settings_changes: '',
+      dvc: { recorded: '', note: '', stages: {} }, notebooks: [], promotions: [], approvals: []
+    });
+    await new Promise(r => setTimeout(r, 0));
+    expect(texts(view.node, '.mlnb-lineage-row[data-link="git"] .mlnb-lineage-hash')).toEqual(['abcdef012345']);
   });
 
   it('says when there is nothing to diff or plot', async () => {
