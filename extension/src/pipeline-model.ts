@@ -61,7 +61,7 @@ export interface IPipelineSnapshot {
   build: IBuildView;
 }
 
-/** One server-sent event of `GET pipeline/events` (see mlnb/build_events.py). */
+/** One server-sent event of `GET pipeline/events` (see mlnb/core/build_events.py). */
 export interface IPipelineEvent {
   event: string;
   t?: number;
