@@ -49,6 +49,20 @@ def tracking_uri(root: str | Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
+def use_store(root: str | Path) -> None:
+    """Point MLflow at the project's store (:func:`tracking_uri`), without touching experiments."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(root))
+
+
+def current_uri() -> str:
+    """The tracking URI MLflow uses now in this process."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
 def configure(root: str | Path, experiment: str) -> str:
     """Point MLflow at the project's store and experiment; return the experiment id."""
     telemetry_off()
