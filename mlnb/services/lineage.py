@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.adapters.mlflow import tracking
 from mlnb.core import audit, integrity
 from mlnb.core.gate import verdict_of
@@ -230,14 +231,12 @@ def check(root: Path, client: Any, data: dict[str, Any], mv: Any | None) -> list
 
 
 def _model_link(mv: Any) -> Link:
-    import mlflow.artifacts
-
     want = mv.tags.get(integrity.HASH_TAG, "")
     if not want:
         return Link("model files", None, f"version {mv.version} has no {integrity.HASH_TAG}")
     try:
         with tempfile.TemporaryDirectory(prefix="mlnb-lineage-") as tmp:
-            path = mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}", dst_path=tmp)
+            path = mlflow_runs.download(f"models:/{mv.name}/{mv.version}", tmp)
             got = integrity.model_sha256(path)
     except Exception as exc:  # an unreachable artifact store: not checked, not broken
         return Link("model files", None, f"could not download version {mv.version}: {type(exc).__name__}")

@@ -21,7 +21,6 @@ Requirements (policy key -> names listed):
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.adapters.git import is_clean_commit
+from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.core.gate import PROMOTABLE, verdict_of
 from mlnb.errors import EnvError
 
@@ -120,13 +120,10 @@ def clean_tree_requirement(tags: dict[str, str], required: bool) -> Requirement:
 def build_lock(client: Any, run_id: str) -> dict[str, Any] | None:
     """The ``dvc.lock`` the build recorded (its run's artifact), or None."""
     import yaml
-    from mlflow.exceptions import MlflowException
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bar on a CLI's stderr
     with tempfile.TemporaryDirectory(prefix="mlnb-lock-") as tmp:
-        try:
-            path = client.download_artifacts(run_id, "dvc.lock", tmp)
-        except (MlflowException, OSError):
+        path = mlflow_runs.run_file(client, run_id, "dvc.lock", tmp)
+        if path is None:
             return None
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlnb.adapters.mlflow import registry as mlflow_registry
+from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.adapters.mlflow import tracking
 from mlnb.core import audit, integrity
 from mlnb.core.config import load_env
@@ -62,20 +64,14 @@ def check_run_id(run_id: Any) -> str:
 
 
 def _client() -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient()
+    return mlflow_runs.client()
 
 
 @contextlib.contextmanager
 def _mlflow_errors() -> Iterator[None]:
     """Any MLflow failure inside the registry's public functions is one ``RegistryError`` line."""
-    from mlflow.exceptions import MlflowException
-
-    try:
+    with mlflow_registry.translated(lambda message: RegistryError(f"MLflow registry: {message}")):
         yield
-    except MlflowException as exc:
-        raise RegistryError(f"MLflow registry: {exc.message}") from None
 
 
 def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,14 +84,9 @@ def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _build_run(client: Any, project: Project, run_id: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = client.get_run(check_run_id(run_id))
-    except MlflowException as exc:
-        if exc.error_code not in tracking.NOT_FOUND:
-            raise
-        raise RunNotFound(f"run {run_id}: no such MLflow run (see `mlnb runs`)") from None
+    run = mlflow_runs.get_run(client, check_run_id(run_id))
+    if run is None:
+        raise RunNotFound(f"run {run_id}: no such MLflow run (see `mlnb runs`)")
     if run.data.tags.get("mlnb.kind") != "build" or run.info.experiment_id != project.experiment_id:
         raise RunNotFound(f"run {run_id}: not a build run of this project (see `mlnb runs`)")
     return run
@@ -207,10 +198,8 @@ def _version_for(client: Any, project: Project, run: Any, forced: bool) -> str:
 
 def _record_hash(client: Any, name: str, version: str) -> None:
     """Tag a version registered here with its files' hash, as export does, so `mlnb serve` can check it."""
-    import mlflow.artifacts
-
     with tempfile.TemporaryDirectory(prefix="mlnb-hash-") as tmp:
-        path = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp)
+        path = mlflow_runs.download(f"models:/{name}/{version}", tmp)
         client.set_model_version_tag(name, version, integrity.HASH_TAG, integrity.model_sha256(path))
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.adapters.mlflow import tracking
 from mlnb.core import audit
 from mlnb.errors import ArtifactNotFound, UserInputError
@@ -58,9 +59,7 @@ def _promotion(record: dict[str, Any]) -> dict[str, Any]:
 
 def mlflow_ui_base() -> str | None:
     """The MLflow UI's address when the store is a tracking server (http/https), else None."""
-    import mlflow
-
-    uri = mlflow.get_tracking_uri()
+    uri = tracking.current_uri()
     return uri.rstrip("/") if re.match(r"https?://", uri or "") else None
 
 
@@ -243,18 +242,12 @@ def check_artifact_path(path: Any) -> str:
 def artifact(project: registry.Project, run_id: str, path: str, dst: Path) -> tuple[Path, str]:
     """Download one image artifact of a build (or task) run of this project into ``dst``; return the
     local file and its content type. The path must be one the run lists, under the size limit."""
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
-
     registry.check_run_id(run_id)
     check_artifact_path(path)
     client = registry._client()
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as exc:
-        if exc.error_code not in tracking.NOT_FOUND:
-            raise
-        raise ArtifactNotFound(f"run {run_id}: no such MLflow run") from None
+    run = mlflow_runs.get_run(client, run_id)
+    if run is None:
+        raise ArtifactNotFound(f"run {run_id}: no such MLflow run")
     if run.info.experiment_id != project.experiment_id or run.data.tags.get("mlnb.kind") not in ("build", "task"):
         raise ArtifactNotFound(f"run {run_id}: not a build or task run of this project")
     listed = {i.path: i for i in client.list_artifacts(run_id, posixpath.dirname(path) or None)}
@@ -263,7 +256,7 @@ def artifact(project: registry.Project, run_id: str, path: str, dst: Path) -> tu
         raise ArtifactNotFound(f"run {run_id}: no such image artifact")
     if (item.file_size or 0) > MAX_ARTIFACT_BYTES:
         raise ArtifactNotFound(f"run {run_id}: artifact larger than {MAX_ARTIFACT_BYTES} bytes")
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst))
+    local = mlflow_runs.download_run_artifact(run_id, path, dst)
     return Path(local), IMAGE_TYPES[posixpath.splitext(path)[1].lower()]
 
 
