@@ -19,6 +19,7 @@ from typing import Any
 
 from mlnb.adapters.dvc import repo as versioning
 from mlnb.adapters.dvc import stages
+from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.adapters.mlflow import tracking
 from mlnb.adapters.ploomber import pipeline, uptodate
 from mlnb.core.build_events import EventLog
@@ -233,10 +234,6 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
                    synced: bool, dvc_repo: bool, env_file: str | None, overrides: tuple[str, ...],
                    start: float, task_options: Any = None) -> BuildResult:
     root = spec.root
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     experiment_id = tracking.configure(root, experiment_name(env))
     tracking.close_orphaned_builds(experiment_id, root)  # we hold the build lock: a RUNNING one here is dead
     commit = tracking.git_commit(root)
@@ -246,52 +243,52 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         tags["mlnb.only"] = only
     env_path = Path(env_file) if env_file else root / "env.yaml"
     name = tracking.build_run_name(commit, tracking.changed_params(root, env_path, env), env_file and env_path.name)
-    with mlflow.start_run(run_name=name, tags=tags) as run:
-        run_id = run.info.run_id
-        mlflow.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
-        mlflow.log_dict(env, "env.yaml")
+    with mlflow_runs.start_run(name, tags) as run:
+        run_id = run.run_id
+        run.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
+        run.log_dict(env, "env.yaml")
         with environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
             outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=jobs,
                                           progress=progress if engine == "fork" else None,
                                           interrupt=server.interrupt if server is not None else None,
                                           task_options=task_options)
         notes = recorder.after(outcomes, run_id) if recorder is not None else []
-        client = MlflowClient()
-        existing = tracking.task_runs(run_id, run.info.experiment_id)
+        client = mlflow_runs.client()
+        existing = tracking.task_runs(run_id, run.experiment_id)
         hashes: dict[str, Any] = {}  # each upstream product hashed once, however many tasks read it
         for outcome in outcomes:
             if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
                 stamp_run(outcome.notebook, run_id, outcome.name,
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
             if outcome.status in ("executed", "failed"):
-                _record_task(client, run_id, run.info.experiment_id, outcome, existing)
+                _record_task(client, run_id, run.experiment_id, outcome, existing)
         result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag),
                              resume_notes=notes)
         ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
         metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
         if metrics_path:
             result.metrics = json.loads(metrics_path.read_text())
-            mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
+            run.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
         if gate_path:
             result.gate = json.loads(gate_path.read_text())
-            mlflow.set_tags(gate_verdict(root, env, result.gate))
-            mlflow.log_dict(result.gate, "gate.json")
+            run.set_tags(gate_verdict(root, env, result.gate))
+            run.log_dict(result.gate, "gate.json")
         model_run = _model_run(spec, outcomes)
         if model_run:  # the training run whose model this build evaluated (a forced promotion registers it)
-            mlflow.set_tag("mlnb.train_run_id", model_run)
+            run.set_tag("mlnb.train_run_id", model_run)
         artifact = next((p for t in spec.tasks.values() for p in t.products.values()
                          if (p / "MLmodel").is_file()), None)
         if ok and artifact:
             result.artifact = artifact
-            mlflow.set_tag("mlnb.artifact", str(artifact.relative_to(root)))
-        mlflow.log_dict(_task_rows(outcomes), "tasks.json")
-        mlflow.set_tag("mlnb.status", "ok" if ok else "failed")
+            run.set_tag("mlnb.artifact", str(artifact.relative_to(root)))
+        run.log_dict(_task_rows(outcomes), "tasks.json")
+        run.set_tag("mlnb.status", "ok" if ok else "failed")
         if not ok:
-            mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
+            run.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
             # a failed gate is a verdict (tag mlnb.gate.verdict), not a crash to debug
             first = next((o for o in result.failed if o.failure and not is_gate_failure(o)), None)
             if first is not None:  # the Runs panel shows it, with a Debug button while it can be debugged
-                mlflow.set_tags({"mlnb.failure": first.failure.describe()[:5000],  # type: ignore[union-attr]
+                run.set_tags({"mlnb.failure": first.failure.describe()[:5000],  # type: ignore[union-attr]
                                  "mlnb.failure_task": first.name,
                                  debug.DEBUGGABLE_TAG: str(recorder is not None and debug.can_debug(root, first.name)
                                                            ).lower()})
@@ -364,18 +361,16 @@ def task_states(spec: PipelineSpec, dag: Any) -> list[pipeline.TaskState]:
 def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pipeline.TaskOutcome,
                  existing: dict[str, str]) -> None:
     """Complete (or create) the task's child run: status, duration, executed notebook."""
-    from mlflow.entities import Metric, RunTag
-
     run_id = existing.get(outcome.name)
     if run_id is None:
         child = client.create_run(experiment_id, run_name=outcome.name, tags={
             "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
         run_id = child.info.run_id
-    tags = [RunTag("mlnb.status", outcome.status)]
+    tags = {"mlnb.status": outcome.status}
     if outcome.failure:
-        tags.append(RunTag("mlnb.failure", outcome.failure.describe()[:5000]))
-    metric = Metric("duration_s", round(outcome.elapsed, 3), int(time.time() * 1000), 0)
-    client.log_batch(run_id, metrics=[metric], tags=tags)  # one store transaction, not one per value
+        tags["mlnb.failure"] = outcome.failure.describe()[:5000]
+    # one store transaction, not one per value
+    mlflow_runs.log_batch(client, run_id, metrics={"duration_s": round(outcome.elapsed, 3)}, tags=tags)
     if outcome.notebook and outcome.notebook.exists():
         client.log_artifact(run_id, str(outcome.notebook), "notebooks")
     client.set_terminated(run_id, status="FINISHED" if outcome.status == "executed" else "FAILED")
