@@ -21,12 +21,11 @@ def load_registered(model_uri: str) -> Any:
     if model_uri not in _LOADED:
         import tempfile
 
-        import mlflow.artifacts
-
+        from mlnb.adapters.mlflow.runs import download
         from mlnb.adapters.mlflow.safeload import load_model
 
         with tempfile.TemporaryDirectory(prefix="mlnb-gate-") as tmp:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+            path = download(model_uri, tmp)
             _LOADED[model_uri] = load_model(Path(path))[0]
     return _LOADED[model_uri]
 
@@ -106,24 +105,15 @@ def export_model(model: Any, X_example: Any, out_dir: str | Path, model_name: st
                  tags: dict[str, str]) -> dict[str, Any]:
     """Log + register ``model`` as a new version (no alias) and write the same MLflow
     pyfunc directory (signature, input example) atomically to ``out_dir``."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-    from mlflow.tracking import MlflowClient
+    from mlnb.adapters.mlflow import models, registry, runs
 
-    signature = infer_signature(X_example, model.predict(X_example))
-    info = mlflow.sklearn.log_model(model, name="model", signature=signature, input_example=X_example,
-                                    registered_model_name=model_name,
-                                    pip_requirements=mlflow.sklearn.get_default_pip_requirements())
+    info = models.log_sklearn(model, X_example, model_name)
     with atomic_dir(out_dir) as tmp:
-        mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(tmp))
-        # download_artifacts writes the model files into tmp directly
+        runs.download(info.model_uri, tmp)  # writes the model files into tmp directly
     digest = model_sha256(out_dir)
-    version = str(info.registered_model_version)
-    client = MlflowClient()
+    version = info.version
     build = os.environ.get(BUILD_RUN_ENV)  # under `mlnb build`: the build run this version comes from
     extra = {HASH_TAG: digest, **({"mlnb.build_run_id": build} if build else {})}
-    for key, value in {**tags, **extra}.items():
-        client.set_model_version_tag(model_name, version, key, value)
+    registry.set_version_tags(runs.client(), model_name, version, {**tags, **extra})
     return {"model_name": model_name, "version": version, "model_uri": f"models:/{model_name}/{version}",
             "logged_model_uri": info.model_uri, "artifact_sha256": digest, "path": str(out_dir)}
