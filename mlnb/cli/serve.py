@@ -17,7 +17,7 @@ def _context(model_uri: str | None, allow_unsafe_pickle: bool) -> tuple[str, Pat
     """The model URI (default: the project's ``models:/<model_name>@champion``) and the download cache;
     MLflow pointed at the project's store when run inside a project."""
     from mlnb.adapters.mlflow.safeload import UNSAFE_ENV
-    from mlnb.adapters.mlflow.tracking import telemetry_off, tracking_uri
+    from mlnb.adapters.mlflow.tracking import telemetry_off, use_store
     from mlnb.core.io import find_project_root
 
     telemetry_off()
@@ -30,9 +30,7 @@ def _context(model_uri: str | None, allow_unsafe_pickle: bool) -> tuple[str, Pat
     except UserInputError:
         root = None
     if root is not None:
-        import mlflow
-
-        mlflow.set_tracking_uri(tracking_uri(root))
+        use_store(root)
     if not model_uri:
         if root is None:
             raise UserInputError("MODEL_URI: not given (nor MLNB_MODEL_URI), and no pipeline.yaml here to find "

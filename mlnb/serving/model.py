@@ -51,9 +51,9 @@ class ServedModel:
         return model
 
     def _load(self) -> None:
-        from mlflow.models import Model
+        from mlnb.adapters.mlflow.models import read_model_dir
 
-        meta = Model.load(str(self.path / "MLmodel"))
+        meta = read_model_dir(self.path)
         self.schema = InputSchema.from_signature(meta.signature)
         from mlnb.adapters.mlflow.safeload import load_model
 
@@ -65,7 +65,7 @@ class ServedModel:
                     (names is None or list(names) == self.schema.names):
                 self._array = estimator.predict  # tried and checked against the DataFrame path in warm()
         try:
-            self._example = meta.load_input_example(str(self.path))
+            self._example = meta.input_example()
         except Exception:  # no or unreadable example: warm on a row of zeros instead
             self._example = None
 

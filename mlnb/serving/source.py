@@ -85,19 +85,17 @@ def parse_uri(uri: str) -> ModelRef:
 
 
 def _client() -> Any:
-    from mlflow.tracking import MlflowClient
+    from mlnb.adapters.mlflow.runs import client
 
-    return MlflowClient()
+    return client()
 
 
 def current_version(ref: ModelRef, client: Any = None) -> str:
     """The version an alias points at now (what the hot-swap watcher polls)."""
-    from mlflow.exceptions import MlflowException
+    from mlnb.adapters.mlflow.registry import alias_version, translated
 
-    try:
-        return str((client or _client()).get_model_version_by_alias(ref.name, ref.alias).version)
-    except MlflowException as exc:
-        raise ServingError(f"{ref.uri}: {exc.message}") from None
+    with translated(lambda message: ServingError(f"{ref.uri}: {message}")):
+        return alias_version(client or _client(), ref.name, ref.alias)
 
 
 def fetch(ref: ModelRef, cache_dir: Path, *, verify: bool = True, version: str | None = None) -> tuple[Path, Identity]:
@@ -106,25 +104,23 @@ def fetch(ref: ModelRef, cache_dir: Path, *, verify: bool = True, version: str |
     Downloads go to a new directory under ``cache_dir`` that the caller owns (``discard`` removes it)."""
     if ref.path and not ref.run_id:
         return _local(ref, verify)
-    from mlflow.exceptions import MlflowException
+    from mlnb.adapters.mlflow.registry import translated
+    from mlnb.adapters.mlflow.runs import download
 
     client = _client()
     try:
-        if ref.run_id:
-            identity, expected = _run_identity(client, ref)
-        else:
-            identity, expected = _version_identity(client, ref, version)
-        dest = Path(tempfile.mkdtemp(prefix="model-", dir=private_dir(cache_dir)))
-        try:
-            import mlflow.artifacts
-
-            source = identity.model_uri if ref.run_id else f"models:/{ref.name}/{identity.model_version}"
-            path = Path(mlflow.artifacts.download_artifacts(source, dst_path=str(dest)))
-        except BaseException:
-            shutil.rmtree(dest, ignore_errors=True)
-            raise
-    except MlflowException as exc:
-        raise FetchFailed(f"{ref.uri}: {exc.message}") from None
+        with translated(lambda message: FetchFailed(f"{ref.uri}: {message}")):
+            if ref.run_id:
+                identity, expected = _run_identity(client, ref)
+            else:
+                identity, expected = _version_identity(client, ref, version)
+            dest = Path(tempfile.mkdtemp(prefix="model-", dir=private_dir(cache_dir)))
+            try:
+                source = identity.model_uri if ref.run_id else f"models:/{ref.name}/{identity.model_version}"
+                path = Path(download(source, dest))
+            except BaseException:
+                shutil.rmtree(dest, ignore_errors=True)
+                raise
     except OSError as exc:  # a connection dropped mid-download (requests' errors are OSErrors too)
         raise FetchFailed(f"{ref.uri}: {type(exc).__name__}: {exc}") from None
     try:
