@@ -21,6 +21,7 @@ from mlnb.cli import lineage as cli_lineage
 from mlnb.cli import nbval as cli_nbval
 from mlnb.cli import registry as cli_registry
 from mlnb.cli import serve as cli_serve
+from mlnb.cli import settings as cli_settings
 from mlnb.cli.kit import exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.cli.kit import root as _root
 from mlnb.cli.kit import table as _table
@@ -263,7 +264,7 @@ def add(notebook: str, name: str | None) -> None:
 
 
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
-                 cli_nbval.nbval_group, *cli_lineage.COMMANDS]:
+                 cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":

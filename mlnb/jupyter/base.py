@@ -16,6 +16,7 @@ from typing import Any
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
+from mlnb.core import settings
 from mlnb.core.io import find_project_root
 from mlnb.errors import MlnbError, UserInputError
 
@@ -31,7 +32,7 @@ REQUIRED = {"promote": ("run_id",), "rollback": (), "debug": ("task",)}
 def project_root(root_dir: str) -> Path | None:
     """``$MLNB_PROJECT_ROOT``, else the project (``pipeline.yaml``) at or above the server's root_dir."""
     try:
-        return find_project_root(os.environ.get(ROOT_ENV) or root_dir)
+        return find_project_root(settings.get(ROOT_ENV) or root_dir)
     except MlnbError:
         return None
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlnb.adapters.mlflow import tracking
-from mlnb.core import audit
+from mlnb.core import audit, settings
 from mlnb.core.config import load_env
 from mlnb.core.io import file_lock
 from mlnb.errors import PolicyRefused, PromotionRefused, UserInputError
@@ -44,7 +44,7 @@ CHAMPION, PREVIOUS = "champion", "previous"
 
 def fault(step: str) -> None:
     """Die here, as a ``kill -9`` would, when ``MLNB_FAULT_AT`` names this step (crash tests)."""
-    if os.environ.get(FAULT_ENV) == step:
+    if settings.get(FAULT_ENV) == step:
         os._exit(137)
 
 

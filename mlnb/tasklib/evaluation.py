@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from mlnb.adapters.mlflow.tracking import BUILD_RUN_ENV
+from mlnb.core import settings
 from mlnb.core.gate import GateConfig, GateResult, evaluate_gate
 from mlnb.core.integrity import HASH_TAG, model_sha256
 from mlnb.core.io import atomic_dir
@@ -121,7 +121,7 @@ def export_model(model: Any, X_example: Any, out_dir: str | Path, model_name: st
     digest = model_sha256(out_dir)
     version = str(info.registered_model_version)
     client = MlflowClient()
-    build = os.environ.get(BUILD_RUN_ENV)  # under `mlnb build`: the build run this version comes from
+    build = settings.get(BUILD_RUN_ENV)  # under `mlnb build`: the build run this version comes from
     extra = {HASH_TAG: digest, **({"mlnb.build_run_id": build} if build else {})}
     for key, value in {**tags, **extra}.items():
         client.set_model_version_tag(model_name, version, key, value)
