@@ -5,6 +5,7 @@ reply path turns results into JSON and :mod:`mlnb.errors` into ``{"error": "<one
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -38,22 +39,25 @@ def project_root(root_dir: str) -> Path | None:
 
 
 class ProjectHolder:
-    """The server's project, opened (env.yaml read, MLflow pointed at its store) on first use only."""
+    """The server's model registry, opened (model name and experiment read, MLflow pointed at its store)
+    on first use only; each request gets it with the project loaded afresh (the user edits its
+    parameters, e.g. the promotion policy, while the server runs)."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
-        self._project: Any = None
+        self._registry: Any = None
         self._lock = threading.Lock()
 
     def get(self) -> Any:
+        from mlnb.core.project import load_project
         from mlnb.services import registry
 
         if self.root is None:
             raise UserInputError("no mlnb project: no pipeline.yaml at or above the server's root directory")
         with self._lock:  # handlers run in threads: open it once
-            if self._project is None:
-                self._project = registry.open_project(self.root)
-            return self._project
+            if self._registry is None:
+                self._registry = registry.open_registry(load_project(self.root))
+            return dataclasses.replace(self._registry, project=load_project(self.root))
 
 
 class TooLarge(UserInputError):

@@ -78,8 +78,8 @@ class DebugHandler(Base):
             self.fail(UserInputError("request body: field task: not a task name"))  # never echoed back
         elif data is not None:
             server_root = self.server_root
-            await self.answer(lambda project: debug.debug_notebook_for(project.root, data["task"], server_root,
-                                                                       data.get("run_id")))
+            await self.answer(lambda models: debug.debug_notebook_for(models.project, data["task"], server_root,
+                                                                      data.get("run_id")))
 
 
 def setup_route_handlers(web_app: Any, root: Path | None) -> None:

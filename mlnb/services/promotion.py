@@ -33,7 +33,6 @@ from typing import Any
 
 from mlnb.adapters.mlflow import tracking
 from mlnb.core import audit, settings
-from mlnb.core.config import load_env
 from mlnb.core.io import file_lock
 from mlnb.errors import PolicyRefused, PromotionRefused, UserInputError
 from mlnb.services import policy
@@ -66,8 +65,10 @@ class Outcome:
                 "completed": self.completed}
 
 
-def project_policy(project: Any) -> policy.Policy:
-    return policy.Policy.from_env(load_env(project.root / "env.yaml"), "params.yaml")
+def project_policy(models: Any) -> policy.Policy:
+    """The promotion policy in the parameters of the project of ``models`` (a
+    :class:`~mlnb.services.registry.ModelRegistry`)."""
+    return policy.Policy.from_env(models.project.env, "params.yaml")
 
 
 def requirements(project: Any, run: Any, user: str) -> list[policy.Requirement]:

@@ -63,10 +63,9 @@ def context(name: str, upstream: Any, product: Any) -> TaskContext:
     if product is not None:
         ups = {k: _as_paths(v) for k, v in (upstream or {}).items()}
         return TaskContext(name, root, _as_paths(product), ups)
-    from mlnb.core.config import load_env
-    from mlnb.core.spec import load_spec
+    from mlnb.core.project import load_project
 
-    spec = load_spec(root / "pipeline.yaml", load_env(root / "env.yaml"))
+    spec = load_project(root).spec
     if name not in spec.tasks:
         raise UserInputError(f"pipeline.yaml: no task named {name!r}")
     task = spec.tasks[name]
