@@ -154,7 +154,7 @@ class ForkServer:
                    str(self.pool_size), *self.modules]
             self.proc = subprocess.Popen(
                 cmd, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self._saved_env = (os.environ.get(SERVER_ENV), os.environ.get(PID_ENV))
+        self._saved_env = (os.environ.get(SERVER_ENV), os.environ.get(PID_ENV))  # raw, restored on stop
         os.environ[SERVER_ENV] = self.socket_path
         os.environ[PID_ENV] = str(self.proc.pid)
         return self
