@@ -136,7 +136,8 @@ def main() -> None:
     os.environ.update(TELEMETRY_OFF)
     with tempfile.TemporaryDirectory(prefix="mlnb-bench-runs-") as tmp:
         base = args.project or Path(tmp)
-        from mlnb.services import registry, runs
+        from mlnb.core.project import load_project
+        from mlnb.services import promotion, registry, runs
 
         report: dict[str, object] = {"builds": args.builds}
         if not (base / "proj" / "mlflow.db").exists():
@@ -144,11 +145,11 @@ def main() -> None:
             start = time.perf_counter()
             ids = fake_builds(root, specs(args.builds))
             report["made_in_s"] = round(time.perf_counter() - start, 1)
-            project = registry.open_project(root)
-            registry.promote(project, ids[-2], note="bench")
-            registry.promote(project, ids[-3], note="bench")
+            project = registry.open_registry(load_project(root))
+            promotion.promote(project, ids[-2], note="bench")
+            promotion.promote(project, ids[-3], note="bench")
         root = base / "proj"
-        project = registry.open_project(root)
+        project = registry.open_registry(load_project(root))
         for limit in (20, 50, 200):
             report[f"list_runs_{limit}_ms"] = round(median_ms(lambda n=limit: runs.list_runs(project, n),
                                                               args.rounds), 1)

@@ -40,6 +40,10 @@ class UserInputError(MlnbError):
     http_status = 400
 
 
+class SettingError(UserInputError):
+    """An ``MLNB_*`` environment variable holds a value of the wrong type (see ``mlnb settings``)."""
+
+
 class SpecError(UserInputError):
     """``pipeline.yaml`` is malformed (unknown key, unknown upstream, cycle, ...)."""
 

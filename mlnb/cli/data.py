@@ -10,17 +10,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlnb.cli.kit import handle_errors, root
+from mlnb.cli.kit import handle_errors, project, root
 
 if TYPE_CHECKING:
     from mlnb.core.spec import PipelineSpec
 
 
 def _spec() -> PipelineSpec:
-    from mlnb.services.build import load_project
-
-    spec, _ = load_project(root())
-    return spec
+    return project().spec
 
 
 @click.group("dvc")
@@ -66,9 +63,10 @@ def dvc_commit() -> None:
     """Record the outputs of up-to-date tasks in dvc.lock and the DVC cache (nothing re-runs)."""
     from mlnb.adapters.dvc import repo
     from mlnb.adapters.ploomber import pipeline
-    from mlnb.services.build import load_project, task_states
+    from mlnb.services.build import task_states
 
-    spec, env = load_project(root())
+    loaded = project()
+    spec, env = loaded.spec, loaded.env
     current = [s.name for s in task_states(spec, pipeline.open_dag(spec, env)) if not s.outdated]
     recorded = repo.commit(spec, up_to_date=current)
     skipped = [name for name in spec.tasks if name not in current]

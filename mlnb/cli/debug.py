@@ -14,7 +14,7 @@ from urllib.parse import quote
 import click
 
 from mlnb.cli.kit import handle_errors
-from mlnb.cli.kit import root as _root
+from mlnb.cli.kit import project as _project
 from mlnb.errors import UserInputError
 
 
@@ -27,10 +27,9 @@ from mlnb.errors import UserInputError
 def debug_task(task: str, lab: bool, use_pdb: bool) -> None:
     """Debug TASK where it failed: a notebook that restores its variables and runs from the failing cell."""
     from mlnb.services import debug
-    from mlnb.services.build import load_project
 
-    root = _root()
-    spec, _ = load_project(root)
+    project = _project()
+    root, spec = project.root, project.spec
     if use_pdb:
         _post_mortem(*debug.pdb_plan(spec, task))
         return
@@ -134,11 +133,9 @@ def print_explanation(found: Any) -> None:
 @handle_errors
 def accept(task: str, force: bool) -> None:
     """Mark TASK up to date after a cosmetic edit (comments, formatting, markdown) without re-running it."""
-    from mlnb.services.build import load_project
     from mlnb.services.explain import accept as accept_task
 
-    spec, _ = load_project(_root())
-    found = accept_task(spec, task, force=force)
+    found = accept_task(_project().spec, task, force=force)
     click.echo(f"accepted {len(found.changes)} change(s) to {task}: Ploomber's record now holds the current "
                f"source; {task} and its downstream tasks stay up to date")
 

@@ -7,11 +7,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlnb.errors import MlnbError, redact
+
+if TYPE_CHECKING:
+    from mlnb.core.project import Project
 
 
 def fail(message: str, code: int) -> None:
@@ -40,6 +43,14 @@ def root() -> Path:
     found = find_project_root()
     os.chdir(found)  # CLI glue: Ploomber resolves resources_ paths against the working directory
     return found
+
+
+def project(env_file: str | None = None, overrides: tuple[str, ...] = ()) -> Project:
+    """The project at or above the working directory (made the working directory), loaded once for
+    the command (:class:`mlnb.core.project.Project`)."""
+    from mlnb.core.project import load_project
+
+    return load_project(root(), env_file, overrides)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

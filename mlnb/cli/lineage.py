@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mlnb.cli.kit import handle_errors
-from mlnb.cli.kit import root as _root
+from mlnb.cli.kit import project as _project
 
 
 @click.command()
@@ -26,7 +26,7 @@ def lineage(ref: str, as_json: bool, verify: bool) -> None:
     from mlnb.services import lineage as service
     from mlnb.services import registry
 
-    data = service.lineage(registry.open_project(_root()), ref, verify=verify)
+    data = service.lineage(registry.open_registry(_project()), ref, verify=verify)
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:

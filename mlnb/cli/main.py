@@ -21,7 +21,9 @@ from mlnb.cli import lineage as cli_lineage
 from mlnb.cli import nbval as cli_nbval
 from mlnb.cli import registry as cli_registry
 from mlnb.cli import serve as cli_serve
+from mlnb.cli import settings as cli_settings
 from mlnb.cli.kit import exit_now, handle_errors, skip_slow_optional_imports
+from mlnb.cli.kit import project as _project
 from mlnb.cli.kit import root as _root
 from mlnb.cli.kit import table as _table
 
@@ -51,11 +53,12 @@ def main() -> None:
 def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool, engine: str,
           jobs: int | None, resume: bool, snapshot_max_mb: float) -> None:
     """Run outdated tasks under one MLflow build run, then record the outputs in DVC."""
-    from mlnb.services.build import run_build
+    from mlnb.services.build import BuildRequest, run_build
 
     skip_slow_optional_imports()
-    result = run_build(_root(), env_file, params, force, record=not no_dvc, engine=engine, jobs=jobs,
-                       progress=_progress, resume=resume, snapshot_mb=snapshot_max_mb)
+    request = BuildRequest(force=force, record=not no_dvc, engine=engine, jobs=jobs, resume=resume,
+                           snapshot_mb=snapshot_max_mb)
+    result = run_build(_project(env_file, params), request, progress=_progress)
     if not result.ran:
         click.echo(f"Nothing to do: all {len(result.outcomes)} tasks are up to date "
                    f"({result.elapsed:.1f} s). Use --force to rebuild.")
@@ -67,9 +70,9 @@ def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bo
 @handle_errors
 def run_task(task: str) -> None:
     """Run exactly TASK (forced; its upstream products must exist). `dvc repro` stages call this."""
-    from mlnb.services.build import run_build
+    from mlnb.services.build import BuildRequest, run_build
 
-    _report_and_exit(run_build(_root(), only=task, record=False))
+    _report_and_exit(run_build(_project(), BuildRequest(only=task, record=False)))
 
 
 def _report_and_exit(result: Any) -> None:
@@ -155,18 +158,17 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
     """Which tasks are up to date or outdated, and why (runs nothing)."""
     skip_slow_optional_imports()
     if explain or task:
-        from mlnb.services.build import load_project
         from mlnb.services.explain import explain as explain_tasks
 
-        spec, _ = load_project(_root(), env_file, params)
-        for found in explain_tasks(spec, task):
+        for found in explain_tasks(_project(env_file, params).spec, task):
             cli_debug.print_explanation(found)
         return
     from mlnb.adapters.ploomber import pipeline
-    from mlnb.services.build import fast_states, load_project, task_states
+    from mlnb.services.build import fast_states, task_states
 
-    spec, env = load_project(_root(), env_file, params)
-    states = fast_states(spec) or task_states(spec, pipeline.open_dag(spec, env))
+    project = _project(env_file, params)
+    spec = project.spec
+    states = fast_states(spec) or task_states(spec, pipeline.open_dag(spec, project.env))
     rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
     click.echo(_table(rows, ["task", "status", "why"]))
 
@@ -176,12 +178,10 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
 @handle_errors
 def report(output: str) -> None:
     """Write an HTML report of the last build (open it in a browser)."""
-    from mlnb.services.build import load_project
     from mlnb.services.report import build_report
 
-    root = _root()
-    spec, _ = load_project(root)
-    path = build_report(spec, root / output)
+    project = _project()
+    path = build_report(project.spec, project.root / output)
     click.echo(f"report written: {path}")
 
 
@@ -256,14 +256,14 @@ def add(notebook: str, name: str | None) -> None:
     for note in result.notes:
         click.echo(f"  note: {note}")
     from mlnb.adapters.dvc import repo as versioning
-    from mlnb.services.build import load_project
+    from mlnb.core.project import load_project
 
-    if versioning.is_dvc_repo(root) and versioning.sync(load_project(root)[0]).changed:
+    if versioning.is_dvc_repo(root) and versioning.sync(load_project(root).spec).changed:
         click.echo(f"dvc.yaml regenerated: stage {result.name} added")
 
 
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
-                 cli_nbval.nbval_group, *cli_lineage.COMMANDS]:
+                 cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlnb.cli.kit import handle_errors
+from mlnb.cli.kit import project as _project
 from mlnb.cli.kit import root as _root
 from mlnb.cli.kit import table as _table
+
+if TYPE_CHECKING:
+    from mlnb.core.project import Project
 
 
 def _version(run: dict[str, Any]) -> str:
@@ -45,14 +49,12 @@ def runs_rows(data: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     return rows, ["run_id", "started (UTC)", "status", "commit", *keys, "verdict", *extra]
 
 
-def _builds_only(root: Any, max_results: int) -> dict[str, Any]:
+def _builds_only(project: Project, max_results: int) -> dict[str, Any]:
     """A project without a registered model name: its builds, without registry columns."""
     from mlnb.adapters.mlflow import tracking
     from mlnb.services import runs
-    from mlnb.services.build import experiment_name, load_project
 
-    _, env = load_project(root)
-    experiment_id = tracking.configure(root, experiment_name(env))
+    experiment_id = tracking.configure(project.root, project.experiment)
     rows = [tracking.build_summary(r) for r in tracking.list_builds(experiment_id, max_results)]
     return {"runs": rows, "metric_keys": runs.metric_keys(rows)}
 
@@ -70,13 +72,13 @@ def runs(max_results: int, as_json: bool) -> None:
     from mlnb.services import registry
     from mlnb.services import runs as view
 
-    root = _root()
+    project = _project()
     try:
-        project = registry.open_project(root)
+        models = registry.open_registry(project)
     except EnvError:  # no mlflow.model_name in env.yaml: no registry to compare with
-        data = _builds_only(root, max_results)
+        data = _builds_only(project, max_results)
     else:
-        data = view.list_runs(project, max_results)
+        data = view.list_runs(models, max_results)
     if as_json:
         click.echo(json.dumps(data, indent=1, sort_keys=True))
         return
@@ -99,10 +101,10 @@ def promote(run_id: str, force: bool, note: str) -> None:
     """Make RUN_ID's model the champion (MLflow alias `champion`; the old one becomes `previous`), when
     the promotion policy (params.yaml `promotion:`) holds: each requirement is listed, held or not."""
     from mlnb.errors import PolicyRefused
-    from mlnb.services import registry
+    from mlnb.services import promotion, registry
 
     try:
-        outcome = registry.promote(registry.open_project(_root()), run_id, note=note, force=force)
+        outcome = promotion.promote(registry.open_registry(_project()), run_id, note=note, force=force)
     except PolicyRefused as exc:
         _requirements(exc.requirements)
         raise
@@ -124,9 +126,9 @@ def _requirements(requirements: list) -> None:
 @handle_errors
 def approve(run_id: str, note: str) -> None:
     """Approve build RUN_ID for promotion (params.yaml `promotion.approvals`: how many distinct people)."""
-    from mlnb.services import registry
+    from mlnb.services import promotion, registry
 
-    click.echo(registry.approve(registry.open_project(_root()), run_id, note=note)["message"])
+    click.echo(promotion.approve(registry.open_registry(_project()), run_id, note=note)["message"])
 
 
 @click.command()
@@ -134,9 +136,9 @@ def approve(run_id: str, note: str) -> None:
 @handle_errors
 def rollback(note: str) -> None:
     """Move `champion` back to the `previous` version (run it again to undo)."""
-    from mlnb.services import registry
+    from mlnb.services import promotion, registry
 
-    click.echo(registry.rollback(registry.open_project(_root()), note=note).message)
+    click.echo(promotion.rollback(registry.open_registry(_project()), note=note).message)
 
 
 @click.command()
@@ -171,7 +173,7 @@ def verdict(run_id: str | None) -> None:
     failed, or none (no build, or a build that did not evaluate). CI deploys only on promotable."""
     from mlnb.services import registry
 
-    click.echo(registry.build_verdict(registry.open_project(_root()), run_id) or "none")
+    click.echo(registry.build_verdict(registry.open_registry(_project()), run_id) or "none")
 
 
 COMMANDS = [runs, promote, approve, rollback, promotions, verdict]

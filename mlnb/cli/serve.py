@@ -35,12 +35,12 @@ def _context(model_uri: str | None, allow_unsafe_pickle: bool) -> tuple[str, Pat
         if root is None:
             raise UserInputError("MODEL_URI: not given (nor MLNB_MODEL_URI), and no pipeline.yaml here to find "
                                  "the project's model name")
-        from mlnb.core.config import load_env
+        from mlnb.core.project import load_project
 
-        env = load_env(root / "env.yaml") if (root / "env.yaml").exists() else {}
-        name = (env.get("mlflow") or {}).get("model_name")
+        project = load_project(root)
+        name = project.mlflow.get("model_name")
         if not isinstance(name, str) or not name:
-            raise UserInputError(f"{root / 'env.yaml'}: mlflow.model_name: not set, so pass MODEL_URI")
+            raise UserInputError(f"{project.env_path}: mlflow.model_name: not set, so pass MODEL_URI")
         model_uri = f"models:/{name}@champion"
     user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlnb" / "serve"
     cache = root / ".mlnb" / "serve-cache" if root else user_cache

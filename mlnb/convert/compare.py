@@ -160,10 +160,10 @@ def run_original(path: Path, workdir: Path) -> dict[str, Any]:
 def run_pipeline(root: Path) -> tuple[list[Path], list[str]]:
     """Build the generated pipeline (every task, fresh); return executed notebooks and failures."""
     from mlnb.adapters.ploomber import pipeline
-    from mlnb.services.build import load_project
+    from mlnb.core.project import load_project
 
-    spec, env = load_project(root)
-    outcomes, _ = pipeline.build(spec, pipeline.open_dag(spec, env), force=True)
+    project = load_project(root)
+    outcomes, _ = pipeline.build(project.spec, pipeline.open_dag(project.spec, project.env), force=True)
     notebooks = [o.notebook for o in outcomes if o.notebook is not None and o.notebook.exists()]
     failed = [f"{o.name}: {o.failure.describe() if o.failure else o.status}" for o in outcomes
               if o.status in ("failed", "not run")]

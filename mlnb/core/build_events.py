@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from mlnb.core import settings
 from mlnb.core.io import atomic_write
 
 # What a running build reports per task: (event: started|executed|failed, task, seconds).
@@ -54,7 +55,7 @@ class EventLog:
 
     def start(self, **fields: Any) -> None:
         first = {"event": "build-started", "t": time.time(), "id": uuid.uuid4().hex, "pid": os.getpid(),
-                 "origin": os.environ.get(ORIGIN_ENV) or "terminal", **fields}
+                 "origin": settings.get(ORIGIN_ENV), **fields}
         try:
             with atomic_write(self.path, encoding="utf-8") as fh:
                 fh.write(json.dumps(first) + "\n")

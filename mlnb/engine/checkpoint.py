@@ -34,6 +34,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from mlnb.core import settings
+
 ENV = "MLNB_SNAPSHOT_DIR"
 LIMIT_ENV = "MLNB_SNAPSHOT_MAX_MB"
 RESUME_ENV = "MLNB_RESUME_FROM"
@@ -41,7 +43,6 @@ COUNT_ENV = "MLNB_RESUME_COUNT"
 TIMEOUT_ENV = "MLNB_SNAPSHOT_TIMEOUT"
 AFTER_ENV = "MLNB_SNAPSHOT_AFTER_S"
 CHEAP = "cheap.json"  # no snapshot: the cells before the failing one were cheaper to re-run
-DEFAULT_LIMIT_MB = 512
 NAMESPACE = "namespace.pkl"
 CONTENTS = "snapshot.json"
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
@@ -184,19 +185,19 @@ class Checkpointer:
 def install(shell: Any, environ: dict[str, str] | None = None) -> Checkpointer | None:
     """Register the checkpoint hooks (when ``MLNB_SNAPSHOT_DIR`` is set) and restore a snapshot
     to resume from (when ``MLNB_RESUME_FROM`` is set); called before the kernel's first cell."""
-    environ = os.environ if environ is None else environ
-    resume = environ.get(RESUME_ENV)
+    resume = settings.get(RESUME_ENV, environ)
     if resume:
         restore(shell.user_ns, resume)
-        if environ.get(COUNT_ENV, "").isdigit():  # number the resumed cells on from the restored ones
-            shell.execution_count = int(environ[COUNT_ENV])
-    out = environ.get(ENV)
-    if not out or not hasattr(os, "fork") or float(environ.get(LIMIT_ENV, DEFAULT_LIMIT_MB)) <= 0:
+        count = settings.get(COUNT_ENV, environ)
+        if count is not None:  # number the resumed cells on from the restored ones
+            shell.execution_count = count
+    out = settings.get(ENV, environ)
+    limit_mb = settings.get(LIMIT_ENV, environ)
+    if not out or not hasattr(os, "fork") or limit_mb <= 0:
         return None
     import cloudpickle  # noqa: F401 - imported now, not in the forked copy
-    limit = int(float(environ.get(LIMIT_ENV, DEFAULT_LIMIT_MB)) * 1024 * 1024)
-    checkpointer = Checkpointer(shell, Path(out), limit, float(environ.get(TIMEOUT_ENV, "60")),
-                                float(environ.get(AFTER_ENV, "1")))
+    checkpointer = Checkpointer(shell, out, int(limit_mb * 1024 * 1024), settings.get(TIMEOUT_ENV, environ),
+                                settings.get(AFTER_ENV, environ))
     shell.events.register("pre_run_cell", checkpointer.pre)
     shell.events.register("post_run_cell", checkpointer.post)
     sys.modules[__name__].active = checkpointer  # type: ignore[attr-defined] - for tests and debugging

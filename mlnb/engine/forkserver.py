@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlnb.core import settings
+
 POOL_ARGS = ["--HistoryManager.hist_file=:memory:"]  # what nbclient passes every kernel it starts
 _INIT_FAILURES_MAX = 3
 
@@ -91,7 +93,7 @@ def _kernel_child(conn_file: str, args: list[str], ready_w: int, claim_r: int, s
     shell = getattr(app, "shell", None)
     if shell is not None and isinstance(shell.user_ns.get("_dh"), list):
         shell.user_ns["_dh"][:] = [cwd]
-    if shell is not None and (os.environ.get("MLNB_SNAPSHOT_DIR") or os.environ.get("MLNB_RESUME_FROM")):
+    if shell is not None and (settings.get("MLNB_SNAPSHOT_DIR") or settings.get("MLNB_RESUME_FROM")):
         from mlnb.engine import checkpoint
 
         checkpoint.install(shell)  # failure snapshots / a resumed task's restored namespace

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mlnb.core import settings
 from mlnb.engine.clients import ready_client_class, resuming_client_class
 from mlnb.errors import MlnbError
 
@@ -94,8 +95,8 @@ LOG_ENV = "MLNB_FORKSERVER_LOG"  # keep the fork server's log (and its kernels' 
 
 def _server_alive() -> bool:
     """The fork server this build started (``MLNB_FORKSERVER_PID``) still runs."""
-    pid = os.environ.get(PID_ENV, "")
-    if not pid.isdigit() or int(pid) <= 0:
+    pid = settings.get(PID_ENV)
+    if pid is None or pid <= 0:
         return False
     try:
         os.kill(int(pid), 0)
@@ -146,14 +147,14 @@ class ForkServer:
 
     def start(self) -> ForkServer:
         self.dir = Path(tempfile.mkdtemp(prefix="mlnb-fork-"))  # 0700: connection files hold keys
-        log_path = Path(os.environ.get(LOG_ENV) or self.dir / "server.log")  # kernels' stderr too
+        log_path = (settings.get(LOG_ENV) or self.dir / "server.log")  # kernels' stderr too
         with open(log_path, "ab") as log:
             env = {k: v for k, v in os.environ.items() if k not in (SERVER_ENV, PID_ENV)}
             cmd = [sys.executable, *INTERPRETER_FLAGS, "-m", "mlnb.engine.forkserver", str(self.dir),
                    str(self.pool_size), *self.modules]
             self.proc = subprocess.Popen(
                 cmd, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self._saved_env = (os.environ.get(SERVER_ENV), os.environ.get(PID_ENV))
+        self._saved_env = (os.environ.get(SERVER_ENV), os.environ.get(PID_ENV))  # raw, restored on stop
         os.environ[SERVER_ENV] = self.socket_path
         os.environ[PID_ENV] = str(self.proc.pid)
         return self
@@ -272,7 +273,7 @@ def _provisioner_class() -> type:
         """LocalProvisioner whose ``launch_kernel`` claims a kernel from the fork server."""
 
         async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
-            sock = os.environ.get(SERVER_ENV)
+            sock = settings.get(SERVER_ENV)
             args = kernel_args(cmd)
             if not sock or args is None:
                 return await super().launch_kernel(cmd, **kwargs)
@@ -352,7 +353,7 @@ def register() -> None:
     class ForkEngine(NBClientEngine):  # type: ignore[misc, valid-type]
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
-            if os.environ.get(SERVER_ENV):
+            if settings.get(SERVER_ENV):
                 kwargs.setdefault("kernel_manager_class", manager)
             _watch_cells(nb_man)
             resume = _options()["resume"]

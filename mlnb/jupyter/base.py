@@ -5,6 +5,7 @@ reply path turns results into JSON and :mod:`mlnb.errors` into ``{"error": "<one
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from typing import Any
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
+from mlnb.core import settings
 from mlnb.core.io import find_project_root
 from mlnb.errors import MlnbError, UserInputError
 
@@ -31,28 +33,31 @@ REQUIRED = {"promote": ("run_id",), "rollback": (), "debug": ("task",)}
 def project_root(root_dir: str) -> Path | None:
     """``$MLNB_PROJECT_ROOT``, else the project (``pipeline.yaml``) at or above the server's root_dir."""
     try:
-        return find_project_root(os.environ.get(ROOT_ENV) or root_dir)
+        return find_project_root(settings.get(ROOT_ENV) or root_dir)
     except MlnbError:
         return None
 
 
 class ProjectHolder:
-    """The server's project, opened (env.yaml read, MLflow pointed at its store) on first use only."""
+    """The server's model registry, opened (model name and experiment read, MLflow pointed at its store)
+    on first use only; each request gets it with the project loaded afresh (the user edits its
+    parameters, e.g. the promotion policy, while the server runs)."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
-        self._project: Any = None
+        self._registry: Any = None
         self._lock = threading.Lock()
 
     def get(self) -> Any:
+        from mlnb.core.project import load_project
         from mlnb.services import registry
 
         if self.root is None:
             raise UserInputError("no mlnb project: no pipeline.yaml at or above the server's root directory")
         with self._lock:  # handlers run in threads: open it once
-            if self._project is None:
-                self._project = registry.open_project(self.root)
-            return self._project
+            if self._registry is None:
+                self._registry = registry.open_registry(load_project(self.root))
+            return dataclasses.replace(self._registry, project=load_project(self.root))
 
 
 class TooLarge(UserInputError):

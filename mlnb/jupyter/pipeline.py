@@ -47,9 +47,10 @@ class Project:
 
 
 def _snapshot(root: Path, server_root: Path) -> dict[str, Any]:
+    from mlnb.core.project import load_project
     from mlnb.services.pipeline_state import snapshot
 
-    return snapshot(root, server_root)
+    return snapshot(load_project(root), server_root)  # read afresh: the user edits the project meanwhile
 
 
 def build_mode(body: bytes) -> str:

@@ -39,11 +39,11 @@ class PromoteHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        from mlnb.services import registry
+        from mlnb.services import promotion
 
         data = self.body("promote")
         if data is not None:
-            await self.answer(registry.promote, data["run_id"], note=data.get("note", ""),
+            await self.answer(promotion.promote, data["run_id"], note=data.get("note", ""),
                               force=data.get("force", False), user=self.user_name)
 
 
@@ -51,11 +51,11 @@ class RollbackHandler(Base):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        from mlnb.services import registry
+        from mlnb.services import promotion
 
         data = self.body("rollback")
         if data is not None:
-            await self.answer(registry.rollback, note=data.get("note", ""), user=self.user_name)
+            await self.answer(promotion.rollback, note=data.get("note", ""), user=self.user_name)
 
 
 class PromotionsHandler(Base):
@@ -78,8 +78,8 @@ class DebugHandler(Base):
             self.fail(UserInputError("request body: field task: not a task name"))  # never echoed back
         elif data is not None:
             server_root = self.server_root
-            await self.answer(lambda project: debug.debug_notebook_for(project.root, data["task"], server_root,
-                                                                       data.get("run_id")))
+            await self.answer(lambda models: debug.debug_notebook_for(models.project, data["task"], server_root,
+                                                                      data.get("run_id")))
 
 
 def setup_route_handlers(web_app: Any, root: Path | None) -> None:

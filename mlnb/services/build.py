@@ -24,16 +24,46 @@ from mlnb.adapters.mlflow import tracking
 from mlnb.adapters.ploomber import pipeline, uptodate
 from mlnb.core.build_events import EventLog
 from mlnb.core.buildlock import build_lock
-from mlnb.core.config import apply_overrides, load_env
 from mlnb.core.io import atomic_write, environ
 from mlnb.core.notebooks import stamp_run
-from mlnb.core.spec import PipelineSpec, load_spec
-from mlnb.errors import EnvError, MlnbError, SpecError, UserInputError
+from mlnb.core.project import Project
+from mlnb.core.spec import PipelineSpec
+from mlnb.errors import MlnbError, SpecError, UserInputError
 from mlnb.services import build_tags, debug
 from mlnb.services.build_tags import gate_verdict, is_gate_failure
 from mlnb.services.explain import upstream_hashes
 
-DEFAULT_EXPERIMENT = "mlnb"
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build and how (``mlnb build``'s options; ``only``: exactly that task, ``mlnb run TASK``).
+
+    ``engine="fork"`` runs notebooks on pre-started forked kernels (:mod:`mlnb.engine`), up to
+    ``jobs`` independent tasks at a time (default: the number of cores); ``"papermill"`` is stock
+    Ploomber + papermill, one task at a time. Under the fork engine a failing task leaves a namespace
+    snapshot (at most ``snapshot_mb``) for ``mlnb debug``, and ``resume`` restarts a failed task at its
+    failing cell when that is safe (:mod:`mlnb.services.debug`)."""
+
+    force: bool = False
+    only: str | None = None
+    record: bool = True  # record the outputs in DVC afterwards (a DVC project)
+    engine: str = "fork"
+    jobs: int | None = None
+    resume: bool = False
+    snapshot_mb: float = 512
+
+
+@dataclass(frozen=True)
+class _Build:
+    """One build under way: the project, the request, and what was decided before the tasks ran."""
+
+    project: Project
+    request: BuildRequest
+    jobs: int
+    progress: pipeline.Progress | None
+    dvc_repo: bool  # record the outputs in dvc.lock afterwards
+    synced: bool  # dvc.yaml was regenerated first
+    start: float
 
 
 @dataclass
@@ -56,21 +86,6 @@ class BuildResult:
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
-
-
-def load_project(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = ()) -> tuple[
-        PipelineSpec, dict[str, Any]]:
-    """Read env (with overrides) and check the spec; raises UserInputError subclasses."""
-    env_path = Path(env_file) if env_file else root / "env.yaml"
-    if env_file and not env_path.exists():
-        raise EnvError(f"{env_file}: env file not found")
-    env = load_env(env_path) if env_path.exists() else {}
-    env = apply_overrides(env, list(overrides), source=env_path.name)
-    return load_spec(root / "pipeline.yaml", env), env
-
-
-def experiment_name(env: dict[str, Any]) -> str:
-    return str((env.get("mlflow") or {}).get("experiment") or DEFAULT_EXPERIMENT)
 
 
 def _product(spec: PipelineSpec, key: str, ran: set[str]) -> Path | None:
@@ -112,22 +127,20 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = (),
-              force: bool = False, only: str | None = None, record: bool = True, engine: str = "fork",
-              jobs: int | None = None, progress: pipeline.Progress | None = None, resume: bool = False,
-              snapshot_mb: float = 512) -> BuildResult:
+def run_build(project: Project, request: BuildRequest | None = None,
+              progress: pipeline.Progress | None = None) -> BuildResult:
     """:func:`_run_build` under the project's build lock (one build at a time: a second one raises
     :class:`~mlnb.errors.BuildRunning`), telling :mod:`mlnb.core.build_events` how it goes."""
-    with build_lock(root):
-        if only is not None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
-            return _run_build(root, env_file, overrides, force, only, record, engine, jobs, progress, resume,
-                              snapshot_mb)
-        events = EventLog(root)
-        events.start(force=force, resume=resume, engine=engine, params=list(overrides))
-        both = _tee(progress, events.progress) if engine == "fork" else progress
+    request = request or BuildRequest()
+    with build_lock(project.root):
+        if request.only is not None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
+            return _run_build(project, request, progress)
+        events = EventLog(project.root)
+        events.start(force=request.force, resume=request.resume, engine=request.engine,
+                     params=list(project.overrides))
+        both = _tee(progress, events.progress) if request.engine == "fork" else progress
         try:
-            result = _run_build(root, env_file, overrides, force, only, record, engine, jobs, both, resume,
-                                snapshot_mb, events.cell)
+            result = _run_build(project, request, both, events.cell)
         except BaseException as exc:
             events.close(ok=False, interrupted=isinstance(exc, KeyboardInterrupt), run_id=None, tasks={},
                          failures={}, error=str(exc) if isinstance(exc, MlnbError) else type(exc).__name__)
@@ -146,43 +159,38 @@ def _tee(first: pipeline.Progress | None, second: pipeline.Progress) -> pipeline
     return both
 
 
-def _run_build(root: Path, env_file: str | None, overrides: tuple[str, ...], force: bool, only: str | None,
-               record: bool, engine: str, jobs: int | None, progress: pipeline.Progress | None, resume: bool,
-               snapshot_mb: float, cells: Callable[[str, int, int], None] | None = None) -> BuildResult:
+def _run_build(project: Project, request: BuildRequest, progress: pipeline.Progress | None,
+               cells: Callable[[str, int, int], None] | None = None) -> BuildResult:
     """Build what is outdated (everything with ``force``; exactly task ``only`` when given) under
-    one MLflow build run, then record the outputs in DVC (``dvc commit``) when the project uses it.
-
-    ``engine="fork"`` runs notebooks on pre-started forked kernels (:mod:`mlnb.engine`), up to
-    ``jobs`` independent tasks at a time (default: the number of cores), reporting to ``progress``;
-    ``"papermill"`` is stock Ploomber + papermill, one task at a time. Under the fork engine a
-    failing task leaves a namespace snapshot (at most ``snapshot_mb``) for ``mlnb debug``, and
-    ``resume`` restarts a failed task at its failing cell when that is safe (:mod:`mlnb.services.debug`)."""
+    one MLflow build run, reporting to ``progress``, then record the outputs in DVC (``dvc commit``)
+    when the project uses it."""
     start = time.perf_counter()
-    if resume and engine != "fork":
+    force, only, engine = request.force, request.only, request.engine
+    if request.resume and engine != "fork":
         raise UserInputError("--resume: needs the fork engine (failure snapshots are taken in its kernels)")
-    spec, env = load_project(root, env_file, overrides)
+    spec = project.spec
     if only is not None and only not in spec.tasks:
         raise SpecError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
-    dvc_repo = record and only is None and versioning.is_dvc_repo(root)
+    dvc_repo = request.record and only is None and versioning.is_dvc_repo(project.root)
     synced = False
     if dvc_repo:  # dvc.yaml is generated: keep it current (moving env.yaml is left to `mlnb dvc sync`)
-        base = load_project(root)[0] if env_file or overrides else spec  # dvc.yaml describes params.yaml
+        base = project.committed.spec  # dvc.yaml describes params.yaml
         versioning.require_params_linked(base)
         synced = versioning.sync(base).changed
         if not force:
             invalidate_changed_modules(spec)
+    job = _Build(project, request, request.jobs or os.cpu_count() or 1, progress, dvc_repo, synced, start)
     if only is None and not force and uptodate.all_up_to_date(spec):  # decided without Ploomber
-        return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
-    jobs = jobs or os.cpu_count() or 1
-    server = _start_engine(spec, engine, 1 if only else jobs)
+        return _nothing_to_do(job)
+    server = _start_engine(spec, engine, 1 if only else job.jobs)
     try:
-        dag = pipeline.open_dag(spec, env, engine)
+        dag = pipeline.open_dag(spec, project.env, engine)
         if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
-            return _nothing_to_do(spec, synced, dvc_repo, env_file, overrides, start)
-        recorder = debug.FailureRecorder(spec, resume, snapshot_mb) if engine == "fork" and only is None else None
+            return _nothing_to_do(job)
+        recorder = debug.FailureRecorder(spec, request.resume, request.snapshot_mb) \
+            if engine == "fork" and only is None else None
         options = _task_options(recorder, cells if engine == "fork" else None)
-        return _tracked_build(spec, env, dag, force, only, engine, jobs, progress, server, recorder, synced,
-                              dvc_repo, env_file, overrides, start, options)
+        return _tracked_build(job, dag=dag, server=server, recorder=recorder, task_options=options)
     finally:
         if server is not None:
             server.stop()
@@ -218,38 +226,37 @@ def _start_engine(spec: PipelineSpec, engine: str, pool: int) -> Any:
     return ForkServer(modules, pool, spec.root).start()
 
 
-def _nothing_to_do(spec: PipelineSpec, synced: bool, dvc_repo: bool, env_file: str | None,
-                   overrides: tuple[str, ...], start: float) -> BuildResult:
-    result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in spec.tasks], synced=synced)
-    if dvc_repo:
-        _record(spec, result, env_file, overrides, up_to_date=None)
-    result.elapsed = time.perf_counter() - start
+def _nothing_to_do(job: _Build) -> BuildResult:
+    spec = job.project.spec
+    result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in spec.tasks], synced=job.synced)
+    if job.dvc_repo:
+        _record(job.project, result, up_to_date=None)
+    result.elapsed = time.perf_counter() - job.start
     if not (spec.root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
         _write_last_build(spec.root, result)
     return result
 
 
-def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: bool, only: str | None,
-                   engine: str, jobs: int, progress: pipeline.Progress | None, server: Any, recorder: Any,
-                   synced: bool, dvc_repo: bool, env_file: str | None, overrides: tuple[str, ...],
-                   start: float, task_options: Any = None) -> BuildResult:
-    root = spec.root
-    experiment_id = tracking.configure(root, experiment_name(env))
+def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_options: Any = None) -> BuildResult:
+    project, spec, env, root = job.project, job.project.spec, job.project.env, job.project.root
+    force, only, engine = job.request.force, job.request.only, job.request.engine
+    experiment_id = tracking.configure(root, project.experiment)
     tracking.close_orphaned_builds(experiment_id, root)  # we hold the build lock: a RUNNING one here is dead
     commit = tracking.git_commit(root)
     tags = {"mlnb.kind": "build", "mlnb.git_commit": commit, "mlnb.force": str(force).lower(), "mlnb.engine": engine,
             **build_tags.tree_tags(root), **tracking.owner_tags(root)}
     if only is not None:
         tags["mlnb.only"] = only
-    env_path = Path(env_file) if env_file else root / "env.yaml"
-    name = tracking.build_run_name(commit, tracking.changed_params(root, env_path, env), env_file and env_path.name)
+    env_path = project.env_path
+    name = tracking.build_run_name(commit, tracking.changed_params(root, env_path, env),
+                                   project.env_file and env_path.name)
     with mlflow_runs.start_run(name, tags) as run:
         run_id = run.run_id
         run.log_params({k: str(v)[:500] for k, v in _flatten(env).items()})
         run.log_dict(env, "env.yaml")
         with environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
-            outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=jobs,
-                                          progress=progress if engine == "fork" else None,
+            outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=job.jobs,
+                                          progress=job.progress if engine == "fork" else None,
                                           interrupt=server.interrupt if server is not None else None,
                                           task_options=task_options)
         notes = recorder.after(outcomes, run_id) if recorder is not None else []
@@ -262,7 +269,7 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
             if outcome.status in ("executed", "failed"):
                 _record_task(client, run_id, run.experiment_id, outcome, existing)
-        result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag),
+        result = BuildResult(True, ok, outcomes, run_id, synced=job.synced, interrupted=pipeline.interrupted(dag),
                              resume_notes=notes)
         ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
         metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
@@ -296,26 +303,25 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         client.set_terminated(run_id, status="KILLED" if result.interrupted else "FAILED")
     if recorder is not None:  # older builds whose failure this build's run of the task replaced
         debug.retire_failures(client, recorder, run_id)
-    if dvc_repo:
+    if job.dvc_repo:
         current = [o.name for o in outcomes if o.status in ("executed", "skipped")]
-        _record(spec, result, env_file, overrides, up_to_date=current)
+        _record(project, result, up_to_date=current)
         build_tags.record_dvc_on_run(client, run_id, spec, result)
-    result.elapsed = time.perf_counter() - start
+    result.elapsed = time.perf_counter() - job.start
     if only is None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
         _write_last_build(root, result)
     return result
 
 
-def _record(spec: PipelineSpec, result: BuildResult, env_file: str | None, overrides: tuple[str, ...],
-            up_to_date: list[str] | None) -> None:
+def _record(project: Project, result: BuildResult, up_to_date: list[str] | None) -> None:
     """``dvc commit`` the outputs of the ``up_to_date`` tasks (None: those whose dvc.lock entry is
     stale); a DVC failure is reported on the result, not raised (the build ran)."""
-    if env_file or overrides:
+    if project.overridden:
         result.record_note = ("not recorded in DVC: built with --env-file/-p overrides, which dvc.lock "
                               "(keyed on env.yaml) would misdescribe")
         return
     try:
-        result.recorded = versioning.commit(spec, up_to_date=up_to_date)
+        result.recorded = versioning.commit(project.spec, up_to_date=up_to_date)
     except MlnbError as exc:
         result.record_error = f"outputs not recorded in DVC: {exc}"
 

@@ -33,6 +33,7 @@ from mlnb.adapters.mlflow.tracking import DEBUG_ENV
 from mlnb.adapters.ploomber import pipeline, uptodate
 from mlnb.core.io import atomic_write
 from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec, TaskSpec
 from mlnb.engine import checkpoint
 from mlnb.errors import StaleFailure, UserInputError
@@ -359,13 +360,12 @@ def check_current(spec: PipelineSpec, name: str, build_run_id: str) -> None:
                            f"{name} failed again in build {current[:8]}; debug that one")
 
 
-def debug_notebook_for(root: Path, task: str, server_root: Path, build_run_id: str | None = None) -> dict[str, str]:
+def debug_notebook_for(project: Project, task: str, server_root: Path,
+                       build_run_id: str | None = None) -> dict[str, str]:
     """For JupyterLab's Debug button: write the debug notebook (of the failure of ``build_run_id``
     when given: refused once a later build ran the task); its path relative to the server's root
     directory (what JupyterLab opens)."""
-    from mlnb.services.build import load_project
-
-    spec, _ = load_project(root)
+    spec = project.spec
     if build_run_id is not None:
         check_current(spec, task, build_run_id)
     path = write_debug_notebook(spec, task)

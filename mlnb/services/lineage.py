@@ -39,7 +39,7 @@ class Link:
     detail: str
 
 
-def resolve(client: Any, project: registry.Project, ref: str) -> tuple[str, Any | None]:
+def resolve(client: Any, project: registry.ModelRegistry, ref: str) -> tuple[str, Any | None]:
     """``RUN_ID`` | ``models:/NAME/VERSION`` | ``models:/NAME@ALIAS`` -> (build run id, model version)."""
     match = MODEL_REF.match(ref or "")
     if match is None:
@@ -94,8 +94,8 @@ def _notebooks(client: Any, run: Any) -> list[dict[str, Any]]:
     return sorted(out, key=lambda n: n["task"])
 
 
-@registry._translated
-def lineage(project: registry.Project, ref: str, verify: bool = False) -> dict[str, Any]:
+@registry.translated
+def lineage(project: registry.ModelRegistry, ref: str, verify: bool = False) -> dict[str, Any]:
     """The chain for ``ref`` (see the module doc), with ``links`` when ``verify``."""
     client = registry._client()
     run_id, mv = resolve(client, project, ref)

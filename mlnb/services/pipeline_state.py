@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.core import build_events, buildlock
+from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec
 
 UP_TO_DATE, OUTDATED, FAILED, RUNNING = "up to date", "outdated", "failed", "running"
@@ -157,12 +158,11 @@ def overlay(views: list[TaskView], build: BuildView) -> list[TaskView]:
     return views
 
 
-def snapshot(root: Path, server_root: Path | None) -> dict[str, Any]:
-    """The Pipeline panel's whole picture of the project at ``root``; raises mlnb errors (bad spec)."""
-    from mlnb.services.build import load_project
-
+def snapshot(project: Project, server_root: Path | None) -> dict[str, Any]:
+    """The Pipeline panel's whole picture of ``project``; raises mlnb errors (bad spec)."""
+    root = project.root
     build = build_view(root)  # before the tasks: a build that ends meanwhile is caught by its events
-    spec, _ = load_project(root)
+    spec = project.spec
     tasks = overlay(task_views(spec, server_root), build)
     return {"project": relative(root, server_root) if server_root else None,
             "tasks": [asdict(t) for t in tasks], "build": asdict(build)}

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlnb.adapters.mlflow import tracking
-from mlnb.core import audit
-from mlnb.core.config import load_env
+from mlnb.core import audit, settings
 from mlnb.core.io import file_lock
 from mlnb.errors import PolicyRefused, PromotionRefused, UserInputError
-from mlnb.services import policy
+from mlnb.services import policy, registry
+from mlnb.services.registry import ModelRegistry, translated
 
 FAULT_ENV = "MLNB_FAULT_AT"
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -44,7 +44,7 @@ CHAMPION, PREVIOUS = "champion", "previous"
 
 def fault(step: str) -> None:
     """Die here, as a ``kill -9`` would, when ``MLNB_FAULT_AT`` names this step (crash tests)."""
-    if os.environ.get(FAULT_ENV) == step:
+    if settings.get(FAULT_ENV) == step:
         os._exit(137)
 
 
@@ -66,13 +66,13 @@ class Outcome:
                 "completed": self.completed}
 
 
-def project_policy(project: Any) -> policy.Policy:
-    return policy.Policy.from_env(load_env(project.root / "env.yaml"), "params.yaml")
+def project_policy(models: Any) -> policy.Policy:
+    """The promotion policy in the parameters of the project of ``models`` (a
+    :class:`~mlnb.services.registry.ModelRegistry`)."""
+    return policy.Policy.from_env(models.project.env, "params.yaml")
 
 
 def requirements(project: Any, run: Any, user: str) -> list[policy.Requirement]:
-    from mlnb.services import registry
-
     return policy.check(project.root, registry._client(), run, project_policy(project), user)
 
 
@@ -87,8 +87,6 @@ def applied(client: Any, record: dict[str, Any]) -> bool:
 
 def apply(client: Any, project: Any, record: dict[str, Any]) -> None:
     """Steps 2-4 of the record's transaction (idempotent)."""
-    from mlnb.services import registry
-
     name = project.model_name
     if record.get("previous_version"):
         client.set_registered_model_alias(name, PREVIOUS, record["previous_version"])
@@ -120,10 +118,9 @@ def _done(completed: dict[str, Any] | None) -> str:
             f"{completed['version']}, run {completed.get('run_id') or '-'})")
 
 
-def promote(project: Any, run_id: str, *, note: str = "", force: bool = False, user: str | None = None) -> Outcome:
+@translated
+def promote(project: ModelRegistry, run_id: str, *, note: str = "", force: bool = False, user: str | None = None) -> Outcome:
     """Check the policy, then move ``champion`` to the build's version (``previous`` to the old one)."""
-    from mlnb.services import registry
-
     registry.check_run_id(run_id)
     who = audit.current_user(user)
     client = registry._client()
@@ -168,10 +165,9 @@ def promote(project: Any, run_id: str, *, note: str = "", force: bool = False, u
                    tuple(record.bypassed), completed)
 
 
-def rollback(project: Any, *, note: str = "", user: str | None = None) -> Outcome:
+@translated
+def rollback(project: ModelRegistry, *, note: str = "", user: str | None = None) -> Outcome:
     """Swap ``champion`` and ``previous`` (so a second rollback undoes the first)."""
-    from mlnb.services import registry
-
     who = audit.current_user(user)
     client = registry._client()
     name = project.model_name
@@ -202,11 +198,10 @@ def rollback(project: Any, *, note: str = "", user: str | None = None) -> Outcom
                    completed=completed)
 
 
-def approve(project: Any, run_id: str, *, note: str = "", user: str | None = None) -> dict[str, Any]:
+@translated
+def approve(project: ModelRegistry, run_id: str, *, note: str = "", user: str | None = None) -> dict[str, Any]:
     """Record the approval of ``user`` on build ``run_id`` (a run tag, shared through the MLflow store,
     and an audit line). Approving twice replaces the first; nobody approves a failed build."""
-    from mlnb.services import registry
-
     registry.check_run_id(run_id)
     who = audit.current_user(user)
     client = registry._client()

@@ -4,7 +4,8 @@ The MLflow registry's alias ``champion`` is what production serves; ``previous``
 before it, so a rollback can move ``champion`` back (and a second rollback undoes the first).
 Promotion and rollback are transactions checked against the project's promotion policy: see
 :mod:`mlnb.services.promotion` (the steps, crash safety) and :mod:`mlnb.services.policy` (the requirements). This
-module holds what they share: the project, run lookup, versions by build, version tags.
+module holds what they share: the project's registry (:class:`ModelRegistry`), run lookup, versions by
+build, version tags.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from mlnb.adapters.mlflow import registry as mlflow_registry
 from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.adapters.mlflow import tracking
 from mlnb.core import audit, integrity
-from mlnb.core.config import load_env
 from mlnb.core.gate import verdict_of
 from mlnb.core.io import read_json
+from mlnb.core.project import Project
 from mlnb.errors import EnvError, PromotionRefused, RegistryError, RunNotFound, UserInputError
 
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -33,27 +34,31 @@ TAG_MAX = 5000  # MLflow's limit on a tag value
 COMPACT = ("action", "txn", "run_id", "version", "previous_version", "user", "time", "forced", "bypassed")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 LOCK_FILE = Path(".mlnb") / "registry.lock"
-DEFAULT_EXPERIMENT = "mlnb"
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
 @dataclass(frozen=True)
-class Project:
-    root: Path
+class ModelRegistry:
+    """A project's model in the MLflow registry: its name and the experiment its builds run in."""
+
+    project: Project
     model_name: str
     experiment_id: str
 
+    @property
+    def root(self) -> Path:
+        return self.project.root
 
-def open_project(root: Path) -> Project:
+
+def open_registry(project: Project) -> ModelRegistry:
     """The project's model name and experiment (env.yaml ``mlflow:``), with MLflow pointed at its store."""
-    env_path = root / "env.yaml"
+    env_path = project.env_path
     if not env_path.exists():
         raise EnvError(f"{env_path}: not found (the registry reads mlflow.model_name from it)")
-    section = load_env(env_path).get("mlflow") or {}
-    name = section.get("model_name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}", name):
+    name = project.mlflow.get("model_name")
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
         raise EnvError(f"{env_path}: mlflow.model_name: expected a model name like 'my-model', got {name!r}")
-    experiment_id = tracking.configure(root, str(section.get("experiment") or DEFAULT_EXPERIMENT))
-    return Project(root, name, experiment_id)
+    return ModelRegistry(project, name, tracking.configure(project.root, project.experiment))
 
 
 def check_run_id(run_id: Any) -> str:
@@ -74,7 +79,7 @@ def _mlflow_errors() -> Iterator[None]:
         yield
 
 
-def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
+def translated(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with _mlflow_errors():
@@ -83,7 +88,7 @@ def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _build_run(client: Any, project: Project, run_id: str) -> Any:
+def _build_run(client: Any, project: ModelRegistry, run_id: str) -> Any:
     run = mlflow_runs.get_run(client, check_run_id(run_id))
     if run is None:
         raise RunNotFound(f"run {run_id}: no such MLflow run (see `mlnb runs`)")
@@ -150,8 +155,8 @@ def _describe(client: Any, version: Any) -> dict[str, Any]:
             "metrics": tracking.build_summary(run)["metrics"] if run else {}}
 
 
-@_translated
-def build_verdict(project: Project, run_id: str | None = None) -> str | None:
+@translated
+def build_verdict(project: ModelRegistry, run_id: str | None = None) -> str | None:
     """The gate verdict of a build (default: the last one, ``products/last_build.json``), or None."""
     if run_id is None:
         last = project.root / "products" / "last_build.json"
@@ -161,7 +166,7 @@ def build_verdict(project: Project, run_id: str | None = None) -> str | None:
     return verdict_of(_build_run(_client(), project, run_id).data.tags)
 
 
-def _trained_model(client: Any, project: Project, run: Any) -> Any | None:
+def _trained_model(client: Any, project: ModelRegistry, run: Any) -> Any | None:
     """The model this build evaluated, for a forced promotion: the training run recorded on the build
     (``mlnb.train_run_id``; training may have been up to date, run by an earlier build), else a model
     logged by one of the build's own task runs."""
@@ -178,7 +183,7 @@ def _trained_model(client: Any, project: Project, run: Any) -> Any | None:
     return None
 
 
-def _version_for(client: Any, project: Project, run: Any, forced: bool) -> str:
+def _version_for(client: Any, project: ModelRegistry, run: Any, forced: bool) -> str:
     version = versions_by_build(client, project.model_name).get(run.info.run_id)
     if version:
         mv = client.get_model_version(project.model_name, version)
@@ -203,7 +208,7 @@ def _record_hash(client: Any, name: str, version: str) -> None:
         client.set_model_version_tag(name, version, integrity.HASH_TAG, integrity.model_sha256(path))
 
 
-def _tag_version(client: Any, project: Project, version: str, record: audit.AuditRecord) -> None:
+def _tag_version(client: Any, project: ModelRegistry, version: str, record: audit.AuditRecord) -> None:
     done, noun = ("mlnb.promoted", "mlnb.promotion") if record.action == "promote" else \
         ("mlnb.rolled_back", "mlnb.rollback")
     whole = json.dumps(record.to_dict(), sort_keys=True)
@@ -217,31 +222,6 @@ def _tag_version(client: Any, project: Project, version: str, record: audit.Audi
         client.set_model_version_tag(project.model_name, version, key, value)
 
 
-@_translated
-def promote(project: Project, run_id: str, *, note: str = "", force: bool = False,
-            user: str | None = None) -> Any:
-    """Move ``champion`` to the build's registered version (:func:`mlnb.services.promotion.promote`)."""
-    from mlnb.services import promotion
-
-    return promotion.promote(project, run_id, note=note, force=force, user=user)
-
-
-@_translated
-def rollback(project: Project, *, note: str = "", user: str | None = None) -> Any:
-    """Swap ``champion`` and ``previous`` (:func:`mlnb.services.promotion.rollback`)."""
-    from mlnb.services import promotion
-
-    return promotion.rollback(project, note=note, user=user)
-
-
-@_translated
-def approve(project: Project, run_id: str, *, note: str = "", user: str | None = None) -> dict[str, Any]:
-    """Record an approval of build ``run_id`` (:func:`mlnb.services.promotion.approve`)."""
-    from mlnb.services import promotion
-
-    return promotion.approve(project, run_id, note=note, user=user)
-
-
-def promotions(project: Project) -> list[dict[str, Any]]:
+def promotions(project: ModelRegistry) -> list[dict[str, Any]]:
     """The audit trail, oldest first."""
     return audit.read(project.root)

@@ -63,7 +63,7 @@ def mlflow_ui_base() -> str | None:
     return uri.rstrip("/") if re.match(r"https?://", uri or "") else None
 
 
-def _versions_by_build(client: Any, project: registry.Project) -> dict[str, str]:
+def _versions_by_build(client: Any, project: registry.ModelRegistry) -> dict[str, str]:
     """Build run id -> its newest registered version, as :func:`mlnb.services.registry.versions_by_build` says,
     in a few queries: versions without the ``mlnb.build_run_id`` tag are traced to their build through
     one search per hundred runs instead of one ``get_run`` each (the list stays fast with 200 builds)."""
@@ -96,14 +96,14 @@ def _versions_by_build(client: Any, project: registry.Project) -> dict[str, str]
 class _View:
     """One read of what every row needs: the registry, the champion build's params, the audit trail."""
 
-    project: registry.Project
+    project: registry.ModelRegistry
     reg: Any
     champion_run: Any | None
     promotions: dict[str, dict[str, Any]]
     ui_base: str | None
 
     @classmethod
-    def read(cls, client: Any, project: registry.Project, runs: list[Any]) -> _View:
+    def read(cls, client: Any, project: registry.ModelRegistry, runs: list[Any]) -> _View:
         reg = registry._Registry(_versions_by_build(client, project),
                                  tracking.version_by_alias(client, project.model_name, registry.CHAMPION),
                                  tracking.version_by_alias(client, project.model_name, registry.PREVIOUS))
@@ -144,8 +144,8 @@ def metric_keys(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({k for row in rows for k in row["metrics"]})
 
 
-@registry._translated
-def list_runs(project: registry.Project, limit: int = 20) -> dict[str, Any]:
+@registry.translated
+def list_runs(project: registry.ModelRegistry, limit: int = 20) -> dict[str, Any]:
     """Recent builds (newest first); ``token`` is :func:`changes`' token read before the list, so a
     client polling the token reloads only when something changed after this answer."""
     token = changes(project)["token"]
@@ -158,13 +158,13 @@ def list_runs(project: registry.Project, limit: int = 20) -> dict[str, Any]:
             "champion": {k: champion[k] for k in ("version", "run_id")} if champion else None, "runs": rows}
 
 
-def _task_runs(client: Any, project: registry.Project, build_id: str) -> list[Any]:
+def _task_runs(client: Any, project: registry.ModelRegistry, build_id: str) -> list[Any]:
     children = client.search_runs([project.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{build_id}'",
                                   max_results=MAX_TASK_RUNS)
     return sorted(children, key=lambda r: r.info.start_time or 0)
 
 
-def plots(client: Any, project: registry.Project, build: Any) -> list[dict[str, Any]]:
+def plots(client: Any, project: registry.ModelRegistry, build: Any) -> list[dict[str, Any]]:
     """The image artifacts at the top of the build run and of each of its task runs (the evaluate
     notebook logs ``roc.png`` and ``confusion_matrix.png``), in task order."""
     out = []
@@ -185,8 +185,8 @@ def _detail(client: Any, view: _View, run: Any) -> dict[str, Any]:
                            if r.get("run_id") == run_id and r.get("action") in ("promote", "rollback")]}
 
 
-@registry._translated
-def run_detail(project: registry.Project, run_id: str, user: str | None = None) -> dict[str, Any]:
+@registry.translated
+def run_detail(project: registry.ModelRegistry, run_id: str, user: str | None = None) -> dict[str, Any]:
     """One build: everything :func:`list_runs` says, its params, plots and promotions, the metric deltas
     against the current champion and whether a plain promotion would be accepted: each requirement
     of the promotion policy, held or not (``user``: who would promote it)."""
@@ -209,8 +209,8 @@ def _side_by_side(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"key": k, "a": a.get(k), "b": b.get(k), "differs": a.get(k) != b.get(k)} for k in sorted(set(a) | set(b))]
 
 
-@registry._translated
-def compare(project: registry.Project, run_a: str, run_b: str) -> dict[str, Any]:
+@registry.translated
+def compare(project: registry.ModelRegistry, run_a: str, run_b: str) -> dict[str, Any]:
     """Two builds side by side: every param and metric (``differs``; metrics with ``delta`` = b - a)
     and their plots paired by file name."""
     client = registry._client()
@@ -238,8 +238,8 @@ def check_artifact_path(path: Any) -> str:
     return path
 
 
-@registry._translated
-def artifact(project: registry.Project, run_id: str, path: str, dst: Path) -> tuple[Path, str]:
+@registry.translated
+def artifact(project: registry.ModelRegistry, run_id: str, path: str, dst: Path) -> tuple[Path, str]:
     """Download one image artifact of a build (or task) run of this project into ``dst``; return the
     local file and its content type. The path must be one the run lists, under the size limit."""
     registry.check_run_id(run_id)
@@ -268,7 +268,7 @@ def _stat(path: Path) -> str:
     return f"{st.st_mtime_ns}:{st.st_size}"
 
 
-def changes(project: registry.Project) -> dict[str, str]:
+def changes(project: registry.ModelRegistry) -> dict[str, str]:
     """A token that changes when a build starts or ends or the champion moves. With the embedded SQLite
     store: the store's and the audit trail's mtime and size (no query at all); with a tracking server:
     the newest build's id, status and end time, and the champion/previous versions (two small queries)."""

@@ -6,14 +6,15 @@ Standard library only (it runs every 30 s): ``python -m mlnb.serving.healthcheck
 
 from __future__ import annotations
 
-import os
 import sys
 import urllib.error
 import urllib.request
 
+from mlnb.core import settings
+
 
 def main() -> int:
-    port = os.environ.get("MLNB_SERVE_PORT", "8080")
+    port = settings.get("MLNB_SERVE_PORT")
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=4) as resp:
             return 0 if resp.status == 200 else 1

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from mlnb.adapters.mlflow.tracking import BUILD_RUN_ENV
+from mlnb.core import settings
 from mlnb.core.gate import GateConfig, GateResult, evaluate_gate
 from mlnb.core.integrity import HASH_TAG, model_sha256
 from mlnb.core.io import atomic_dir
@@ -112,7 +112,7 @@ def export_model(model: Any, X_example: Any, out_dir: str | Path, model_name: st
         runs.download(info.model_uri, tmp)  # writes the model files into tmp directly
     digest = model_sha256(out_dir)
     version = info.version
-    build = os.environ.get(BUILD_RUN_ENV)  # under `mlnb build`: the build run this version comes from
+    build = settings.get(BUILD_RUN_ENV)  # under `mlnb build`: the build run this version comes from
     extra = {HASH_TAG: digest, **({"mlnb.build_run_id": build} if build else {})}
     registry.set_version_tags(runs.client(), model_name, version, {**tags, **extra})
     return {"model_name": model_name, "version": version, "model_uri": f"models:/{model_name}/{version}",

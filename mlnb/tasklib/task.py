@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlnb.core import settings
 from mlnb.core.io import atomic_path, find_project_root, write_json
 from mlnb.errors import GateFailed, UserInputError
 
@@ -59,14 +59,13 @@ def _as_paths(products: Any) -> dict[str, Path]:
 
 def context(name: str, upstream: Any, product: Any) -> TaskContext:
     """Build the task's context from Ploomber's injected values or, interactively, from the spec."""
-    root = find_project_root(os.environ.get("MLNB_PROJECT_ROOT") or None)
+    root = find_project_root(settings.get("MLNB_PROJECT_ROOT"))
     if product is not None:
         ups = {k: _as_paths(v) for k, v in (upstream or {}).items()}
         return TaskContext(name, root, _as_paths(product), ups)
-    from mlnb.core.config import load_env
-    from mlnb.core.spec import load_spec
+    from mlnb.core.project import load_project
 
-    spec = load_spec(root / "pipeline.yaml", load_env(root / "env.yaml"))
+    spec = load_project(root).spec
     if name not in spec.tasks:
         raise UserInputError(f"pipeline.yaml: no task named {name!r}")
     task = spec.tasks[name]

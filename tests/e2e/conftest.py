@@ -42,12 +42,13 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from tests.registry_fixtures import MODEL_NAME, fake_builds, make_registry_project
-from mlnb import registry
+from mlnb.core.project import load_project
+from mlnb.services import promotion, registry
 root = make_registry_project(Path(sys.argv[2]))
 ids = fake_builds(root, json.loads(sys.argv[3]))
-project = registry.open_project(root)
-registry.promote(project, ids[0], note="first champion")
-registry.promote(project, ids[1], note="second champion")
+project = registry.open_registry(load_project(root))
+promotion.promote(project, ids[0], note="first champion")
+promotion.promote(project, ids[1], note="second champion")
 print(json.dumps({"root": str(root), "ids": ids, "model_name": MODEL_NAME}))
 """
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mlnb.core.project import load_project
 from tests.conftest import MLNB, REPO, run_mlnb
 from tests.integration.test_fast_builds import make_project
 
@@ -95,4 +96,4 @@ def test_a_debug_notebook_records_nothing_and_a_later_build_retires_the_failure(
     assert run_mlnb(root, "build", "--no-dvc", env=env).returncode == 0
     assert dict((r[0], r[3]) for r in runs(db))[failed_id]["mlnb.debuggable"] == "false"  # no Debug button
     with pytest.raises(StaleFailure, match="no longer current"):  # POST debug answers 409
-        debug.debug_notebook_for(root, "t", root, failed_id)
+        debug.debug_notebook_for(load_project(root), "t", root, failed_id)

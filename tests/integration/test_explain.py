@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlnb.adapters.ploomber import pipeline
-from mlnb.services.build import load_project
+from mlnb.core.project import load_project
 from tests.conftest import REPO, run_mlnb
 
 pytestmark = pytest.mark.integration
@@ -63,8 +63,8 @@ def test_a_comment_only_edit_is_cosmetic_and_accept_makes_everyone_agree(built: 
     accepted = run_mlnb(built, "accept", "first")
     assert accepted.returncode == 0, accepted.stderr
     assert ploomber_status(built) == {"first": False, "second": False}
-    spec, env = load_project(built)
-    assert all(pipeline.ploomber_up_to_date(pipeline.open_dag(spec, env)).values())
+    project = load_project(built)
+    assert all(pipeline.ploomber_up_to_date(pipeline.open_dag(project.spec, project.env)).values())
     assert "up to date" in run_mlnb(built, "status").stdout and "outdated" not in run_mlnb(built, "status").stdout
     assert "Nothing to do" in run_mlnb(built, "build", "--no-dvc").stdout
 

@@ -99,8 +99,9 @@ def test_build_against_a_real_tracking_server(tmp_path: Path, mlflow_server: str
 RUN_VIEW = """
 import json, sys
 from pathlib import Path
-from mlnb import registry, runs
-project = registry.open_project(Path("."))
+from mlnb.core.project import load_project
+from mlnb.services import registry, runs
+project = registry.open_registry(load_project(Path(".")))
 detail = runs.run_detail(project, sys.argv[1])["run"]
 roc = next(p for p in detail["plots"] if p["name"] == "roc.png")
 Path(sys.argv[2]).mkdir()

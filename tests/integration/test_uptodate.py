@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 
 from mlnb.adapters.ploomber import pipeline, uptodate
-from mlnb.services.build import load_project
+from mlnb.core.project import load_project
 from tests.conftest import run_mlnb
 
 pytestmark = pytest.mark.integration
 
 
 def verdicts(root: Path) -> tuple[dict[str, bool], dict[str, bool]]:
-    spec, env = load_project(root)
-    return uptodate.up_to_date(spec), pipeline.ploomber_up_to_date(pipeline.open_dag(spec, env))
+    project = load_project(root)
+    return uptodate.up_to_date(project.spec), pipeline.ploomber_up_to_date(pipeline.open_dag(project.spec,
+                                                                                              project.env))
 
 
 def _edit_cell(root: Path, task: str, index: int, change: Callable[[str], str]) -> None:

@@ -78,8 +78,10 @@ def test_mlflow_ui_link_only_for_a_tracking_server(uri: str, base: str | None,
 
 
 def test_mlflow_ui_link_names_the_experiment_and_run(tmp_path) -> None:
-    from mlnb.services.registry import Project
+    from mlnb.core.project import Project
+    from mlnb.services.registry import ModelRegistry
 
-    view = runs._View(Project(tmp_path, "m", "7"), None, None, {}, "http://mlflow.example:5000")
+    models = ModelRegistry(Project(tmp_path), "m", "7")
+    view = runs._View(models, None, None, {}, "http://mlflow.example:5000")
     assert view.url("a" * 32) == f"http://mlflow.example:5000/#/experiments/7/runs/{'a' * 32}"
-    assert runs._View(Project(tmp_path, "m", "7"), None, None, {}, None).url("a" * 32) is None
+    assert runs._View(models, None, None, {}, None).url("a" * 32) is None

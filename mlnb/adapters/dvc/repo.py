@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlnb.adapters.dvc import objects, stages
 from mlnb.adapters.mlflow.tracking import TELEMETRY_OFF
+from mlnb.core import settings
 from mlnb.core.io import atomic_write
 from mlnb.core.spec import PipelineSpec
 from mlnb.core.yamlio import DVC_LIMITS, read_yaml
@@ -114,7 +115,7 @@ def remote(root: Path) -> Remote | None:
     """The remote push/pull use: ``MLNB_DVC_REMOTE`` when set (registered as remote ``mlnb-env`` in
     ``.dvc/config.local``, not made the default), else the default remote; None when there is none.
     Local paths are resolved as DVC does: ``~`` expanded, relative to ``.dvc/``."""
-    url = os.environ.get(REMOTE_ENV)
+    url = settings.get(REMOTE_ENV)
     if url:
         return _env_remote(root, url)
     cfg = config(root)

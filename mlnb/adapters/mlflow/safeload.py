@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mlnb.core import settings
 from mlnb.errors import UnsafeModel
 
 UNSAFE_ENV = "MLNB_ALLOW_UNSAFE_PICKLE"
@@ -30,7 +31,7 @@ OPT_IN = "--allow-unsafe-pickle"
 
 def unsafe_allowed() -> bool:
     """Whether the user opted in to loading formats that run code (a process-wide choice)."""
-    return os.environ.get(UNSAFE_ENV, "").strip().lower() in ("1", "true", "yes")
+    return bool(settings.get(UNSAFE_ENV))
 
 
 def allowed_type(name: str) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mlnb.core import settings
 from mlnb.errors import TrackingError
 
 BUILD_RUN_ENV = "MLNB_BUILD_RUN_ID"
@@ -174,14 +175,14 @@ def build_run_name(commit: str, changed: dict[str, Any], env_file: str | None = 
 def task_run(task: str, root: str | Path, experiment: str) -> Iterator[Any]:
     """Open the MLflow run of one task (a child of the build run under ``mlnb build``; in a debug
     notebook, a run in the throwaway debug store)."""
-    if os.environ.get(DEBUG_ENV):
+    if settings.get(DEBUG_ENV):
         with _debug_run(task, Path(root), experiment) as run:
             yield run
         return
     configure(root, experiment)
     import mlflow
 
-    parent = os.environ.get(BUILD_RUN_ENV) or None
+    parent = settings.get(BUILD_RUN_ENV)
     tags = {"mlnb.kind": "task", "mlnb.task": task, "mlnb.git_commit": git_commit(root)}
     with mlflow.start_run(run_name=task, parent_run_id=parent, tags=tags) as run:
         yield run
