@@ -119,7 +119,8 @@ def _done(completed: dict[str, Any] | None) -> str:
 
 
 @translated
-def promote(project: ModelRegistry, run_id: str, *, note: str = "", force: bool = False, user: str | None = None) -> Outcome:
+def promote(project: ModelRegistry, run_id: str, *, note: str = "", force: bool = False,
+            user: str | None = None) -> Outcome:
     """Check the policy, then move ``champion`` to the build's version (``previous`` to the old one)."""
     registry.check_run_id(run_id)
     who = audit.current_user(user)
