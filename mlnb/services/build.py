@@ -24,8 +24,10 @@ from mlnb.adapters.ploomber import pipeline, uptodate
 from mlnb.core.build_events import EventLog
 from mlnb.core.buildlock import build_lock
 from mlnb.core.config import apply_overrides, load_env
+from mlnb.core.gate import GateResult
 from mlnb.core.io import atomic_write, environ
 from mlnb.core.notebooks import stamp_run
+from mlnb.core.outcomes import TaskStatus
 from mlnb.core.spec import PipelineSpec, load_spec
 from mlnb.errors import EnvError, MlnbError, SpecError, UserInputError
 from mlnb.services import build_tags, debug
@@ -42,7 +44,7 @@ class BuildResult:
     outcomes: list[pipeline.TaskOutcome] = field(default_factory=list)
     run_id: str | None = None
     metrics: dict[str, float] | None = None
-    gate: dict[str, Any] | None = None
+    gate: GateResult | None = None
     artifact: Path | None = None
     elapsed: float = 0.0
     recorded: list[str] = field(default_factory=list)  # stages recorded in dvc.lock by this build
@@ -54,7 +56,7 @@ class BuildResult:
 
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return [o for o in self.outcomes if o.status is TaskStatus.FAILED]
 
 
 def load_project(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = ()) -> tuple[
@@ -88,7 +90,7 @@ def _product(spec: PipelineSpec, key: str, ran: set[str]) -> Path | None:
 def _model_run(spec: PipelineSpec, outcomes: list[pipeline.TaskOutcome]) -> str | None:
     """The MLflow run id in the product named ``run`` (the training task's), when that task is
     executed or up to date in this build (its model is the one the build evaluated)."""
-    usable = {o.name for o in outcomes if o.status in ("executed", "skipped")}
+    usable = {o.name for o in outcomes if o.status.current}
     for task in spec.tasks.values():
         path = task.products.get("run")
         if path is not None and task.name in usable and path.exists():
@@ -132,7 +134,7 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
                          failures={}, error=str(exc) if isinstance(exc, MlnbError) else type(exc).__name__)
             raise
         events.close(ok=result.ok, interrupted=result.interrupted, run_id=result.run_id, ran=result.ran,
-                     tasks={o.name: o.status for o in result.outcomes},
+                     tasks={o.name: o.status.value for o in result.outcomes},
                      failures={o.name: o.failure.describe() for o in result.failed if o.failure}, error=None)
         return result
 
@@ -219,7 +221,7 @@ def _start_engine(spec: PipelineSpec, engine: str, pool: int) -> Any:
 
 def _nothing_to_do(spec: PipelineSpec, synced: bool, dvc_repo: bool, env_file: str | None,
                    overrides: tuple[str, ...], start: float) -> BuildResult:
-    result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in spec.tasks], synced=synced)
+    result = BuildResult(False, True, [pipeline.TaskOutcome(n, TaskStatus.SKIPPED) for n in spec.tasks], synced=synced)
     if dvc_repo:
         _record(spec, result, env_file, overrides, up_to_date=None)
     result.elapsed = time.perf_counter() - start
@@ -260,22 +262,23 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         existing = tracking.task_runs(run_id, run.info.experiment_id)
         hashes: dict[str, Any] = {}  # each upstream product hashed once, however many tasks read it
         for outcome in outcomes:
-            if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
+            if outcome.status is TaskStatus.EXECUTED and outcome.notebook and outcome.notebook.exists():
                 stamp_run(outcome.notebook, run_id, outcome.name,
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
-            if outcome.status in ("executed", "failed"):
+            if outcome.status.ran:
                 _record_task(client, run_id, run.info.experiment_id, outcome, existing)
         result = BuildResult(True, ok, outcomes, run_id, synced=synced, interrupted=pipeline.interrupted(dag),
                              resume_notes=notes)
-        ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
+        ran = {o.name for o in outcomes if o.status.ran}
         metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
         if metrics_path:
             result.metrics = json.loads(metrics_path.read_text())
             mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
         if gate_path:
-            result.gate = json.loads(gate_path.read_text())
-            mlflow.set_tags(gate_verdict(root, env, result.gate))
-            mlflow.log_dict(result.gate, "gate.json")
+            result.gate, gate_tags = gate_verdict(root, env, GateResult.from_dict(
+                json.loads(gate_path.read_text()), str(gate_path.relative_to(root))))
+            mlflow.set_tags(gate_tags)
+            mlflow.log_dict(result.gate.to_dict(), "gate.json")
         model_run = _model_run(spec, outcomes)
         if model_run:  # the training run whose model this build evaluated (a forced promotion registers it)
             mlflow.set_tag("mlnb.train_run_id", model_run)
@@ -300,7 +303,7 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
     if recorder is not None:  # older builds whose failure this build's run of the task replaced
         debug.retire_failures(client, recorder, run_id)
     if dvc_repo:
-        current = [o.name for o in outcomes if o.status in ("executed", "skipped")]
+        current = [o.name for o in outcomes if o.status.current]
         _record(spec, result, env_file, overrides, up_to_date=current)
         build_tags.record_dvc_on_run(client, run_id, spec, result)
     result.elapsed = time.perf_counter() - start
@@ -371,18 +374,18 @@ def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pi
         child = client.create_run(experiment_id, run_name=outcome.name, tags={
             "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
         run_id = child.info.run_id
-    tags = [RunTag("mlnb.status", outcome.status)]
+    tags = [RunTag("mlnb.status", outcome.status.value)]
     if outcome.failure:
         tags.append(RunTag("mlnb.failure", outcome.failure.describe()[:5000]))
     metric = Metric("duration_s", round(outcome.elapsed, 3), int(time.time() * 1000), 0)
     client.log_batch(run_id, metrics=[metric], tags=tags)  # one store transaction, not one per value
     if outcome.notebook and outcome.notebook.exists():
         client.log_artifact(run_id, str(outcome.notebook), "notebooks")
-    client.set_terminated(run_id, status="FINISHED" if outcome.status == "executed" else "FAILED")
+    client.set_terminated(run_id, status="FINISHED" if outcome.status is TaskStatus.EXECUTED else "FAILED")
 
 
 def _task_rows(outcomes: list[pipeline.TaskOutcome]) -> list[dict[str, Any]]:
-    return [{"task": o.name, "status": o.status, "elapsed_s": round(o.elapsed, 2),
+    return [{"task": o.name, "status": o.status.value, "elapsed_s": round(o.elapsed, 2),
              "failure": o.failure.describe() if o.failure else None} for o in outcomes]
 
 
