@@ -93,9 +93,9 @@ def open_dag(spec: PipelineSpec, env: dict[str, Any], engine: str = "papermill")
             dag = DAGSpec(str(spec.path), env=env).to_dag()
             dag.render(show_progress=False)
         if engine == "fork":
-            from mlnb.engine import kernel
+            from mlnb.engine import kernel, papermill_engine
 
-            kernel.register()
+            papermill_engine.register()
             for task in dag.values():
                 if getattr(task, "executor", None) == "papermill" and hasattr(task, "executor_params"):
                     task.executor_params["engine_name"] = kernel.ENGINE_NAME
