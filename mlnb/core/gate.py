@@ -250,9 +250,9 @@ def decide(candidate: float, config: GateConfig, *, baseline: float | None = Non
     failing = [c.detail for c in checks if not c.held and c.name != "beats_champion"]
     if not healthy:
         return FAILED, "; ".join(failing), checks
-    held = "; ".join(c.detail for c in checks if c.name != "beats_champion")
+    health = "; ".join(c.detail for c in checks if c.name != "beats_champion")
     verdict = PROMOTABLE if promotable else NOT_PROMOTABLE
-    return verdict, f"{why}; healthy: {held}" if held else why, checks
+    return verdict, f"{why}; healthy: {health}" if health else why, checks
 
 
 def evaluate_gate(y_true: Any, candidate_out: Any, config: GateConfig, *, champion_out: Any = None,

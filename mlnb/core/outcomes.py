@@ -75,7 +75,7 @@ class FailureManifest:
     source: str  # the task notebook, relative to the project
     source_sha256: str
     cells: list[dict[str, str]]  # per source cell: id, type, sha256
-    params: dict[str, Any]
+    params: dict[str, Any] | None  # None: a resource file of the task could not be read
     upstream: dict[str, Any]  # upstream product -> content hash
     partial_notebook: str  # relative to the project
     snapshot: dict[str, Any] | None = None  # what the namespace snapshot holds (its snapshot.json)
@@ -111,7 +111,7 @@ class FailureManifest:
                 source=_get(data, "source", str, source),
                 source_sha256=str(data.get("source_sha256", "")),
                 cells=_get(data, "cells", list, source),
-                params=_get(data, "params", dict, source),
+                params=_get(data, "params", dict, source, optional=True),
                 upstream=_get(data, "upstream", dict, source),
                 partial_notebook=_get(data, "partial_notebook", str, source),
                 snapshot=_get(data, "snapshot", dict, source, optional=True),

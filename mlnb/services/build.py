@@ -21,7 +21,7 @@ from mlnb.adapters.dvc import repo as versioning
 from mlnb.adapters.dvc import stages
 from mlnb.adapters.mlflow import tracking
 from mlnb.adapters.ploomber import pipeline, uptodate
-from mlnb.core.build_events import EventLog
+from mlnb.core.build_events import EventLog, Progress
 from mlnb.core.buildlock import build_lock
 from mlnb.core.config import apply_overrides, load_env
 from mlnb.core.gate import GateResult
@@ -115,7 +115,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = (),
               force: bool = False, only: str | None = None, record: bool = True, engine: str = "fork",
-              jobs: int | None = None, progress: pipeline.Progress | None = None, resume: bool = False,
+              jobs: int | None = None, progress: Progress | None = None, resume: bool = False,
               snapshot_mb: float = 512) -> BuildResult:
     """:func:`_run_build` under the project's build lock (one build at a time: a second one raises
     :class:`~mlnb.errors.BuildRunning`), telling :mod:`mlnb.core.build_events` how it goes."""
@@ -139,7 +139,7 @@ def run_build(root: Path, env_file: str | None = None, overrides: tuple[str, ...
         return result
 
 
-def _tee(first: pipeline.Progress | None, second: pipeline.Progress) -> pipeline.Progress:
+def _tee(first: Progress | None, second: Progress) -> Progress:
     def both(event: str, task: str, seconds: float) -> None:
         second(event, task, seconds)
         if first is not None:
@@ -148,7 +148,7 @@ def _tee(first: pipeline.Progress | None, second: pipeline.Progress) -> pipeline
 
 
 def _run_build(root: Path, env_file: str | None, overrides: tuple[str, ...], force: bool, only: str | None,
-               record: bool, engine: str, jobs: int | None, progress: pipeline.Progress | None, resume: bool,
+               record: bool, engine: str, jobs: int | None, progress: Progress | None, resume: bool,
                snapshot_mb: float, cells: Callable[[str, int, int], None] | None = None) -> BuildResult:
     """Build what is outdated (everything with ``force``; exactly task ``only`` when given) under
     one MLflow build run, then record the outputs in DVC (``dvc commit``) when the project uses it.
@@ -231,7 +231,7 @@ def _nothing_to_do(spec: PipelineSpec, synced: bool, dvc_repo: bool, env_file: s
 
 
 def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: bool, only: str | None,
-                   engine: str, jobs: int, progress: pipeline.Progress | None, server: Any, recorder: Any,
+                   engine: str, jobs: int, progress: Progress | None, server: Any, recorder: Any,
                    synced: bool, dvc_repo: bool, env_file: str | None, overrides: tuple[str, ...],
                    start: float, task_options: Any = None) -> BuildResult:
     root = spec.root
@@ -287,7 +287,7 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         if ok and artifact:
             result.artifact = artifact
             mlflow.set_tag("mlnb.artifact", str(artifact.relative_to(root)))
-        mlflow.log_dict(_task_rows(outcomes), "tasks.json")
+        mlflow.log_dict(_task_rows(outcomes), "tasks.json")  # type: ignore[arg-type]  # any JSON value is logged
         mlflow.set_tag("mlnb.status", "ok" if ok else "failed")
         if not ok:
             mlflow.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
