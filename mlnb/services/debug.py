@@ -31,6 +31,7 @@ from typing import Any
 
 from mlnb.adapters.mlflow.tracking import DEBUG_ENV
 from mlnb.adapters.ploomber import pipeline, uptodate
+from mlnb.core import payloads
 from mlnb.core.io import atomic_write
 from mlnb.core.notebooks import cell_source, read_notebook
 from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest, TaskStatus
@@ -363,7 +364,8 @@ def check_current(spec: PipelineSpec, name: str, build_run_id: str) -> None:
                            f"{name} failed again in build {current[:8]}; debug that one")
 
 
-def debug_notebook_for(root: Path, task: str, server_root: Path, build_run_id: str | None = None) -> dict[str, str]:
+def debug_notebook_for(root: Path, task: str, server_root: Path,
+                       build_run_id: str | None = None) -> payloads.DebugNotebook:
     """For JupyterLab's Debug button: write the debug notebook (of the failure of ``build_run_id``
     when given: refused once a later build ran the task); its path relative to the server's root
     directory (what JupyterLab opens)."""
