@@ -55,6 +55,7 @@ build: setup data
 lint: setup
 	$(BIN)/ruff check mlnb tests scripts benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 
 test: setup data lint browser

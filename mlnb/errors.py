@@ -8,6 +8,7 @@ as one line. ``UserInputError`` subclasses map to exit code 2, ``TaskFailed`` an
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 # scheme://user:password@host or scheme://token@host: what an MLflow or DVC URI may carry
 _CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:'\"]*)(?::[^/@\s'\"]*)?@")
@@ -126,9 +127,9 @@ class PromotionRefused(MlnbError):
 class PolicyRefused(PromotionRefused):
     """A promotion the policy refuses (exit 1, HTTP 409); ``requirements`` lists each one, held or not."""
 
-    def __init__(self, message: str, requirements: list[object]) -> None:
+    def __init__(self, message: str, requirements: Sequence[object]) -> None:
         super().__init__(message)
-        self.requirements = requirements
+        self.requirements = list(requirements)
 
 
 class RegistryError(MlnbError):

@@ -15,6 +15,7 @@ import click
 
 from mlnb.cli.kit import handle_errors
 from mlnb.cli.kit import project as _project
+from mlnb.core.outcomes import FailureManifest
 from mlnb.errors import UserInputError
 
 
@@ -84,7 +85,7 @@ def _start_lab(root: Path, rel: Path) -> None:
         proc.wait()
 
 
-def _post_mortem(found: dict[str, Any], cells: list[dict[str, Any]], snapshot: Path | None) -> None:
+def _post_mortem(found: FailureManifest, cells: list[dict[str, Any]], snapshot: Path | None) -> None:
     """CLI glue: the failing cell on, as plain Python (magics skipped), in a restored namespace."""
     import pdb
     import traceback
@@ -99,8 +100,8 @@ def _post_mortem(found: dict[str, Any], cells: list[dict[str, Any]], snapshot: P
         except Exception as exc:  # e.g. a library upgraded since the snapshot: one line, no traceback
             raise UserInputError(f"{snapshot}: the snapshot cannot be restored here: {type(exc).__name__}: "
                                  f"{str(exc)[:200]}") from None
-        click.echo(f"restored the namespace before cell {found['cell']['index']}; running the cells from there")
-        first = found["cell"]["index"]
+        first = found.cell.index if found.cell else 0  # debug_cells refuses a manifest without a cell
+        click.echo(f"restored the namespace before cell {first}; running the cells from there")
     else:
         click.echo("the cells before the failing one are cheap: running the task's cells from the start")
         first = 0

@@ -104,7 +104,7 @@ def _report_build(result: Any) -> None:
     if result.synced:
         click.echo("dvc.yaml regenerated from pipeline.yaml (`mlnb dvc sync`)")
     if result.ran:
-        rows = [[o.name, o.status, f"{o.elapsed:.1f}" if o.status in ("executed", "failed") else "-"]
+        rows = [[o.name, o.status.value, f"{o.elapsed:.1f}" if o.status.ran else "-"]
                 for o in result.outcomes]
         click.echo("\n" + _table(rows, ["task", "status", "seconds"]))
         if result.metrics:
@@ -135,7 +135,7 @@ def _report_build(result: Any) -> None:
         click.echo("mlnb: interrupted (Ctrl-C): the tasks not started were not run", err=True)
         sys.exit(130)
     if result.gate:  # the verdict: failed (exit 1), or healthy (exit 0) and promotable or not
-        click.echo(headline(result.gate), err=not result.gate.get("passed"))
+        click.echo(headline(result.gate), err=not result.gate.passed)
         if gate_task is not None and gate_task.notebook:
             click.echo(f"  {gate_task.name} outputs kept in {gate_task.notebook.parent.relative_to(Path.cwd())}/",
                        err=True)

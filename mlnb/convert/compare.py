@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.outcomes import TaskStatus
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,16}")
 _TIMING = re.compile(r"^(CPU times:|Wall time:).*$|^.*\bper loop \(mean ± std\. dev\..*$", re.MULTILINE)
@@ -166,7 +167,7 @@ def run_pipeline(root: Path) -> tuple[list[Path], list[str]]:
     outcomes, _ = pipeline.build(project.spec, pipeline.open_dag(project.spec, project.env), force=True)
     notebooks = [o.notebook for o in outcomes if o.notebook is not None and o.notebook.exists()]
     failed = [f"{o.name}: {o.failure.describe() if o.failure else o.status}" for o in outcomes
-              if o.status in ("failed", "not run")]
+              if o.status in (TaskStatus.FAILED, TaskStatus.NOT_RUN)]
     return notebooks, failed
 
 

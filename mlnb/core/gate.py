@@ -119,14 +119,62 @@ class GateResult:
     significance: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     rows: int = 0
+    config_changes: list[str] | None = None  # set by the build: gate settings other than the committed ones
+    # the gate product as read (:meth:`from_dict`): :meth:`to_dict` gives it back unchanged, plus the build's
+    # judgement (verdict, reason, promotable, config_changes) once there is one
+    source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
         """The build is healthy (``mlnb.gate_passed``, for readers of the old tag)."""
         return self.verdict != FAILED
 
+    @property
+    def promotable(self) -> bool:
+        return self.verdict == PROMOTABLE
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed, "promotable": self.verdict == PROMOTABLE}
+        if self.source is not None:
+            if self.config_changes is None:
+                return dict(self.source)
+            return {**self.source, "verdict": self.verdict, "reason": self.reason, "promotable": self.promotable,
+                    "config_changes": list(self.config_changes)}
+        data = asdict(self)
+        del data["config_changes"], data["source"]
+        data.update(passed=self.passed, promotable=self.promotable)
+        if self.config_changes is not None:
+            data["config_changes"] = list(self.config_changes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "gate.json") -> GateResult:
+        """A gate product (what :meth:`to_dict` wrote, or a project's own gate task's ``{"passed": ...}``);
+        an :class:`~mlnb.errors.EnvError` naming ``source`` and the field when it is not one."""
+        if not isinstance(data, dict):
+            raise EnvError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        verdict = data.get("verdict") or (PROMOTABLE if data.get("passed") else FAILED)
+        if verdict not in VERDICTS:
+            raise EnvError(f"{source}: verdict: expected one of {', '.join(VERDICTS)}, got {verdict!r}"[:300])
+        checks = data.get("checks") or []
+        if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
+            raise EnvError(f"{source}: checks: expected a list of objects, got {checks!r}"[:300])
+        candidate = data.get("candidate", math.nan)
+        if not isinstance(candidate, int | float) or isinstance(candidate, bool):
+            raise EnvError(f"{source}: candidate: expected a number, got {candidate!r}"[:300])
+        changes = data.get("config_changes")
+        return cls(str(verdict), str(data.get("reason", "")), str(data.get("metric", "")), float(candidate),
+                   [Check(str(c.get("name", "")), bool(c.get("held")), str(c.get("detail", ""))) for c in checks],
+                   _mapping(data, "baseline", source), _mapping(data, "champion", source),
+                   _mapping(data, "significance", source) or {}, _mapping(data, "config", source) or {},
+                   int(data.get("rows") or 0), [str(c) for c in changes] if isinstance(changes, list) else None,
+                   data)
+
+
+def _mapping(data: dict[str, Any], key: str, source: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise EnvError(f"{source}: {key}: expected an object, got {value!r}"[:300])
+    return value
 
 
 def _f(value: float) -> str:
@@ -202,9 +250,9 @@ def decide(candidate: float, config: GateConfig, *, baseline: float | None = Non
     failing = [c.detail for c in checks if not c.held and c.name != "beats_champion"]
     if not healthy:
         return FAILED, "; ".join(failing), checks
-    held = "; ".join(c.detail for c in checks if c.name != "beats_champion")
+    health = "; ".join(c.detail for c in checks if c.name != "beats_champion")
     verdict = PROMOTABLE if promotable else NOT_PROMOTABLE
-    return verdict, f"{why}; healthy: {held}" if held else why, checks
+    return verdict, f"{why}; healthy: {health}" if health else why, checks
 
 
 def evaluate_gate(y_true: Any, candidate_out: Any, config: GateConfig, *, champion_out: Any = None,
@@ -242,8 +290,10 @@ def evaluate_gate(y_true: Any, candidate_out: Any, config: GateConfig, *, champi
                       len(y_true))
 
 
-def headline(gate: dict[str, Any]) -> str:
-    """The one line a build prints: ``gate: <verdict>: <reason>``."""
+def headline(gate: GateResult | dict[str, Any]) -> str:
+    """The one line a build prints: ``gate: <verdict>: <reason>`` (of a result, or of its dict in a notebook)."""
+    if isinstance(gate, GateResult):
+        return f"gate: {gate.verdict.replace('_', ' ')}: {gate.reason}"
     verdict = str(gate.get("verdict") or (PROMOTABLE if gate.get("passed") else FAILED))
     return f"gate: {verdict.replace('_', ' ')}: {gate.get('reason', '')}"
 

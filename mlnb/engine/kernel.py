@@ -1,7 +1,7 @@
-"""Client side of the fork server: the server's handle, a provisioner, and the papermill engine.
+"""Client side of the fork server: the server's handle, a provisioner and a kernel manager.
 
-``engine_name="mlnb"`` (registered with papermill by :func:`register`) is papermill's own
-nbclient engine with one change: its kernel manager asks the fork server for an initialised
+``engine_name="mlnb"`` (:mod:`mlnb.engine.papermill_engine`, a ``papermill.engine`` entry point) is
+papermill's own nbclient engine with one change: its kernel manager asks the fork server for an initialised
 kernel process instead of spawning ``python -m ipykernel_launcher``. Interrupts, kills,
 restarts, timeouts, dead-kernel detection and the written notebook are jupyter_client's,
 nbclient's and papermill's unchanged code. Without a running fork server (or for a kernel
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import shutil
 import signal
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.core import settings
-from mlnb.engine.clients import ready_client_class, resuming_client_class
+from mlnb.engine.clients import ready_client_class
 from mlnb.errors import MlnbError
 
 SERVER_ENV = "MLNB_FORKSERVER"  # path of the running fork server's socket
@@ -49,7 +48,8 @@ def task_options(env: dict[str, str] | None = None, resume: dict[str, Any] | Non
         _task.options = previous
 
 
-def _options() -> dict[str, Any]:
+def current_options() -> dict[str, Any]:
+    """The options :func:`task_options` set for this thread's notebook (``env``, ``resume``)."""
     return getattr(_task, "options", None) or {"env": {}, "resume": None}
 
 
@@ -68,7 +68,8 @@ def cell_events(callback: Callable[[int, int], None]) -> Iterator[None]:
         _cells.callback = previous
 
 
-def _watch_cells(nb_man: Any) -> None:
+def watch_cells(nb_man: Any) -> None:
+    """Tell this thread's :func:`cell_events` callback as the notebook of ``nb_man`` starts each cell."""
     callback = getattr(_cells, "callback", None)
     if callback is None:
         return
@@ -278,7 +279,7 @@ def _provisioner_class() -> type:
             if not sock or args is None:
                 return await super().launch_kernel(cmd, **kwargs)
             env = {k: v for k, v in (kwargs.get("env") or os.environ).items() if k not in (SERVER_ENV, PID_ENV)}
-            env.update(_options()["env"])
+            env.update(current_options()["env"])
             cwd = str(kwargs.get("cwd") or os.getcwd())
             claim = {"op": "claim", "cwd": cwd, "env": env, "args": args}
             reply = await asyncio.to_thread(request, sock, claim)
@@ -337,34 +338,4 @@ def kernel_manager_class() -> type:
     return ForkKernelManager
 
 
-ENGINE_NAME = "mlnb"
-
-
-def register() -> None:
-    """Register the ``mlnb`` papermill engine (idempotent)."""
-    from papermill.engines import NBClientEngine, papermill_engines
-
-    if ENGINE_NAME in papermill_engines._engines:
-        return
-    manager = kernel_manager_class()
-
-    client = resuming_client_class()
-
-    class ForkEngine(NBClientEngine):  # type: ignore[misc, valid-type]
-        @classmethod
-        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
-            if settings.get(SERVER_ENV):
-                kwargs.setdefault("kernel_manager_class", manager)
-            _watch_cells(nb_man)
-            resume = _options()["resume"]
-            if not resume:
-                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
-            kwargs.pop("input_path", None)  # as NBClientEngine does, then its own kwargs
-            start_timeout = kwargs.pop("start_timeout", 60)
-            execution_timeout = kwargs.pop("execution_timeout", None)
-            kwargs.pop("timeout", None)
-            kwargs.pop("startup_timeout", None)
-            return client(nb_man, resume=resume, timeout=execution_timeout, startup_timeout=start_timeout,
-                          kernel_name=kernel_name, log=logging.getLogger("papermill"), **kwargs).execute()
-
-    papermill_engines.register(ENGINE_NAME, ForkEngine)
+ENGINE_NAME = "mlnb"  # papermill's engine_name: mlnb.engine.papermill_engine.ForkEngine (an entry point)

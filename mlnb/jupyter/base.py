@@ -90,6 +90,8 @@ def parse_body(body: bytes, action: str) -> dict[str, Any]:
 
 class Base(APIHandler):
     auth_resource = "mlnb"
+    # what a successful answer is: a TypedDict of mlnb.core.payloads (None: not JSON, e.g. an artifact)
+    payload: object = None
 
     def initialize(self, project: ProjectHolder) -> None:
         self.project = project

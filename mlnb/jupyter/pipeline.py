@@ -19,6 +19,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
+from mlnb.core import payloads
 from mlnb.errors import MlnbError, UserInputError
 from mlnb.jupyter.base import MAX_BODY, Base, TooLarge
 from mlnb.jupyter.pipeline_builds import Builds
@@ -78,6 +79,8 @@ class PipelineBase(Base):
 
 
 class PipelineHandler(PipelineBase):
+    payload = payloads.PipelineSnapshot
+
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
@@ -85,6 +88,8 @@ class PipelineHandler(PipelineBase):
 
 
 class BuildHandler(PipelineBase):
+    payload = payloads.BuildStarted
+
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
@@ -98,6 +103,8 @@ class BuildHandler(PipelineBase):
 
 
 class StopHandler(PipelineBase):
+    payload = payloads.BuildStopped
+
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
@@ -113,6 +120,8 @@ class StopHandler(PipelineBase):
 
 class EventsHandler(PipelineBase):
     """``text/event-stream``: ``data: <json>`` messages until the client goes away."""
+
+    payload = payloads.PipelineEvent
 
     @tornado.web.authenticated
     @authorized

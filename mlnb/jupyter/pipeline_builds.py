@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlnb.core import build_events, buildlock
+from mlnb.core import build_events, buildlock, payloads
 from mlnb.errors import BuildRunning, MlnbError, UserInputError
 
 POLL = 0.1  # seconds between looks at the events file and the lock while someone listens
@@ -54,7 +54,7 @@ class Builds:
         self._finished = True  # the last build seen wrote its build-finished event
 
     # -- start / stop (blocking: call them in a thread) -------------------------------------------
-    def start(self, mode: str) -> dict[str, Any]:
+    def start(self, mode: str) -> payloads.BuildStarted:
         """Start ``mlnb build`` in ``mode`` (build | force | resume); return once it holds the lock
         (or has already finished). Raises BuildRunning while another build runs."""
         if mode not in MODES:
@@ -84,7 +84,7 @@ class Builds:
         threading.Thread(target=proc.wait, name=f"mlnb-build-{proc.pid}", daemon=True).start()
         return {"pid": proc.pid, "mode": mode, "log": LOG.as_posix(), "running": running}
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> payloads.BuildStopped:
         """SIGINT to the running build (escalating in the background); raises NoBuild."""
         pid = buildlock.holder(self.root)
         if pid is None:

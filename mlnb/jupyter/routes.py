@@ -17,6 +17,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
+from mlnb.core import payloads
 from mlnb.errors import UserInputError
 from mlnb.jupyter.base import TASK_NAME, Base, ProjectHolder, project_root
 from mlnb.jupyter.pipeline import pipeline_handlers
@@ -26,6 +27,8 @@ __all__ = ["project_root", "setup_route_handlers"]
 
 
 class LineageHandler(Base):
+    payload = payloads.Lineage
+
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
@@ -36,6 +39,8 @@ class LineageHandler(Base):
 
 
 class PromoteHandler(Base):
+    payload = payloads.Change
+
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
@@ -48,6 +53,8 @@ class PromoteHandler(Base):
 
 
 class RollbackHandler(Base):
+    payload = payloads.Change
+
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
@@ -59,6 +66,8 @@ class RollbackHandler(Base):
 
 
 class PromotionsHandler(Base):
+    payload = payloads.Promotions
+
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
@@ -68,6 +77,8 @@ class PromotionsHandler(Base):
 
 
 class DebugHandler(Base):
+    payload = payloads.DebugNotebook
+
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 
+from mlnb.core import payloads
 from mlnb.errors import MlnbError, UserInputError
 from mlnb.jupyter.base import Base
 
@@ -22,6 +23,8 @@ CHUNK = 64 * 1024
 
 
 class RunsHandler(Base):
+    payload = payloads.RunList
+
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
@@ -39,6 +42,8 @@ class RunsHandler(Base):
 
 
 class ChangesHandler(Base):
+    payload = payloads.RunChanges
+
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
@@ -48,6 +53,8 @@ class ChangesHandler(Base):
 
 
 class RunHandler(Base):
+    payload = payloads.RunDetail
+
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
@@ -57,6 +64,8 @@ class RunHandler(Base):
 
 
 class CompareHandler(Base):
+    payload = payloads.Comparison
+
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:

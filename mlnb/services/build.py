@@ -22,10 +22,12 @@ from mlnb.adapters.dvc import stages
 from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.adapters.mlflow import tracking
 from mlnb.adapters.ploomber import pipeline, uptodate
-from mlnb.core.build_events import EventLog
+from mlnb.core.build_events import EventLog, Progress
 from mlnb.core.buildlock import build_lock
+from mlnb.core.gate import GateResult
 from mlnb.core.io import atomic_write, environ
 from mlnb.core.notebooks import stamp_run
+from mlnb.core.outcomes import TaskStatus
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec
 from mlnb.errors import MlnbError, SpecError, UserInputError
@@ -60,7 +62,7 @@ class _Build:
     project: Project
     request: BuildRequest
     jobs: int
-    progress: pipeline.Progress | None
+    progress: Progress | None
     dvc_repo: bool  # record the outputs in dvc.lock afterwards
     synced: bool  # dvc.yaml was regenerated first
     start: float
@@ -73,7 +75,7 @@ class BuildResult:
     outcomes: list[pipeline.TaskOutcome] = field(default_factory=list)
     run_id: str | None = None
     metrics: dict[str, float] | None = None
-    gate: dict[str, Any] | None = None
+    gate: GateResult | None = None
     artifact: Path | None = None
     elapsed: float = 0.0
     recorded: list[str] = field(default_factory=list)  # stages recorded in dvc.lock by this build
@@ -85,7 +87,7 @@ class BuildResult:
 
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return [o for o in self.outcomes if o.status is TaskStatus.FAILED]
 
 
 def _product(spec: PipelineSpec, key: str, ran: set[str]) -> Path | None:
@@ -104,7 +106,7 @@ def _product(spec: PipelineSpec, key: str, ran: set[str]) -> Path | None:
 def _model_run(spec: PipelineSpec, outcomes: list[pipeline.TaskOutcome]) -> str | None:
     """The MLflow run id in the product named ``run`` (the training task's), when that task is
     executed or up to date in this build (its model is the one the build evaluated)."""
-    usable = {o.name for o in outcomes if o.status in ("executed", "skipped")}
+    usable = {o.name for o in outcomes if o.status.current}
     for task in spec.tasks.values():
         path = task.products.get("run")
         if path is not None and task.name in usable and path.exists():
@@ -128,7 +130,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_build(project: Project, request: BuildRequest | None = None,
-              progress: pipeline.Progress | None = None) -> BuildResult:
+              progress: Progress | None = None) -> BuildResult:
     """:func:`_run_build` under the project's build lock (one build at a time: a second one raises
     :class:`~mlnb.errors.BuildRunning`), telling :mod:`mlnb.core.build_events` how it goes."""
     request = request or BuildRequest()
@@ -146,12 +148,12 @@ def run_build(project: Project, request: BuildRequest | None = None,
                          failures={}, error=str(exc) if isinstance(exc, MlnbError) else type(exc).__name__)
             raise
         events.close(ok=result.ok, interrupted=result.interrupted, run_id=result.run_id, ran=result.ran,
-                     tasks={o.name: o.status for o in result.outcomes},
+                     tasks={o.name: o.status.value for o in result.outcomes},
                      failures={o.name: o.failure.describe() for o in result.failed if o.failure}, error=None)
         return result
 
 
-def _tee(first: pipeline.Progress | None, second: pipeline.Progress) -> pipeline.Progress:
+def _tee(first: Progress | None, second: Progress) -> Progress:
     def both(event: str, task: str, seconds: float) -> None:
         second(event, task, seconds)
         if first is not None:
@@ -159,7 +161,7 @@ def _tee(first: pipeline.Progress | None, second: pipeline.Progress) -> pipeline
     return both
 
 
-def _run_build(project: Project, request: BuildRequest, progress: pipeline.Progress | None,
+def _run_build(project: Project, request: BuildRequest, progress: Progress | None,
                cells: Callable[[str, int, int], None] | None = None) -> BuildResult:
     """Build what is outdated (everything with ``force``; exactly task ``only`` when given) under
     one MLflow build run, reporting to ``progress``, then record the outputs in DVC (``dvc commit``)
@@ -228,7 +230,8 @@ def _start_engine(spec: PipelineSpec, engine: str, pool: int) -> Any:
 
 def _nothing_to_do(job: _Build) -> BuildResult:
     spec = job.project.spec
-    result = BuildResult(False, True, [pipeline.TaskOutcome(n, "skipped") for n in spec.tasks], synced=job.synced)
+    skipped = [pipeline.TaskOutcome(n, TaskStatus.SKIPPED) for n in spec.tasks]
+    result = BuildResult(False, True, skipped, synced=job.synced)
     if job.dvc_repo:
         _record(job.project, result, up_to_date=None)
     result.elapsed = time.perf_counter() - job.start
@@ -264,22 +267,23 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
         existing = tracking.task_runs(run_id, run.experiment_id)
         hashes: dict[str, Any] = {}  # each upstream product hashed once, however many tasks read it
         for outcome in outcomes:
-            if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
+            if outcome.status is TaskStatus.EXECUTED and outcome.notebook and outcome.notebook.exists():
                 stamp_run(outcome.notebook, run_id, outcome.name,
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
-            if outcome.status in ("executed", "failed"):
+            if outcome.status.ran:
                 _record_task(client, run_id, run.experiment_id, outcome, existing)
         result = BuildResult(True, ok, outcomes, run_id, synced=job.synced, interrupted=pipeline.interrupted(dag),
                              resume_notes=notes)
-        ran = {o.name for o in outcomes if o.status in ("executed", "failed")}
+        ran = {o.name for o in outcomes if o.status.ran}
         metrics_path, gate_path = _product(spec, "metrics", ran), _product(spec, "gate", ran)
         if metrics_path:
             result.metrics = json.loads(metrics_path.read_text())
             run.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
         if gate_path:
-            result.gate = json.loads(gate_path.read_text())
-            run.set_tags(gate_verdict(root, env, result.gate))
-            run.log_dict(result.gate, "gate.json")
+            result.gate, gate_tags = gate_verdict(root, env, GateResult.from_dict(
+                json.loads(gate_path.read_text()), str(gate_path.relative_to(root))))
+            run.set_tags(gate_tags)
+            run.log_dict(result.gate.to_dict(), "gate.json")
         model_run = _model_run(spec, outcomes)
         if model_run:  # the training run whose model this build evaluated (a forced promotion registers it)
             run.set_tag("mlnb.train_run_id", model_run)
@@ -304,7 +308,7 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
     if recorder is not None:  # older builds whose failure this build's run of the task replaced
         debug.retire_failures(client, recorder, run_id)
     if job.dvc_repo:
-        current = [o.name for o in outcomes if o.status in ("executed", "skipped")]
+        current = [o.name for o in outcomes if o.status.current]
         _record(project, result, up_to_date=current)
         build_tags.record_dvc_on_run(client, run_id, spec, result)
     result.elapsed = time.perf_counter() - job.start
@@ -372,18 +376,18 @@ def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pi
         child = client.create_run(experiment_id, run_name=outcome.name, tags={
             "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
         run_id = child.info.run_id
-    tags = {"mlnb.status": outcome.status}
+    tags = {"mlnb.status": outcome.status.value}
     if outcome.failure:
         tags["mlnb.failure"] = outcome.failure.describe()[:5000]
     # one store transaction, not one per value
     mlflow_runs.log_batch(client, run_id, metrics={"duration_s": round(outcome.elapsed, 3)}, tags=tags)
     if outcome.notebook and outcome.notebook.exists():
         client.log_artifact(run_id, str(outcome.notebook), "notebooks")
-    client.set_terminated(run_id, status="FINISHED" if outcome.status == "executed" else "FAILED")
+    client.set_terminated(run_id, status="FINISHED" if outcome.status is TaskStatus.EXECUTED else "FAILED")
 
 
 def _task_rows(outcomes: list[pipeline.TaskOutcome]) -> list[dict[str, Any]]:
-    return [{"task": o.name, "status": o.status, "elapsed_s": round(o.elapsed, 2),
+    return [{"task": o.name, "status": o.status.value, "elapsed_s": round(o.elapsed, 2),
              "failure": o.failure.describe() if o.failure else None} for o in outcomes]
 
 

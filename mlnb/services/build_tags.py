@@ -3,12 +3,13 @@ artifacts), and how a gate verdict that stopped a build is told apart from a cra
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mlnb.adapters import git as gitinfo
 from mlnb.adapters.ploomber import pipeline
-from mlnb.core.gate import FAILED, NOT_PROMOTABLE, PROMOTABLE
+from mlnb.core.gate import FAILED, NOT_PROMOTABLE, PROMOTABLE, GateResult
 from mlnb.core.spec import PipelineSpec
 
 
@@ -26,24 +27,24 @@ def is_gate_failure(outcome: pipeline.TaskOutcome) -> bool:
     return outcome.failure is not None and outcome.failure.ename == "GateFailed"
 
 
-def gate_verdict(root: Path, env: dict[str, Any], gate: dict[str, Any]) -> dict[str, str]:
-    """The build run's gate tags. A verdict reached with gate settings other than the committed
-    ``params.yaml`` (``-p gate.*``, another ``--env-file``) names the difference and is not promotable
-    (``gate`` is updated in place: ``verdict``, ``reason``, ``config_changes``)."""
+def gate_verdict(root: Path, env: dict[str, Any], gate: GateResult) -> tuple[GateResult, dict[str, str]]:
+    """The build's judgement of ``gate`` and the build run's gate tags. A verdict reached with gate
+    settings other than the committed ``params.yaml`` (``-p gate.*``, another ``--env-file``) names the
+    difference and is not promotable (the judged result's ``verdict``, ``reason``, ``config_changes``)."""
     committed = gitinfo.committed_env(root)
     changes = gitinfo.section_changes(committed.get("gate"), env.get("gate"), "gate") if committed else []
-    verdict = str(gate.get("verdict") or (PROMOTABLE if gate.get("passed") else FAILED))
-    reason = " ".join(str(gate.get("reason", "")).split())
+    verdict = gate.verdict
+    reason = " ".join(gate.reason.split())
     if changes and verdict == PROMOTABLE:
         verdict = NOT_PROMOTABLE
         reason = f"gate settings differ from the committed params.yaml ({'; '.join(changes)}); with them: {reason}"
-    gate.update(verdict=verdict, reason=reason, promotable=verdict == PROMOTABLE, config_changes=changes)
+    judged = replace(gate, verdict=verdict, reason=reason, config_changes=changes)
     tags = {"mlnb.gate.verdict": verdict, "mlnb.gate_reason": reason[:5000],
             "mlnb.gate_passed": str(verdict != FAILED).lower(),  # the old tag: "the build's gate passed"
-            "mlnb.gate.metric": str(gate.get("metric", ""))}
+            "mlnb.gate.metric": gate.metric}
     if changes:
         tags["mlnb.gate.config_changes"] = "; ".join(changes)[:5000]
-    return tags
+    return judged, tags
 
 
 def record_dvc_on_run(client: Any, run_id: str, spec: PipelineSpec, result: Any) -> None:

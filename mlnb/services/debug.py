@@ -31,8 +31,10 @@ from typing import Any
 
 from mlnb.adapters.mlflow.tracking import DEBUG_ENV
 from mlnb.adapters.ploomber import pipeline, uptodate
+from mlnb.core import payloads
 from mlnb.core.io import atomic_write
 from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest, TaskStatus
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec, TaskSpec
 from mlnb.engine import checkpoint
@@ -81,31 +83,31 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_
         contents = None
     died = failure is not None and failure.ename == "DeadKernelError"
     try:
-        cheap = json.loads((out / checkpoint.CHEAP).read_text())
-    except (OSError, ValueError):
+        saved = json.loads((out / checkpoint.CHEAP).read_text())
+        cheap = CheapCells(float(saved["seconds_before"]), float(saved["threshold_s"]))
+    except (OSError, ValueError, TypeError, KeyError):
         cheap = None
-    manifest = {
-        "task": task.name,
-        "build_run_id": build_run_id,
-        "time": time.time(),
-        "cell": {"index": failure.cell_index, "id": failure.cell_id, "first_line": failure.first_line}
-        if failure else None,
-        "error": {"ename": failure.ename, "evalue": failure.evalue} if failure else None,
-        "kernel_died": died,
-        "source": str(task.source.relative_to(spec.root)),
-        "source_sha256": _sha(uptodate.source_code(task.source)),
-        "cells": cell_hashes(task.source),
-        "params": uptodate.params_for(task, spec.root),
-        "upstream": upstream_hashes(spec, task),
-        "partial_notebook": str(partial_notebook(spec, task).relative_to(spec.root)),
-        "snapshot": None if died or cheap else contents,
-        "cheap": cheap,  # no snapshot taken: the cells before the failing one took under the threshold
-    }
+    manifest = FailureManifest(
+        task=task.name,
+        build_run_id=build_run_id,
+        time=time.time(),
+        cell=FailedCell(failure.cell_index, failure.cell_id, failure.first_line) if failure else None,
+        error=CellError(failure.ename, failure.evalue) if failure else None,
+        kernel_died=died,
+        source=str(task.source.relative_to(spec.root)),
+        source_sha256=_sha(uptodate.source_code(task.source)),
+        cells=cell_hashes(task.source),
+        params=uptodate.params_for(task, spec.root),
+        upstream=upstream_hashes(spec, task),
+        partial_notebook=str(partial_notebook(spec, task).relative_to(spec.root)),
+        snapshot=None if died or cheap else contents,
+        cheap=cheap,  # no snapshot taken: the cells before the failing one took under the threshold
+    )
     if died:  # a copy taken before a kernel was killed describes a cell that did not fail
         for name in (checkpoint.NAMESPACE, checkpoint.CONTENTS):
             (out / name).unlink(missing_ok=True)
     with atomic_write(out / MANIFEST, encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=1)
+        fh.write(manifest.to_json())
     return out / MANIFEST
 
 
@@ -120,13 +122,13 @@ def clear(spec: PipelineSpec, name: str) -> None:
     shutil.rmtree(snapshot_dir(spec.root, name), ignore_errors=True)
 
 
-def manifest(spec: PipelineSpec, name: str) -> dict[str, Any]:
+def manifest(spec: PipelineSpec, name: str) -> FailureManifest:
     if name not in spec.tasks:
         raise UserInputError(f"pipeline.yaml: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
     path = snapshot_dir(spec.root, name) / MANIFEST
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return FailureManifest.read(path, str(path.relative_to(spec.root)))
+    except OSError:
         raise UserInputError(f"task {name}: no failure on record ({path.relative_to(spec.root)} is missing); "
                              f"it did not fail in the last `mlnb build`") from None
 
@@ -149,81 +151,83 @@ def resume_plan(spec: PipelineSpec, name: str) -> ResumePlan | None:
     except UserInputError:
         return None
     task = spec.tasks[name]
-    cell = found.get("cell") or {}
+    cell = found.cell
 
     def start(why: str) -> ResumePlan:
         return ResumePlan(name, False, f"runs from the start: {why}")
 
-    if found.get("kernel_died") or not found.get("snapshot"):
-        if found.get("kernel_died"):
+    if found.kernel_died or not found.snapshot:
+        if found.kernel_died:
             return start("its kernel died, so there is no snapshot")
-        if found.get("cheap"):
-            return start(f"the cells before the failing one took {found['cheap']['seconds_before']:.1f} s, "
-                         f"less than a snapshot is worth (MLNB_SNAPSHOT_AFTER_S={found['cheap']['threshold_s']:g})")
+        if found.cheap:
+            return start(f"the cells before the failing one took {found.cheap.seconds_before:.1f} s, "
+                         f"less than a snapshot is worth (MLNB_SNAPSHOT_AFTER_S={found.cheap.threshold_s:g})")
         return start("no snapshot")
+    if cell is None:
+        return start("it failed before any cell ran")
     partial = partial_notebook(spec, task)
     if not partial.exists():
         return start(f"the partial notebook {partial.relative_to(spec.root)} is gone")
     now = cell_hashes(task.source)
-    index = next((i for i, c in enumerate(now) if c["id"] == cell.get("id")), None)
+    index = next((i for i, c in enumerate(now) if c["id"] == cell.id), None)
     if index is None:
-        return start(f"the failing cell (id {cell.get('id')}) is no longer in {task.source.name}")
-    before_then = found["cells"][:cell.get("index", 0)]
+        return start(f"the failing cell (id {cell.id}) is no longer in {task.source.name}")
+    before_then = found.cells[:cell.index]
     changed = [i for i, (a, b) in enumerate(zip(before_then, now[:index], strict=False)) if a != b]
     if len(before_then) != index or changed:
         where = f"cell {changed[0]}" if changed else "the cells before it"
         return start(f"{where} changed since the failure (cells before the failing one must be unchanged)")
-    if found.get("params") != uptodate.params_for(task, spec.root):
+    if found.params != uptodate.params_for(task, spec.root):
         return start("its params changed")
     upstream = upstream_hashes(spec, task)
-    if found.get("upstream") != upstream:
-        differ = sorted(u for u in upstream if found.get("upstream", {}).get(u) != upstream[u])
+    if found.upstream != upstream:
+        differ = sorted(u for u in upstream if found.upstream.get(u) != upstream[u])
         return start(f"upstream {', '.join(differ)} changed")
     snap = snapshot_dir(spec.root, name)
-    return ResumePlan(name, True, f"resumes at cell {index} from the snapshot taken before it", str(cell["id"]),
+    return ResumePlan(name, True, f"resumes at cell {index} from the snapshot taken before it", cell.id,
                       index, read_notebook(partial), snap)
 
 
-def debug_cells(spec: PipelineSpec, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The manifest and the source cells from the failing one on (for the notebook or pdb)."""
+def debug_cells(spec: PipelineSpec, name: str) -> tuple[FailureManifest, FailedCell, list[dict[str, Any]]]:
+    """The manifest, its failing cell and the source cells from the failing one on (for the notebook or pdb)."""
     found = manifest(spec, name)
-    if found.get("kernel_died"):
-        cell = found.get("cell") or {}
-        raise UserInputError(f"task {name}: its kernel died at cell {cell.get('index')} "
-                             f"({cell.get('first_line', '')[:40]!r}), so no snapshot could be taken; open "
-                             f"{found['partial_notebook']} and run the cells to reproduce it")
-    if not found.get("cell"):
+    if found.kernel_died:
+        died = found.cell
+        raise UserInputError(f"task {name}: its kernel died at cell {died.index if died else None} "
+                             f"({(died.first_line if died else '')[:40]!r}), so no snapshot could be taken; open "
+                             f"{found.partial_notebook} and run the cells to reproduce it")
+    if found.cell is None:
         raise UserInputError(f"task {name}: it failed before any cell ran, so there is nothing to restore: "
                              f"fix what `mlnb build` reported")
-    cells = read_notebook(spec.tasks[name].source).get("cells", [])
-    if found.get("cheap"):  # no snapshot: the cheap cells before the failing one run again instead
-        return found, cells
-    if not found.get("snapshot"):
+    cells: list[dict[str, Any]] = read_notebook(spec.tasks[name].source).get("cells", [])
+    if found.cheap:  # no snapshot: the cheap cells before the failing one run again instead
+        return found, found.cell, cells
+    if not found.snapshot:
         raise UserInputError(f"task {name}: no namespace snapshot on record (built with --engine papermill?)")
-    cell_id = (found.get("cell") or {}).get("id")
-    index = next((i for i, c in enumerate(cells) if c.get("id") == cell_id), (found.get("cell") or {}).get("index", 0))
-    return found, cells[index:]
+    cell_id = found.cell.id
+    index = next((i for i, c in enumerate(cells) if c.get("id") == cell_id), found.cell.index)
+    return found, found.cell, cells[index:]
 
 
 def write_debug_notebook(spec: PipelineSpec, name: str) -> Path:
     """``products/_failed/<task>/<task>.debug.ipynb``: a restore cell, then the failing cell on."""
-    found, cells = debug_cells(spec, name)
-    if found.get("cheap"):
-        return _rerun_notebook(spec, name, found, cells)
+    found, cell, cells = debug_cells(spec, name)
+    if found.cheap:
+        return _rerun_notebook(spec, name, found, cell, found.cheap, cells)
     snap = snapshot_dir(spec.root, name)
-    snapshot = found["snapshot"]
+    snapshot = found.snapshot or {}
     lost = {**snapshot.get("unpicklable", {}), **{n: "over the snapshot size limit" for n in snapshot["too_big"]}}
-    restore = (f"# mlnb: the namespace of task {name!r} just before cell {found['cell']['index']} failed\n"
+    restore = (f"# mlnb: the namespace of task {name!r} just before cell {cell.index} failed\n"
                f"import os\nos.chdir({str(spec.root)!r})\n{NO_TRACKING}"
                f"from mlnb.engine.checkpoint import restore as _mlnb_restore\n"
                f"_mlnb_restore(globals(), {str(snap)!r})\n"
                f"print('restored:', ', '.join({snapshot['saved'] + sorted(snapshot['modules'])!r}))\n"
                + (f"print('not restored:', {lost!r})\n" if lost else ""))
-    error = found["error"] or {}
+    error = found.error
     intro = (f"**Debug notebook for task `{name}`** (written by `mlnb debug`). The first cell restores "
              f"the variables the failing cell started from; the cells after it are the task's, from the "
-             f"failing cell (cell {found['cell']['index']}: `{error.get('ename')}: "
-             f"{str(error.get('evalue', ''))[:120]}`) on. Edits here do not change the task notebook.")
+             f"failing cell (cell {cell.index}: `{error.ename if error else None}: "
+             f"{(error.evalue if error else '')[:120]}`) on. Edits here do not change the task notebook.")
     return _write_debug(spec, name, intro, {"id": "mlnb-debug-restore", "source": restore,
                                             "metadata": {"tags": ["mlnb-restore"]}},
                         [{**c, "outputs": [], "execution_count": None} if c.get("cell_type") == "code" else c
@@ -250,41 +254,42 @@ def _write_debug(spec: PipelineSpec, name: str, intro: str, first: dict[str, Any
     return path
 
 
-def pdb_plan(spec: PipelineSpec, name: str) -> tuple[dict[str, Any], list[dict[str, Any]], Path | None]:
+def pdb_plan(spec: PipelineSpec, name: str) -> tuple[FailureManifest, list[dict[str, Any]], Path | None]:
     """For ``mlnb debug --pdb``: the manifest, the cells to run and the snapshot to restore first
     (None when the task failed early: then all its cells run, with the params it ran with)."""
-    found, cells = debug_cells(spec, name)
-    if not found.get("cheap"):
+    found, _, cells = debug_cells(spec, name)
+    if not found.cheap:
         return found, cells, snapshot_dir(spec.root, name)
     current = {c.get("id"): c for c in cells}
     try:
-        ran = read_notebook(spec.root / found["partial_notebook"]).get("cells", [])
+        ran = read_notebook(spec.root / found.partial_notebook).get("cells", [])
     except Exception:
         ran = cells
     return found, [current.get(c.get("id"), c) for c in ran], None
 
 
-def _rerun_notebook(spec: PipelineSpec, name: str, found: dict[str, Any], cells: list[dict[str, Any]]) -> Path:
+def _rerun_notebook(spec: PipelineSpec, name: str, found: FailureManifest, cell: FailedCell, cheap: CheapCells,
+                    cells: list[dict[str, Any]]) -> Path:
     """The debug notebook of a task that failed early: the cells as they ran (the partial notebook,
     with the parameters Ploomber injected), outputs cleared, the current source of each cell."""
-    error = found["error"] or {}
+    error = found.error
     current = {c.get("id"): c for c in cells}
     try:
-        ran = read_notebook(spec.root / found["partial_notebook"]).get("cells", [])
+        ran = read_notebook(spec.root / found.partial_notebook).get("cells", [])
     except Exception:
         ran = cells
-    setup = (f"# mlnb: the cells before the failing one took {found['cheap']['seconds_before']:.1f} s: "
+    setup = (f"# mlnb: the cells before the failing one took {cheap.seconds_before:.1f} s: "
              f"they run again instead of a snapshot\nimport os\nos.chdir({str(spec.root)!r})\n{NO_TRACKING}")
     intro = (f"**Debug notebook for task `{name}`** (written by `mlnb debug`): the task's cells with the "
-             f"parameters it ran with; it failed at cell {found['cell']['index']} (`{error.get('ename')}: "
-             f"{str(error.get('evalue', ''))[:120]}`).")
+             f"parameters it ran with; it failed at cell {cell.index} (`{error.ename if error else None}: "
+             f"{(error.evalue if error else '')[:120]}`).")
     out = []
-    for cell in ran:
-        cell = dict(current.get(cell.get("id"), cell))
-        if cell.get("cell_type") == "code":
-            cell.update(outputs=[], execution_count=None)
-        cell["metadata"] = {k: v for k, v in (cell.get("metadata") or {}).items() if k != "papermill"}
-        out.append(cell)
+    for ran_cell in ran:
+        fresh = dict(current.get(ran_cell.get("id"), ran_cell))
+        if fresh.get("cell_type") == "code":
+            fresh.update(outputs=[], execution_count=None)
+        fresh["metadata"] = {k: v for k, v in (fresh.get("metadata") or {}).items() if k != "papermill"}
+        out.append(fresh)
     return _write_debug(spec, name, intro, {"id": "mlnb-debug-setup", "source": setup}, out)
 
 
@@ -317,21 +322,21 @@ class FailureRecorder:
         notes = []
         for outcome in outcomes:
             earlier = self.failed_in.get(outcome.name)
-            if outcome.status in ("executed", "failed") and earlier and earlier != build_run_id:
+            if outcome.status.ran and earlier and earlier != build_run_id:
                 self.retired.append(earlier)
-            if outcome.status == "failed":
+            if outcome.status is TaskStatus.FAILED:
                 record_failure(self.spec, outcome, build_run_id)
-            elif outcome.status == "executed":
+            elif outcome.status is TaskStatus.EXECUTED:
                 clear(self.spec, outcome.name)
-            if outcome.status in ("executed", "failed") and outcome.name in self.plans:
+            if outcome.status.ran and outcome.name in self.plans:
                 notes.append(f"{outcome.name}: {self.plans[outcome.name].reason}")
         return notes
 
 
 def _build_of_failure(root: Path, name: str) -> str | None:
     try:
-        return json.loads((snapshot_dir(root, name) / MANIFEST).read_text()).get("build_run_id")
-    except (OSError, ValueError, AttributeError):
+        return FailureManifest.read(snapshot_dir(root, name) / MANIFEST).build_run_id
+    except (OSError, UserInputError):
         return None
 
 
@@ -361,7 +366,7 @@ def check_current(spec: PipelineSpec, name: str, build_run_id: str) -> None:
 
 
 def debug_notebook_for(project: Project, task: str, server_root: Path,
-                       build_run_id: str | None = None) -> dict[str, str]:
+                       build_run_id: str | None = None) -> payloads.DebugNotebook:
     """For JupyterLab's Debug button: write the debug notebook (of the failure of ``build_run_id``
     when given: refused once a later build ran the task); its path relative to the server's root
     directory (what JupyterLab opens)."""

@@ -15,14 +15,15 @@ opens them, or None when a file is outside it or does not exist.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlnb.core import build_events, buildlock
+from mlnb.core.outcomes import CellError, FailureManifest, TaskStatus
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec
+from mlnb.errors import UserInputError
 
 UP_TO_DATE, OUTDATED, FAILED, RUNNING = "up to date", "outdated", "failed", "running"
 _MANIFEST = "manifest.json"  # mlnb.debug.MANIFEST, read here without importing the debugger
@@ -71,16 +72,13 @@ def failure_of(root: Path, task: str) -> dict[str, Any] | None:
     """The failing cell and error of ``task``'s last run, from its failure manifest, or None."""
     path = root / ".mlnb" / "snapshots" / task / _MANIFEST
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        found = FailureManifest.read(path)
+    except (OSError, UserInputError):
         return None
-    if not isinstance(data, dict):
-        return None
-    cell, error = data.get("cell") or {}, data.get("error") or {}
-    ename, evalue = str(error.get("ename") or "Error"), str(error.get("evalue") or "")
-    message = (f"{ename}: {evalue}" if evalue else ename) if error else "the kernel died"
-    return {"cell": cell.get("index"), "line": cell.get("first_line") or "", "error": message,
-            "notebook": data.get("partial_notebook")}
+    cell, error = found.cell, found.error
+    return {"cell": cell.index if cell else None, "line": cell.first_line if cell else "",
+            "error": CellError(error.ename or "Error", error.evalue).describe() if error else "the kernel died",
+            "notebook": found.partial_notebook}
 
 
 def task_views(spec: PipelineSpec, server_root: Path | None) -> list[TaskView]:
@@ -125,7 +123,8 @@ def apply(view: BuildView, event: dict[str, Any]) -> None:
     elif kind == "task-finished" and isinstance(task, str):
         status = event.get("status")
         view.tasks.setdefault(task, {"cell": None, "cells": None})
-        view.tasks[task].update(state=UP_TO_DATE if status == "executed" else FAILED, seconds=event.get("seconds"))
+        view.tasks[task].update(state=UP_TO_DATE if status == TaskStatus.EXECUTED else FAILED,
+                                seconds=event.get("seconds"))
     elif kind == "build-finished":
         view.finished, view.ok, view.interrupted = True, event.get("ok"), bool(event.get("interrupted"))
         view.error, view.run_id = event.get("error"), event.get("run_id")

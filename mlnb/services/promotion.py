@@ -80,7 +80,7 @@ def applied(client: Any, record: dict[str, Any]) -> bool:
     """The transaction of ``record`` finished: its version carries it as ``mlnb.last_promotion``."""
     try:
         tags = client.get_model_version(record["model_name"], record["version"]).tags
-        return json.loads(tags.get("mlnb.last_promotion", "{}")).get("txn") == record["txn"]
+        return bool(json.loads(tags.get("mlnb.last_promotion", "{}")).get("txn") == record["txn"])
     except Exception:  # a version that is gone, a tag that is not JSON: not ours to finish
         return False
 
@@ -103,7 +103,7 @@ def apply(client: Any, project: Any, record: dict[str, Any]) -> None:
 def finish_unfinished(client: Any, project: Any) -> dict[str, Any] | None:
     """Re-apply the last promotion or rollback in the audit trail if it did not finish (a crash);
     returns its record then. Call under the registry lock."""
-    last = next((r for r in reversed(audit.read(project.root))
+    last: dict[str, Any] | None = next((r for r in reversed(audit.read(project.root))
                  if r.get("action") in ("promote", "rollback") and r.get("model_name") == project.model_name), None)
     if not last or not last.get("txn") or not last.get("version") or applied(client, last):
         return None

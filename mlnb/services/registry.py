@@ -100,7 +100,7 @@ def _build_run(client: Any, project: ModelRegistry, run_id: str) -> Any:
 def _build_of(client: Any, version: Any) -> str | None:
     """The build run a registered version came from (its tag, else the parent of its run)."""
     if version.tags.get("mlnb.build_run_id"):
-        return version.tags["mlnb.build_run_id"]
+        return str(version.tags["mlnb.build_run_id"])
     if not version.run_id:
         return None
     try:
@@ -108,8 +108,9 @@ def _build_of(client: Any, version: Any) -> str | None:
     except Exception:  # a version registered from a deleted run: no build to name
         return None
     if run.data.tags.get("mlnb.kind") == "build":
-        return version.run_id
-    return run.data.tags.get("mlflow.parentRunId")
+        return str(version.run_id)
+    parent = run.data.tags.get("mlflow.parentRunId")
+    return None if parent is None else str(parent)
 
 
 def versions_by_build(client: Any, name: str) -> dict[str, str]:

@@ -31,8 +31,8 @@ def _notebook_html(path: Path) -> str:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="basic")
-    body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))
+    exporter = HTMLExporter(template_name="basic")  # type: ignore[no-untyped-call]  # traitlets: unannotated
+    body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))  # type: ignore[no-untyped-call]
     return body
 
 

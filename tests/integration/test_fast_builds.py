@@ -298,9 +298,9 @@ def test_a_no_op_build_and_status_import_neither_ploomber_nor_mlflow(tiny_projec
 def test_without_a_live_fork_server_the_engine_runs_a_stock_kernel(tmp_path: Path) -> None:
     import papermill as pm
 
-    from mlnb.engine import kernel
+    from mlnb.engine import kernel, papermill_engine
 
-    kernel.register()
+    papermill_engine.register()
     nb = write_notebook(tmp_path / "nb.ipynb", [("code", "import os\nprint(os.getppid())")])
     with kernel.ForkServer([], 1, tmp_path) as server:
         assert server.proc is not None

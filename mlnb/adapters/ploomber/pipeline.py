@@ -31,6 +31,7 @@ from typing import Any
 from mlnb.core.build_events import Progress
 from mlnb.core.io import fsync_dir
 from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.outcomes import TaskStatus
 from mlnb.core.spec import PipelineSpec, TaskSpec
 from mlnb.errors import SpecError, TaskFailed, UnsafePathError
 
@@ -59,7 +60,7 @@ class CellFailure:
 @dataclass
 class TaskOutcome:
     name: str
-    status: str  # executed | skipped | failed | not run
+    status: TaskStatus
     elapsed: float = 0.0
     notebook: Path | None = None
     failure: CellFailure | None = None
@@ -92,9 +93,9 @@ def open_dag(spec: PipelineSpec, env: dict[str, Any], engine: str = "papermill")
             dag = DAGSpec(str(spec.path), env=env).to_dag()
             dag.render(show_progress=False)
         if engine == "fork":
-            from mlnb.engine import kernel
+            from mlnb.engine import kernel, papermill_engine
 
-            kernel.register()
+            papermill_engine.register()
             for task in dag.values():
                 if getattr(task, "executor", None) == "papermill" and hasattr(task, "executor_params"):
                     task.executor_params["engine_name"] = kernel.ENGINE_NAME
@@ -147,9 +148,9 @@ def status(spec: PipelineSpec, dag: Any) -> list[TaskState]:
 
 def ploomber_up_to_date(dag: Any) -> dict[str, bool]:
     """Ploomber's own verdict after rendering: the tasks it would skip (a check of :mod:`.uptodate`)."""
-    from ploomber.constants import TaskStatus
+    from ploomber.constants import TaskStatus as PloomberStatus
 
-    return {name: dag[name].exec_status == TaskStatus.Skipped for name in dag}
+    return {name: dag[name].exec_status == PloomberStatus.Skipped for name in dag}
 
 
 def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = None, jobs: int = 1,
@@ -161,7 +162,7 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
     ``dvc repro`` runs one stage). A failed task's products are quarantined (see module docstring).
     With ``progress`` (a ``(event, task, seconds)`` callback), tasks run on mlnb's threaded
     executor, up to ``jobs`` at a time; without it, on Ploomber's own serial executor."""
-    from ploomber.constants import TaskStatus
+    from ploomber.constants import TaskStatus as PloomberStatus
     from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 
     if only is not None:
@@ -181,15 +182,15 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
     for name, task in spec.tasks.items():
         st = dag[name].exec_status
         nb_path = task.notebook_product
-        if st == TaskStatus.Executed:
-            outcomes.append(TaskOutcome(name, "executed", _duration(nb_path), nb_path))
-        elif st == TaskStatus.Errored:
+        if st == PloomberStatus.Executed:
+            outcomes.append(TaskOutcome(name, TaskStatus.EXECUTED, _duration(nb_path), nb_path))
+        elif st == PloomberStatus.Errored:
             outcomes.append(_quarantine(spec, task))
-        elif st == TaskStatus.Skipped:
-            outcomes.append(TaskOutcome(name, "skipped", notebook=nb_path if nb_path.exists() else None))
+        elif st == PloomberStatus.Skipped:
+            outcomes.append(TaskOutcome(name, TaskStatus.SKIPPED, notebook=nb_path if nb_path.exists() else None))
         else:
-            outcomes.append(TaskOutcome(name, "not run"))
-    return outcomes, ok and all(o.status != "failed" for o in outcomes)
+            outcomes.append(TaskOutcome(name, TaskStatus.NOT_RUN))
+    return outcomes, ok and all(o.status is not TaskStatus.FAILED for o in outcomes)
 
 
 def forget_metadata(task: TaskSpec) -> None:
@@ -235,10 +236,11 @@ def _build_one(spec: PipelineSpec, dag: Any, name: str) -> tuple[list[TaskOutcom
         dag.build_partially(name, force=True, show_progress=True, skip_upstream=True)
     except (DAGBuildError, DAGBuildEarlyStop):
         ok = False
-    outcomes = [TaskOutcome(n, "skipped") for n in spec.tasks]
+    outcomes = [TaskOutcome(n, TaskStatus.SKIPPED) for n in spec.tasks]
     index = list(spec.tasks).index(name)
     nb_path = task.notebook_product
-    outcomes[index] = TaskOutcome(name, "executed", _duration(nb_path), nb_path) if ok else _quarantine(spec, task)
+    outcomes[index] = (TaskOutcome(name, TaskStatus.EXECUTED, _duration(nb_path), nb_path) if ok
+                       else _quarantine(spec, task))
     return outcomes, ok
 
 
@@ -300,4 +302,4 @@ def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
             duration = float(nb.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
         except Exception:
             failure = None
-    return TaskOutcome(task.name, "failed", duration, nb_kept if nb_kept.exists() else None, failure, kept)
+    return TaskOutcome(task.name, TaskStatus.FAILED, duration, nb_kept if nb_kept.exists() else None, failure, kept)
