@@ -89,7 +89,7 @@ def _progress(event: str, task: str, seconds: float) -> None:
     if event == "started":
         click.echo(f"{stamp}  start  {task}")
     else:
-        mark = "done  " if event == "executed" else "FAILED"
+        mark = {"executed": "done  ", "stopped": "stop  "}.get(event, "FAILED")
         click.echo(f"{stamp}  {mark} {task} ({seconds:.1f} s)", err=event == "failed")
 
 
@@ -104,6 +104,9 @@ def _report_build(result: Any) -> None:
         rows = [[o.name, o.status, f"{o.elapsed:.1f}" if o.status in ("executed", "failed") else "-"]
                 for o in result.outcomes]
         click.echo("\n" + _table(rows, ["task", "status", "seconds"]))
+        for o in result.outcomes:
+            if o.status == "stopped":  # Ploomber's DAGBuildEarlyStop: a graceful end, not a failure
+                click.echo(f"build stopped early by task {o.name} (DAGBuildEarlyStop); the tasks after it did not run")
         if result.metrics:
             click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
         click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")

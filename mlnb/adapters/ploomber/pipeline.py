@@ -46,20 +46,22 @@ class TaskState:
 
 @dataclass(frozen=True)
 class CellFailure:
-    cell_index: int  # position in the source notebook (0-based; papermill's injected cell not counted)
+    cell_index: int  # position in the source notebook (0-based; papermill's injected cell not counted); -1: no cell
     cell_id: str
     ename: str
     evalue: str
     first_line: str
 
     def describe(self) -> str:
+        if self.cell_index < 0:  # not a cell: the task's hook, its products, a function task
+            return f"{self.ename}: {self.evalue}"
         return f"cell {self.cell_index} ({self.first_line[:50]!r}): {self.ename}: {self.evalue}"
 
 
 @dataclass
 class TaskOutcome:
     name: str
-    status: str  # executed | skipped | failed | not run
+    status: str  # executed | skipped | failed | stopped (DAGBuildEarlyStop) | not run
     elapsed: float = 0.0
     notebook: Path | None = None
     failure: CellFailure | None = None
@@ -172,24 +174,29 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         from mlnb.adapters.ploomber.executor import ThreadedExecutor
 
         dag.executor = ThreadedExecutor(jobs, progress, interrupt, task_options)
-    ok = True
+    raised = False
     try:
         dag.build(force=force, show_progress=progress is None)
     except (DAGBuildError, DAGBuildEarlyStop):
-        ok = False
+        raised = True
+    errors: dict[str, BaseException] = getattr(dag.executor, "errors", {})
     outcomes = []
     for name, task in spec.tasks.items():
         st = dag[name].exec_status
         nb_path = task.notebook_product
         if st == TaskStatus.Executed:
             outcomes.append(TaskOutcome(name, "executed", _duration(nb_path), nb_path))
+        elif st == TaskStatus.Errored and not raised:
+            # Ploomber ends a build without an exception only on DAGBuildEarlyStop (a task, its on_finish
+            # hook or the DAG's): a graceful stop, exit 0; the task's products stay as Ploomber leaves them
+            outcomes.append(TaskOutcome(name, "stopped", notebook=nb_path if nb_path.exists() else None))
         elif st == TaskStatus.Errored:
-            outcomes.append(_quarantine(spec, task))
+            outcomes.append(_quarantine(spec, task, errors.get(name)))
         elif st == TaskStatus.Skipped:
             outcomes.append(TaskOutcome(name, "skipped", notebook=nb_path if nb_path.exists() else None))
         else:
             outcomes.append(TaskOutcome(name, "not run"))
-    return outcomes, ok and all(o.status != "failed" for o in outcomes)
+    return outcomes, not raised and all(o.status != "failed" for o in outcomes)
 
 
 def forget_metadata(task: TaskSpec) -> None:
@@ -233,12 +240,14 @@ def _build_one(spec: PipelineSpec, dag: Any, name: str) -> tuple[list[TaskOutcom
     forget_metadata(task)  # it runs now (build_partially copies the DAG: a wrapped _run would not be the copy's)
     try:
         dag.build_partially(name, force=True, show_progress=True, skip_upstream=True)
-    except (DAGBuildError, DAGBuildEarlyStop):
+    except (DAGBuildError, DAGBuildEarlyStop) as exc:
         ok = False
+        error: BaseException | None = exc
     outcomes = [TaskOutcome(n, "skipped") for n in spec.tasks]
     index = list(spec.tasks).index(name)
     nb_path = task.notebook_product
-    outcomes[index] = TaskOutcome(name, "executed", _duration(nb_path), nb_path) if ok else _quarantine(spec, task)
+    outcomes[index] = TaskOutcome(name, "executed", _duration(nb_path), nb_path) if ok else _quarantine(
+        spec, task, error.__cause__ or error)
     return outcomes, ok
 
 
@@ -253,6 +262,9 @@ def find_failure(nb: dict[str, Any]) -> CellFailure | None:
     """The failing cell of a partially executed notebook (error output, or where the kernel died)."""
     added = {"injected-parameters", "papermill-error-cell-tag"}  # cells papermill adds
     source_cells = [c for c in nb.get("cells", []) if not added & set(c.get("metadata", {}).get("tags") or [])]
+    if source_cells and all((c.get("metadata", {}).get("papermill") or {}).get("status") == "completed"
+                            for c in source_cells):
+        return None  # every cell ran: whatever failed, it was not a cell (e.g. a product it did not write)
     last_started = None
     for i, cell in enumerate(source_cells):
         pm = cell.get("metadata", {}).get("papermill", {})
@@ -274,8 +286,23 @@ def _failure(index: int, cell: dict[str, Any], ename: str, evalue: str) -> CellF
     return CellFailure(index, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())
 
 
-def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
+def task_failure(spec: PipelineSpec, task: TaskSpec, missing: list[Path],
+                 error: BaseException | None) -> CellFailure | None:
+    """What failed in a task whose cells all ran (or that has no cells), in Ploomber's words."""
+    if missing:
+        shown = ", ".join(str(p.relative_to(spec.root)) if p.is_relative_to(spec.root) else str(p) for p in missing)
+        return CellFailure(-1, "", "TaskBuildError",
+                           f"the task ran successfully but the following products are missing: {shown}", "")
+    while error is not None and error.__cause__ is not None and "Error building task" in str(error):
+        error = error.__cause__  # Ploomber's wrapper says only which task; the cause says what
+    if error is None:
+        return None
+    return CellFailure(-1, "", type(error).__name__, _reason(error), "")
+
+
+def _quarantine(spec: PipelineSpec, task: TaskSpec, error: BaseException | None = None) -> TaskOutcome:
     """Move a failed task's products aside and forget its metadata."""
+    missing = [p for p in task.products.values() if not p.exists()]
     dest = spec.root / "products" / FAILED_DIR / task.name
     for part in (dest.parent.parent, dest.parent, dest):  # never delete through a link: it may lead anywhere
         if part.is_symlink():
@@ -300,4 +327,6 @@ def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
             duration = float(nb.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
         except Exception:
             failure = None
+    if failure is None:
+        failure = task_failure(spec, task, missing, error)
     return TaskOutcome(task.name, "failed", duration, nb_kept if nb_kept.exists() else None, failure, kept)
