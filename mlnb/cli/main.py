@@ -98,6 +98,8 @@ def _report_build(result: Any) -> None:
     from mlnb.services import debug
     from mlnb.services.build_tags import is_gate_failure
 
+    for warning in result.warnings:
+        click.echo(f"mlnb: warning: {warning}", err=True)
     if result.synced:
         click.echo("dvc.yaml regenerated from pipeline.yaml (`mlnb dvc sync`)")
     if result.ran:

@@ -51,6 +51,7 @@ class BuildResult:
     record_error: str | None = None  # DVC failed to record them
     interrupted: bool = False  # stopped with Ctrl-C
     resume_notes: list[str] = field(default_factory=list)  # how --resume ran each failed task
+    warnings: list[str] = field(default_factory=list)  # what Ploomber warns about in the spec (one line each)
 
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
@@ -160,6 +161,16 @@ def _run_build(root: Path, env_file: str | None, overrides: tuple[str, ...], for
     if resume and engine != "fork":
         raise UserInputError("--resume: needs the fork engine (failure snapshots are taken in its kernels)")
     spec, env = load_project(root, env_file, overrides)
+    result = _checked_build(spec, env, root, env_file, overrides, force, only, record, engine, jobs, progress,
+                            resume, snapshot_mb, cells, start)
+    result.warnings = list(spec.warnings)
+    return result
+
+
+def _checked_build(spec: PipelineSpec, env: dict[str, Any], root: Path, env_file: str | None,
+                   overrides: tuple[str, ...], force: bool, only: str | None, record: bool, engine: str,
+                   jobs: int | None, progress: pipeline.Progress | None, resume: bool, snapshot_mb: float,
+                   cells: Callable[[str, int, int], None] | None, start: float) -> BuildResult:
     if only is not None and only not in spec.tasks:
         raise SpecError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
     dvc_repo = record and only is None and versioning.is_dvc_repo(root)
@@ -260,7 +271,8 @@ def _tracked_build(spec: PipelineSpec, env: dict[str, Any], dag: Any, force: boo
         existing = tracking.task_runs(run_id, run.info.experiment_id)
         hashes: dict[str, Any] = {}  # each upstream product hashed once, however many tasks read it
         for outcome in outcomes:
-            if outcome.status == "executed" and outcome.notebook and outcome.notebook.exists():
+            if (outcome.status == "executed" and outcome.notebook and outcome.notebook.suffix == ".ipynb"
+                    and outcome.notebook.exists()):
                 stamp_run(outcome.notebook, run_id, outcome.name,
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
             if outcome.status in ("executed", "failed"):

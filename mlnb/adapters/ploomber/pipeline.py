@@ -183,17 +183,17 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
     outcomes = []
     for name, task in spec.tasks.items():
         st = dag[name].exec_status
-        nb_path = task.notebook_product
+        nb_path = _executed_notebook(task)
         if st == TaskStatus.Executed:
             outcomes.append(TaskOutcome(name, "executed", _duration(nb_path), nb_path))
         elif st == TaskStatus.Errored and not raised:
             # Ploomber ends a build without an exception only on DAGBuildEarlyStop (a task, its on_finish
             # hook or the DAG's): a graceful stop, exit 0; the task's products stay as Ploomber leaves them
-            outcomes.append(TaskOutcome(name, "stopped", notebook=nb_path if nb_path.exists() else None))
+            outcomes.append(TaskOutcome(name, "stopped", notebook=nb_path if nb_path and nb_path.exists() else None))
         elif st == TaskStatus.Errored:
             outcomes.append(_quarantine(spec, task, errors.get(name)))
         elif st == TaskStatus.Skipped:
-            outcomes.append(TaskOutcome(name, "skipped", notebook=nb_path if nb_path.exists() else None))
+            outcomes.append(TaskOutcome(name, "skipped", notebook=nb_path if nb_path and nb_path.exists() else None))
         else:
             outcomes.append(TaskOutcome(name, "not run"))
     return outcomes, not raised and all(o.status != "failed" for o in outcomes)
@@ -245,13 +245,21 @@ def _build_one(spec: PipelineSpec, dag: Any, name: str) -> tuple[list[TaskOutcom
         error: BaseException | None = exc
     outcomes = [TaskOutcome(n, "skipped") for n in spec.tasks]
     index = list(spec.tasks).index(name)
-    nb_path = task.notebook_product
+    nb_path = _executed_notebook(task)
     outcomes[index] = TaskOutcome(name, "executed", _duration(nb_path), nb_path) if ok else _quarantine(
         spec, task, error.__cause__ or error)
     return outcomes, ok
 
 
-def _duration(nb_path: Path) -> float:
+def _executed_notebook(task: TaskSpec) -> Path | None:
+    """The task's executed notebook, if it keeps one (a function task, or a script rendered only to HTML, does not)."""
+    path = task.notebook_product
+    return path if path.suffix == ".ipynb" else None
+
+
+def _duration(nb_path: Path | None) -> float:
+    if nb_path is None:
+        return 0.0
     try:
         return float(read_notebook(nb_path).get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
     except Exception:
