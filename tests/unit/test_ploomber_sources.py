@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlnb.adapters.ploomber.pipeline import find_failure
 from mlnb.core import grid, sources
 from mlnb.core.notebooks import parse_task_notebook
 
@@ -28,8 +27,3 @@ def test_grid_names_and_products_as_ploomber() -> None:
     assert grid.task_name("fit-[[n]]", 1, combos[1], "w") == "fit-2" and grid.task_name("fit-", 1, {}, "w") == "fit-1"
     assert grid.product_path("out/fit-[[kind]].json", 1, combos[1], "w") == "out/fit-a-1.json"
 
-
-def test_a_notebook_whose_cells_all_completed_has_no_failing_cell() -> None:
-    cell = {"cell_type": "code", "source": "x = 1", "metadata": {"papermill": {"status": "completed",
-                                                                          "start_time": "t"}}, "outputs": []}
-    assert find_failure({"cells": [cell, cell]}) is None

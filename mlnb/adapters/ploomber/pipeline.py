@@ -174,12 +174,15 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         from mlnb.adapters.ploomber.executor import ThreadedExecutor
 
         dag.executor = ThreadedExecutor(jobs, progress, interrupt, task_options)
-    raised = False
+    raised, said = False, ""
     try:
         dag.build(force=force, show_progress=progress is None)
-    except (DAGBuildError, DAGBuildEarlyStop):
-        raised = True
-    errors: dict[str, BaseException] = getattr(dag.executor, "errors", {})
+    except (DAGBuildError, DAGBuildEarlyStop) as exc:
+        raised, said = True, str(exc)
+    errors: dict[str, BaseException] = dict(getattr(dag.executor, "errors", {}))
+    for name in spec.tasks:  # Ploomber's serial executor only says it in its message
+        if name not in errors and f"Error building task {name!r}: {_RAN_OK}" in said:
+            errors[name] = RuntimeError(_RAN_OK)
     outcomes = []
     for name, task in spec.tasks.items():
         st = dag[name].exec_status
@@ -270,9 +273,6 @@ def find_failure(nb: dict[str, Any]) -> CellFailure | None:
     """The failing cell of a partially executed notebook (error output, or where the kernel died)."""
     added = {"injected-parameters", "papermill-error-cell-tag"}  # cells papermill adds
     source_cells = [c for c in nb.get("cells", []) if not added & set(c.get("metadata", {}).get("tags") or [])]
-    if source_cells and all((c.get("metadata", {}).get("papermill") or {}).get("status") == "completed"
-                            for c in source_cells):
-        return None  # every cell ran: whatever failed, it was not a cell (e.g. a product it did not write)
     last_started = None
     for i, cell in enumerate(source_cells):
         pm = cell.get("metadata", {}).get("papermill", {})
@@ -294,10 +294,21 @@ def _failure(index: int, cell: dict[str, Any], ename: str, evalue: str) -> CellF
     return CellFailure(index, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())
 
 
+_RAN_OK = "the task ran successfully but"  # Ploomber: the code ran, a declared product is missing
+
+
+def _ran_ok(error: BaseException | None) -> bool:
+    while error is not None:
+        if _RAN_OK in str(error):
+            return True
+        error = error.__cause__
+    return False
+
+
 def task_failure(spec: PipelineSpec, task: TaskSpec, missing: list[Path],
                  error: BaseException | None) -> CellFailure | None:
     """What failed in a task whose cells all ran (or that has no cells), in Ploomber's words."""
-    if missing:
+    if missing and (error is None or _ran_ok(error)):
         shown = ", ".join(str(p.relative_to(spec.root)) if p.is_relative_to(spec.root) else str(p) for p in missing)
         return CellFailure(-1, "", "TaskBuildError",
                            f"the task ran successfully but the following products are missing: {shown}", "")
@@ -335,6 +346,6 @@ def _quarantine(spec: PipelineSpec, task: TaskSpec, error: BaseException | None 
             duration = float(nb.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
         except Exception:
             failure = None
-    if failure is None:
+    if failure is None or _ran_ok(error):  # the notebook finished: no cell failed, whatever the last one says
         failure = task_failure(spec, task, missing, error)
     return TaskOutcome(task.name, "failed", duration, nb_kept if nb_kept.exists() else None, failure, kept)
