@@ -62,12 +62,11 @@ def dvc_sync(check: bool) -> None:
 def dvc_commit() -> None:
     """Record the outputs of up-to-date tasks in dvc.lock and the DVC cache (nothing re-runs)."""
     from mlnb.adapters.dvc import repo
-    from mlnb.adapters.ploomber import pipeline
-    from mlnb.services.build import task_states
+    from mlnb.services.status import current_tasks
 
     loaded = project()
-    spec, env = loaded.spec, loaded.env
-    current = [s.name for s in task_states(spec, pipeline.open_dag(spec, env)) if not s.outdated]
+    spec = loaded.spec
+    current = current_tasks(loaded)
     recorded = repo.commit(spec, up_to_date=current)
     skipped = [name for name in spec.tasks if name not in current]
     click.echo(f"recorded in DVC (dvc.lock): {', '.join(recorded) or 'nothing'}"

@@ -92,7 +92,7 @@ def _progress(event: str, task: str, seconds: float) -> None:
     if event == "started":
         click.echo(f"{stamp}  start  {task}")
     else:
-        mark = "done  " if event == "executed" else "FAILED"
+        mark = {"executed": "done  ", "stopped": "stop  "}.get(event, "FAILED")
         click.echo(f"{stamp}  {mark} {task} ({seconds:.1f} s)", err=event == "failed")
 
 
@@ -101,12 +101,17 @@ def _report_build(result: Any) -> None:
     from mlnb.services import debug
     from mlnb.services.build_tags import is_gate_failure
 
+    for warning in result.warnings:
+        click.echo(f"mlnb: warning: {warning}", err=True)
     if result.synced:
         click.echo("dvc.yaml regenerated from pipeline.yaml (`mlnb dvc sync`)")
     if result.ran:
         rows = [[o.name, o.status.value, f"{o.elapsed:.1f}" if o.status.ran else "-"]
                 for o in result.outcomes]
         click.echo("\n" + _table(rows, ["task", "status", "seconds"]))
+        for o in result.outcomes:
+            if o.status == "stopped":  # Ploomber's DAGBuildEarlyStop: a graceful end, not a failure
+                click.echo(f"build stopped early by task {o.name} (DAGBuildEarlyStop); the tasks after it did not run")
         if result.metrics:
             click.echo("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
         click.echo(f"MLflow build run: {result.run_id}   total {result.elapsed:.1f} s")
@@ -163,12 +168,9 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
         for found in explain_tasks(_project(env_file, params).spec, task):
             cli_debug.print_explanation(found)
         return
-    from mlnb.adapters.ploomber import pipeline
-    from mlnb.services.build import fast_states, task_states
+    from mlnb.services.status import task_states
 
-    project = _project(env_file, params)
-    spec = project.spec
-    states = fast_states(spec) or task_states(spec, pipeline.open_dag(spec, project.env))
+    states = task_states(_project(env_file, params))
     rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
     click.echo(_table(rows, ["task", "status", "why"]))
 

@@ -51,13 +51,28 @@ def _literal(node: ast.AST, path: Path, name: str) -> Any:
     try:
         return ast.literal_eval(node)
     except ValueError:
-        raise NotebookError(f"{path}: parameters cell: {name} must be a literal value") from None
+        if name == "upstream":  # Ploomber reads it statically too
+            raise NotebookError(f"{path}: parameters cell: {name} must be a literal value") from None
+        return None  # any expression is a valid default (as for Ploomber): its type is unknown here
+
+
+def read_source_notebook(path: str | Path) -> dict[str, Any]:
+    """A task's source as a notebook: an ``.ipynb`` file, or a jupytext ``.py`` script's cells."""
+    path = Path(path)
+    if path.suffix == ".py":
+        from mlnb.core.sources import read_script
+
+        return read_script(path)
+    return read_notebook(path)
 
 
 def parse_task_notebook(path: str | Path) -> TaskNotebook:
-    """Find the cell tagged ``parameters`` and read ``upstream`` and the defaults."""
+    """Find the cell tagged ``parameters`` and read ``upstream`` and the defaults.
+
+    As lenient as Ploomber: ``product`` may be left out (Ploomber injects it), ``upstream`` may be a
+    list, tuple, set or dict of task names (``"fit-*"`` wildcards included)."""
     path = Path(path)
-    nb = read_notebook(path)
+    nb = read_source_notebook(path)
     cells = [c for c in nb["cells"] if c.get("cell_type") == "code"]
     params = [c for c in cells if PARAMETERS_TAG in (c.get("metadata", {}).get("tags") or [])]
     if not params:
@@ -73,12 +88,12 @@ def parse_task_notebook(path: str | Path) -> TaskNotebook:
             values[name] = _literal(stmt.value, path, name)
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
             values[stmt.target.id] = _literal(stmt.value, path, stmt.target.id)
-    if "product" not in values:
-        raise NotebookError(f"{path}: parameters cell must declare 'product' (e.g. product = None)")
     upstream = values.pop("upstream", None)
-    values.pop("product")
+    values.pop("product", None)
     if upstream is None:
         upstream = ()
+    elif isinstance(upstream, set | frozenset) and all(isinstance(u, str) for u in upstream):
+        upstream = tuple(sorted(upstream))
     elif isinstance(upstream, list | tuple) and all(isinstance(u, str) for u in upstream):
         upstream = tuple(upstream)
     elif isinstance(upstream, dict):

@@ -26,6 +26,7 @@ class TaskStatus(StrEnum):
     SKIPPED = "skipped"  # up to date
     FAILED = "failed"
     NOT_RUN = "not run"  # an upstream task failed first
+    STOPPED = "stopped"  # DAGBuildEarlyStop (the task, its on_finish hook or the DAG's): a graceful stop
 
     @property
     def ran(self) -> bool:

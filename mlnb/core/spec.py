@@ -4,20 +4,28 @@ Ploomber reports many spec mistakes late, with long tracebacks, or not at all. W
 check the spec up front and fail with one line naming the file and key: unknown
 keys, missing or duplicate names, duplicate products, products outside the
 project, notebooks that are not valid JSON or lack a ``parameters`` cell, upstream
-names that are not tasks, dependency cycles, params the notebook does not declare,
-and params whose type differs from the notebook's default.
+names that are not tasks, dependency cycles, and params whose type differs from the
+notebook's default. Every spec Ploomber 0.23 accepts passes (these checks add, never
+subtract): notebooks, jupytext scripts, functions by dotted path, other sources left to
+Ploomber, ``grid`` tasks (expanded as Ploomber names them, :mod:`mlnb.core.grid`), its
+built-in placeholders; where Ploomber only warns (a param the parameters cell does not
+declare) the spec carries a warning (:attr:`PipelineSpec.warnings`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
+from mlnb.core import grid as grids
+from mlnb.core import sources
 from mlnb.core.config import PLACEHOLDER, check_templates, compatible, lookup, type_name
 from mlnb.core.io import inside
-from mlnb.core.notebooks import parse_task_notebook
+from mlnb.core.notebooks import TaskNotebook, parse_task_notebook
 from mlnb.core.yamlio import read_yaml
 from mlnb.errors import SpecError
 
@@ -26,7 +34,8 @@ TOP_KEYS = {"meta", "tasks", "executor", "clients", "serializer", "unserializer"
 TASK_KEYS = {"source", "product", "name", "params", "on_render", "on_finish", "on_failure", "static_analysis",
              "nb_product_key", "executor", "executor_params", "papermill_params", "kernelspec_name",
              "local_execution", "check_if_kernel_installed", "nbconvert_export_kwargs", "debug_mode", "class",
-             "product_class", "ext_in", "client", "serializer", "unserializer"}
+             "product_class", "ext_in", "client", "serializer", "unserializer", "grid", "upstream", "chunksize",
+             "nbconvert_exporter_name", "io_handler", "product_client", "exporter_name", "hot_reload"}
 _PLACEHOLDER = PLACEHOLDER
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -39,10 +48,13 @@ class TaskSpec:
     params: dict[str, Any]
     upstream: tuple[str, ...]
     env_keys: tuple[str, ...]  # dotted env.yaml keys the task's params use
+    kind: str = sources.NOTEBOOK  # notebook | script | function | other (see mlnb.core.sources)
 
     @property
     def notebook_product(self) -> Path:
-        return self.products.get("nb") or next(p for p in self.products.values() if p.suffix == ".ipynb")
+        """The executed notebook (else the task's first product: a render, a function's output)."""
+        return (self.products.get("nb") or next((p for p in self.products.values() if p.suffix == ".ipynb"), None)
+                or next(iter(self.products.values())))
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class PipelineSpec:
     path: Path
     root: Path
     tasks: dict[str, TaskSpec]  # in topological order
+    warnings: tuple[str, ...] = field(default=())  # what Ploomber would only warn about, one line each
 
     def downstream(self, name: str) -> list[str]:
         out, frontier = [], [name]
@@ -62,19 +75,27 @@ class PipelineSpec:
         return [t for t in self.tasks if t in out]
 
 
-def render(value: Any, env: dict[str, Any], where: str, keys: list[str]) -> Any:
-    """Expand ``{{a.b}}`` placeholders from env; a lone placeholder keeps the env value's type."""
+def render(value: Any, env: dict[str, Any], where: str, keys: list[str],
+           builtins: dict[str, Callable[[], str]] | None = None) -> Any:
+    """Expand ``{{a.b}}`` placeholders from env, then Ploomber's built-ins (``{{root}}``, ``{{here}}``,
+    ``{{cwd}}``, ``{{user}}``, ``{{now}}``, ``{{git}}``, ``{{git_hash}}``: a key of env.yaml wins, as in
+    Ploomber); a lone placeholder keeps the env value's type. Nothing else of Jinja is evaluated."""
     if isinstance(value, dict):
-        return {k: render(v, env, f"{where}.{k}", keys) for k, v in value.items()}
+        return {k: render(v, env, f"{where}.{k}", keys, builtins) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, env, f"{where}[{i}]", keys, builtins) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
     def get(key: str) -> Any:
-        if key in ("root", "here", "cwd", "user", "now", "git", "git_hash", "env"):
-            raise SpecError(f"{where}: placeholder {{{{{key}}}}} is not supported by mlnb; use a literal path")
         try:
             found = lookup(env, key)
         except KeyError:
+            if builtins is not None and key in builtins:
+                try:
+                    return builtins[key]()
+                except (KeyError, OSError):
+                    raise SpecError(f"{where}: placeholder {{{{{key}}}}}: not in a git repository") from None
             raise SpecError(f"{where}: placeholder {{{{{key}}}}} has no value in env.yaml") from None
         keys.append(key)
         return found
@@ -102,6 +123,8 @@ def load_spec(path: str | Path, env: dict[str, Any]) -> PipelineSpec:
 
     tasks: dict[str, TaskSpec] = {}
     owners: dict[Path, str] = {}
+    warned: list[str] = []
+    builtins = sources.builtin_placeholders(root)
     for i, t in enumerate(raw["tasks"]):
         where = f"{name}: tasks[{i}]"
         if not isinstance(t, dict):
@@ -111,48 +134,93 @@ def load_spec(path: str | Path, env: dict[str, Any]) -> PipelineSpec:
                 raise SpecError(f"{where}: unknown key {key!r}")
         if "source" not in t or "product" not in t:
             raise SpecError(f"{where}: needs both 'source' and 'product'")
-        source = inside(root, str(t["source"]), f"{where}.source")
-        if source.suffix != ".ipynb":
-            raise SpecError(f"{where}.source: {t['source']!r}: mlnb tasks are .ipynb notebooks")
-        if not source.is_file():
-            raise SpecError(f"{where}.source: {t['source']!r} does not exist")
-        tname = str(t.get("name") or source.stem)
-        where = f"{name}: tasks[{tname}]"
-        if not _NAME.match(tname):
-            raise SpecError(f"{where}.name: {tname!r} is not a valid task name")
-        if tname in tasks:
-            raise SpecError(f"{where}: duplicate task name {tname!r}")
+        kind = sources.kind_of(root, str(t["source"]))
+        nb: TaskNotebook | None = None
+        if kind == sources.FUNCTION:
+            module, upstream = sources.resolve_function(root, str(t["source"]))
+            source = module or path  # a function of an installed package: the spec stands for its code
+            default_name = str(t["source"]).rpartition(".")[2]
+        else:
+            source = inside(root, str(t["source"]), f"{where}.source")
+            if not source.is_file():
+                raise SpecError(f"{where}.source: {t['source']!r} does not exist")
+            default_name = source.stem
+            upstream = ()
+            if kind in (sources.NOTEBOOK, sources.SCRIPT):
+                nb = parse_task_notebook(source)
+                upstream = nb.upstream
+        if "grid" in t and "name" not in t:
+            raise SpecError(f"{where}: tasks with 'grid' must have a 'name' (as Ploomber requires)")
+        base = str(t.get("name") or default_name)
         env_keys: list[str] = []
-        product = render(t["product"], env, f"{where}.product", env_keys)
-        product = product if isinstance(product, dict) else {"nb": product}
-        products: dict[str, Path] = {}
-        for key, p in product.items():
-            abs_p = inside(root, str(p), f"{where}.product.{key}")
-            if abs_p in owners:
-                raise SpecError(f"{where}.product.{key}: {p!r} is also a product of task {owners[abs_p]!r}")
-            owners[abs_p] = tname
-            products[str(key)] = abs_p
-        if not any(p.suffix == ".ipynb" for p in products.values()):
-            raise SpecError(f"{where}.product: one product must be the executed notebook (.ipynb)")
-        params = render(t.get("params") or {}, env, f"{where}.params", env_keys)
+        product = render(t["product"], env, f"{where}.product", env_keys, builtins)
+        params = render(t.get("params") or {}, env, f"{where}.params", env_keys, builtins)
         if not isinstance(params, dict):
             raise SpecError(f"{where}.params: must be a mapping")
-        nb = parse_task_notebook(source)
+        expanded = [(base, params, product)]
+        if "grid" in t:
+            combos = grids.combinations(render(t["grid"], env, f"{where}.grid", env_keys, builtins), params, where)
+            expanded = [(grids.task_name(base, k, p, where), p, _grid_product(product, k, p, f"{where}.product"))
+                         for k, p in enumerate(combos)]
+        for tname, task_params, task_product in expanded:
+            tasks[tname] = _task(root, name, tname, t, kind, source, nb, upstream, task_params, task_product,
+                                 tuple(sorted(set(env_keys))), tasks, owners, warned)
+
+    for t in list(tasks.values()):
+        resolved: list[str] = []
+        for up in t.upstream:
+            matches = [n for n in tasks if fnmatch(n, up)] if "*" in up else [up] if up in tasks else []
+            if not matches:
+                raise SpecError(f"{name}: tasks[{t.name}]: upstream {up!r} (declared in "
+                                f"{t.source.relative_to(root)}) is not a task in {name}")
+            resolved += [m for m in matches if m not in resolved]
+        if tuple(resolved) != t.upstream:
+            tasks[t.name] = TaskSpec(t.name, t.source, t.products, t.params, tuple(resolved), t.env_keys, t.kind)
+    return PipelineSpec(path, root, {n: tasks[n] for n in _toposort(tasks, name)}, tuple(warned))
+
+
+def _grid_product(product: Any, index: int, params: dict[str, Any], where: str) -> Any:
+    if isinstance(product, dict):
+        return {k: grids.product_path(str(v), index, params, f"{where}.{k}") for k, v in product.items()}
+    return grids.product_path(str(product), index, params, where)
+
+
+def _task(root: Path, spec_name: str, tname: str, raw: dict[str, Any], kind: str, source: Path,
+          nb: TaskNotebook | None, upstream: tuple[str, ...], params: dict[str, Any], product: Any,
+          env_keys: tuple[str, ...], tasks: dict[str, TaskSpec], owners: dict[Path, str],
+          warned: list[str]) -> TaskSpec:
+    """One concrete task: its name, products and params checked (a grid makes several)."""
+    where = f"{spec_name}: tasks[{tname}]"
+    if not _NAME.match(tname):
+        raise SpecError(f"{where}.name: {tname!r} is not a valid task name")
+    if tname in tasks:
+        raise SpecError(f"{where}: duplicate task name {tname!r}")
+    if isinstance(product, list):  # a SQL relation ([schema, name, kind]): not a file
+        product = {}
+    product = product if isinstance(product, dict) else {"nb": product}
+    products: dict[str, Path] = {}
+    for key, p in product.items():
+        if isinstance(p, list):
+            continue
+        abs_p = inside(root, str(p), f"{where}.product.{key}")
+        if abs_p in owners:
+            raise SpecError(f"{where}.product.{key}: {p!r} is also a product of task {owners[abs_p]!r}")
+        owners[abs_p] = tname
+        products[str(key)] = abs_p
+    analysis = str(raw.get("static_analysis", "regular"))
+    if nb is not None and analysis != "disable":
         for pname, value in params.items():
             if pname not in nb.defaults:
-                raise SpecError(f"{where}.params.{pname}: not declared in the parameters cell of {t['source']}")
+                message = f"{where}.params.{pname}: not declared in the parameters cell of {raw['source']}"
+                if analysis == "strict":  # Ploomber's strict static analysis refuses it too
+                    raise SpecError(message)
+                warned.append(message + " (Ploomber warns and passes it)")
+                continue
             default = nb.defaults[pname]
             if not compatible(default, value):
                 raise SpecError(f"{where}.params.{pname}: expected {type_name(default)} (default {default!r} in "
-                                f"{t['source']}), got {type_name(value)} {value!r}")
-        tasks[tname] = TaskSpec(tname, source, products, params, nb.upstream, tuple(sorted(set(env_keys))))
-
-    for t in tasks.values():
-        for up in t.upstream:
-            if up not in tasks:
-                raise SpecError(f"{name}: tasks[{t.name}]: upstream {up!r} (declared in "
-                                f"{t.source.relative_to(root)}) is not a task in {name}")
-    return PipelineSpec(path, root, {n: tasks[n] for n in _toposort(tasks, name)})
+                                f"{raw['source']}), got {type_name(value)} {value!r}")
+    return TaskSpec(tname, source, products, params, upstream, env_keys, kind)
 
 
 def _toposort(tasks: dict[str, TaskSpec], name: str) -> list[str]:

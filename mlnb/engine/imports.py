@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.notebooks import cell_source, read_source_notebook
 
 # Start threads/pools at import, bind a GUI/plot backend, or are pointless to share.
 UNSAFE = ("matplotlib", "pylab", "seaborn", "plotly", "bokeh", "torch", "tensorflow", "keras", "jax",
@@ -104,7 +104,7 @@ def notebook_imports(notebooks: Iterable[Path], project_root: Path) -> list[str]
     found: list[str] = []
     for path in notebooks:
         try:
-            nb = read_notebook(path)
+            nb = read_source_notebook(path)
         except Exception:
             continue
         for cell in nb.get("cells", []):

@@ -84,6 +84,7 @@ class BuildResult:
     record_error: str | None = None  # DVC failed to record them
     interrupted: bool = False  # stopped with Ctrl-C
     resume_notes: list[str] = field(default_factory=list)  # how --resume ran each failed task
+    warnings: list[str] = field(default_factory=list)  # what Ploomber warns about in the spec (one line each)
 
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
@@ -167,10 +168,16 @@ def _run_build(project: Project, request: BuildRequest, progress: Progress | Non
     one MLflow build run, reporting to ``progress``, then record the outputs in DVC (``dvc commit``)
     when the project uses it."""
     start = time.perf_counter()
-    force, only, engine = request.force, request.only, request.engine
-    if request.resume and engine != "fork":
+    if request.resume and request.engine != "fork":
         raise UserInputError("--resume: needs the fork engine (failure snapshots are taken in its kernels)")
-    spec = project.spec
+    result = _checked_build(project, request, progress, cells, start)
+    result.warnings = list(project.spec.warnings)
+    return result
+
+
+def _checked_build(project: Project, request: BuildRequest, progress: Progress | None,
+                   cells: Callable[[str, int, int], None] | None, start: float) -> BuildResult:
+    spec, force, only, engine = project.spec, request.force, request.only, request.engine
     if only is not None and only not in spec.tasks:
         raise SpecError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
     dvc_repo = request.record and only is None and versioning.is_dvc_repo(project.root)
@@ -267,7 +274,8 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
         existing = tracking.task_runs(run_id, run.experiment_id)
         hashes: dict[str, Any] = {}  # each upstream product hashed once, however many tasks read it
         for outcome in outcomes:
-            if outcome.status is TaskStatus.EXECUTED and outcome.notebook and outcome.notebook.exists():
+            if (outcome.status is TaskStatus.EXECUTED and outcome.notebook and outcome.notebook.suffix == ".ipynb"
+                    and outcome.notebook.exists()):
                 stamp_run(outcome.notebook, run_id, outcome.name,
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
             if outcome.status.ran:
@@ -338,34 +346,6 @@ def invalidate_changed_modules(spec: PipelineSpec) -> dict[str, list[str]]:
         for product in spec.tasks[name].products.values():
             stages.metadata_path(product).unlink(missing_ok=True)
     return changed
-
-
-def fast_states(spec: PipelineSpec) -> list[pipeline.TaskState] | None:
-    """Every task up to date, decided without Ploomber (:mod:`mlnb.adapters.ploomber.uptodate`); None when that
-    is not proven (then :func:`task_states` asks Ploomber and gives the reasons)."""
-    if not uptodate.all_up_to_date(spec):
-        return None
-    if versioning.is_dvc_repo(spec.root) and versioning.changed_modules(spec):
-        return None
-    return [pipeline.TaskState(n, False, ()) for n in spec.tasks]
-
-
-def task_states(spec: PipelineSpec, dag: Any) -> list[pipeline.TaskState]:
-    """Ploomber's view of each task plus, in a DVC project, changed imported modules (and what
-    depends on the tasks that import them)."""
-    states = pipeline.status(spec, dag)
-    changed = versioning.changed_modules(spec) if versioning.is_dvc_repo(spec.root) else {}
-    if not changed:
-        return states
-    out: dict[str, pipeline.TaskState] = {}
-    for state in states:  # spec.tasks is in topological order
-        reasons = list(state.reasons)
-        reasons += [f"imported module changed: {m}" for m in changed.get(state.name, [])]
-        reasons += [f"upstream {up} is outdated" for up in spec.tasks[state.name].upstream
-                    if out[up].outdated and f"upstream {up} is outdated" not in reasons
-                    and f"upstream {up} is newer" not in reasons]
-        out[state.name] = pipeline.TaskState(state.name, bool(reasons), tuple(reasons))
-    return list(out.values())
 
 
 def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pipeline.TaskOutcome,

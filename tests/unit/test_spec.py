@@ -100,8 +100,18 @@ def test_override_of_wrong_type_and_unknown_key(project: Path) -> None:
     assert load(project, ("train.C=2",)).tasks["train"].params["C"] == 2.0
 
 
-def test_param_not_declared_in_notebook(project: Path) -> None:
+def test_param_not_declared_in_notebook_warns_as_ploomber_does(project: Path) -> None:
     edit(project / "pipeline.yaml", "      seed: '{{train.seed}}'\n", "      seed: '{{train.seed}}'\n      gamma: 3\n")
+    spec = load(project)
+    assert any(w.startswith("pipeline.yaml: tasks[train].params.gamma: not declared in the parameters cell")
+               for w in spec.warnings)
+    assert spec.tasks["train"].params["gamma"] == 3
+
+
+def test_param_not_declared_is_an_error_under_strict_static_analysis(project: Path) -> None:
+    edit(project / "pipeline.yaml", "      seed: '{{train.seed}}'\n", "      seed: '{{train.seed}}'\n      gamma: 3\n")
+    edit(project / "pipeline.yaml", "- source: notebooks/train.ipynb\n",
+         "- source: notebooks/train.ipynb\n    static_analysis: strict\n")
     with pytest.raises(SpecError, match=r"tasks\[train\]\.params\.gamma: not declared in the parameters cell"):
         load(project)
 

@@ -14,6 +14,11 @@ Task life cycle here (compare Ploomber's ``Task._build``, whose steps this split
 Every status change, hook and progress event happens on the main thread, in completion order,
 so Ploomber's downstream bookkeeping never races and progress lines never interleave.
 
+A task (its code or its ``on_finish`` hook) raising Ploomber's ``DAGBuildEarlyStop`` stops the build
+gracefully, as Ploomber's own executors do: no new task starts, the running ones finish, and
+``DAGBuildEarlyStop`` (not an error) is raised to the DAG, which ends the build without one.
+:attr:`stopped` names the tasks that asked.
+
 Ctrl-C (SIGINT): no new task starts; ``interrupt(hard=False)`` interrupts the running kernels
 (a ``KeyboardInterrupt`` in the running cell, as Jupyter's interrupt button), so those tasks fail
 the usual way (papermill saves the partial notebook, the build quarantines it); a second Ctrl-C
@@ -31,7 +36,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from ploomber.constants import TaskStatus
-from ploomber.exceptions import DAGBuildError
+from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 from ploomber.executors.abc import Executor
 
 from mlnb.core.build_events import Progress
@@ -47,6 +52,7 @@ class ThreadedExecutor(Executor):
         self.interrupt = interrupt or (lambda hard: None)
         self.errors: dict[str, BaseException] = {}
         self.interrupted = 0  # how many times Ctrl-C was pressed
+        self.stopped: list[str] = []  # tasks that raised DAGBuildEarlyStop
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         self.interrupted += 1
@@ -61,6 +67,8 @@ class ThreadedExecutor(Executor):
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)
+        if self.stopped and not self.errors and not self.interrupted:
+            raise DAGBuildEarlyStop(f"stopped gracefully by task {', '.join(self.stopped)}")
         if self.errors or self.interrupted:
             self.errors.setdefault("build", KeyboardInterrupt("interrupted"))
             raise DAGBuildError("; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in self.errors.items()))
@@ -73,7 +81,7 @@ class ThreadedExecutor(Executor):
             while True:
                 started = {task.name for task, _ in running.values()}
                 for task in dag.values():  # topological order: upstream tasks are submitted first
-                    if len(running) >= self.jobs or self.interrupted:
+                    if len(running) >= self.jobs or self.interrupted or self.stopped:
                         break
                     if task.exec_status == TaskStatus.WaitingExecution and task.name not in started:
                         self.progress("started", task.name, 0.0)
@@ -104,7 +112,11 @@ class ThreadedExecutor(Executor):
                 task.exec_status = TaskStatus.Executed
                 self.progress("executed", task.name, elapsed)
                 return report
-        task.exec_status = TaskStatus.Errored
+        task.exec_status = TaskStatus.Errored  # as Ploomber marks a task that stopped the build
+        if _early_stop(error):
+            self.stopped.append(task.name)
+            self.progress("stopped", task.name, elapsed)
+            return None
         self.errors[task.name] = error
         try:
             task._run_on_failure()
@@ -112,3 +124,12 @@ class ThreadedExecutor(Executor):
             self.errors[task.name] = exc
         self.progress("failed", task.name, elapsed)
         return None
+
+
+def _early_stop(error: BaseException | None) -> bool:
+    """``error`` is (or was raised from) Ploomber's ``DAGBuildEarlyStop``."""
+    while error is not None:
+        if isinstance(error, DAGBuildEarlyStop):
+            return True
+        error = error.__cause__
+    return False

@@ -47,13 +47,15 @@ class TaskState:
 
 @dataclass(frozen=True)
 class CellFailure:
-    cell_index: int  # position in the source notebook (0-based; papermill's injected cell not counted)
+    cell_index: int  # position in the source notebook (0-based; papermill's injected cell not counted); -1: no cell
     cell_id: str
     ename: str
     evalue: str
     first_line: str
 
     def describe(self) -> str:
+        if self.cell_index < 0:  # not a cell: the task's hook, its products, a function task
+            return f"{self.ename}: {self.evalue}"
         return f"cell {self.cell_index} ({self.first_line[:50]!r}): {self.ename}: {self.evalue}"
 
 
@@ -173,24 +175,33 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         from mlnb.adapters.ploomber.executor import ThreadedExecutor
 
         dag.executor = ThreadedExecutor(jobs, progress, interrupt, task_options)
-    ok = True
+    raised, said = False, ""
     try:
         dag.build(force=force, show_progress=progress is None)
-    except (DAGBuildError, DAGBuildEarlyStop):
-        ok = False
+    except (DAGBuildError, DAGBuildEarlyStop) as exc:
+        raised, said = True, str(exc)
+    errors: dict[str, BaseException] = dict(getattr(dag.executor, "errors", {}))
+    for name in spec.tasks:  # Ploomber's serial executor only says it in its message
+        if name not in errors and f"Error building task {name!r}: {_RAN_OK}" in said:
+            errors[name] = RuntimeError(_RAN_OK)
     outcomes = []
     for name, task in spec.tasks.items():
         st = dag[name].exec_status
-        nb_path = task.notebook_product
+        nb_path = _executed_notebook(task)
+        kept = nb_path if nb_path and nb_path.exists() else None
         if st == PloomberStatus.Executed:
             outcomes.append(TaskOutcome(name, TaskStatus.EXECUTED, _duration(nb_path), nb_path))
+        elif st == PloomberStatus.Errored and not raised:
+            # Ploomber ends a build without an exception only on DAGBuildEarlyStop (a task, its on_finish
+            # hook or the DAG's): a graceful stop, exit 0; the task's products stay as Ploomber leaves them
+            outcomes.append(TaskOutcome(name, TaskStatus.STOPPED, notebook=kept))
         elif st == PloomberStatus.Errored:
-            outcomes.append(_quarantine(spec, task))
+            outcomes.append(_quarantine(spec, task, errors.get(name)))
         elif st == PloomberStatus.Skipped:
-            outcomes.append(TaskOutcome(name, TaskStatus.SKIPPED, notebook=nb_path if nb_path.exists() else None))
+            outcomes.append(TaskOutcome(name, TaskStatus.SKIPPED, notebook=kept))
         else:
             outcomes.append(TaskOutcome(name, TaskStatus.NOT_RUN))
-    return outcomes, ok and all(o.status is not TaskStatus.FAILED for o in outcomes)
+    return outcomes, not raised and all(o.status is not TaskStatus.FAILED for o in outcomes)
 
 
 def forget_metadata(task: TaskSpec) -> None:
@@ -234,17 +245,26 @@ def _build_one(spec: PipelineSpec, dag: Any, name: str) -> tuple[list[TaskOutcom
     forget_metadata(task)  # it runs now (build_partially copies the DAG: a wrapped _run would not be the copy's)
     try:
         dag.build_partially(name, force=True, show_progress=True, skip_upstream=True)
-    except (DAGBuildError, DAGBuildEarlyStop):
+    except (DAGBuildError, DAGBuildEarlyStop) as exc:
         ok = False
+        error: BaseException | None = exc
     outcomes = [TaskOutcome(n, TaskStatus.SKIPPED) for n in spec.tasks]
     index = list(spec.tasks).index(name)
-    nb_path = task.notebook_product
-    outcomes[index] = (TaskOutcome(name, TaskStatus.EXECUTED, _duration(nb_path), nb_path) if ok
-                       else _quarantine(spec, task))
+    nb_path = _executed_notebook(task)
+    outcomes[index] = TaskOutcome(name, TaskStatus.EXECUTED, _duration(nb_path), nb_path) if ok else _quarantine(
+        spec, task, error.__cause__ or error)
     return outcomes, ok
 
 
-def _duration(nb_path: Path) -> float:
+def _executed_notebook(task: TaskSpec) -> Path | None:
+    """The task's executed notebook, if it keeps one (a function task, or a script rendered only to HTML, does not)."""
+    path = task.notebook_product
+    return path if path.suffix == ".ipynb" else None
+
+
+def _duration(nb_path: Path | None) -> float:
+    if nb_path is None:
+        return 0.0
     try:
         return float(read_notebook(nb_path).get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
     except Exception:
@@ -276,8 +296,34 @@ def _failure(index: int, cell: dict[str, Any], ename: str, evalue: str) -> CellF
     return CellFailure(index, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())
 
 
-def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
+_RAN_OK = "the task ran successfully but"  # Ploomber: the code ran, a declared product is missing
+
+
+def _ran_ok(error: BaseException | None) -> bool:
+    while error is not None:
+        if _RAN_OK in str(error):
+            return True
+        error = error.__cause__
+    return False
+
+
+def task_failure(spec: PipelineSpec, task: TaskSpec, missing: list[Path],
+                 error: BaseException | None) -> CellFailure | None:
+    """What failed in a task whose cells all ran (or that has no cells), in Ploomber's words."""
+    if missing and (error is None or _ran_ok(error)):
+        shown = ", ".join(str(p.relative_to(spec.root)) if p.is_relative_to(spec.root) else str(p) for p in missing)
+        return CellFailure(-1, "", "TaskBuildError",
+                           f"the task ran successfully but the following products are missing: {shown}", "")
+    while error is not None and error.__cause__ is not None and "Error building task" in str(error):
+        error = error.__cause__  # Ploomber's wrapper says only which task; the cause says what
+    if error is None:
+        return None
+    return CellFailure(-1, "", type(error).__name__, _reason(error), "")
+
+
+def _quarantine(spec: PipelineSpec, task: TaskSpec, error: BaseException | None = None) -> TaskOutcome:
     """Move a failed task's products aside and forget its metadata."""
+    missing = [p for p in task.products.values() if not p.exists()]
     dest = spec.root / "products" / FAILED_DIR / task.name
     for part in (dest.parent.parent, dest.parent, dest):  # never delete through a link: it may lead anywhere
         if part.is_symlink():
@@ -302,4 +348,6 @@ def _quarantine(spec: PipelineSpec, task: TaskSpec) -> TaskOutcome:
             duration = float(nb.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
         except Exception:
             failure = None
+    if failure is None or _ran_ok(error):  # the notebook finished: no cell failed, whatever the last one says
+        failure = task_failure(spec, task, missing, error)
     return TaskOutcome(task.name, TaskStatus.FAILED, duration, nb_kept if nb_kept.exists() else None, failure, kept)

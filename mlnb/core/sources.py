@@ -1,0 +1,134 @@
+"""Task sources other than ``.ipynb`` notebooks, read statically (pure: no Ploomber, nothing imported).
+
+Ploomber runs three kinds of task from a spec's ``source``:
+
+* notebooks (``.ipynb``) and scripts (``.py`` in jupytext's *percent* ``# %%`` or *light* ``# +``
+  format), both executed as notebooks; :func:`read_script` gives a script's cells as a notebook;
+* Python functions by dotted path (``tasks.get``), run as plain calls; :func:`resolve_function`
+  finds the module file inside the project and the upstream names the function reads
+  (``upstream["name"]``, as Ploomber's own static analysis does);
+* anything else with a file (``.sql``, ``.R``, ...), left to Ploomber.
+"""
+
+from __future__ import annotations
+
+import ast
+import getpass
+import re
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlnb.errors import NotebookError
+
+NOTEBOOK, SCRIPT, FUNCTION, OTHER = "notebook", "script", "function", "other"
+SCRIPT_SUFFIXES = {".py"}
+_FILE_SUFFIXES = {".ipynb", ".py", ".sql", ".r", ".rmd", ".md", ".sh", ".csv", ".parquet"}
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_CELL = re.compile(r"^# (%%|\+)(.*)$")
+_TAGS = re.compile(r"tags\s*=\s*\[([^\]]*)\]")
+
+
+def kind_of(root: Path, source: str) -> str:
+    """The kind of task ``source`` names (a file that exists wins over a dotted path)."""
+    path = root / source
+    if path.is_file() or Path(source).suffix.lower() in _FILE_SUFFIXES or not _DOTTED.match(source):
+        suffix = path.suffix.lower()
+        return NOTEBOOK if suffix == ".ipynb" else SCRIPT if suffix in SCRIPT_SUFFIXES else OTHER
+    return FUNCTION
+
+
+def read_script(path: Path) -> dict[str, Any]:
+    """A jupytext percent/light ``.py`` script as a notebook dict (cells, their tags), as Ploomber sees it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotebookError(f"{path}: cannot read script: {exc}") from None
+    cells: list[dict[str, Any]] = []
+    current: list[str] = []
+    tags: list[str] = []
+
+    def close() -> None:
+        while current and not current[-1].strip():
+            current.pop()
+        if current or tags:
+            cells.append({"cell_type": "code", "metadata": {"tags": list(tags)}, "source": "\n".join(current)})
+
+    for line in text.splitlines():
+        marker = _CELL.match(line)
+        if marker:
+            close()
+            current, found = [], _TAGS.search(marker.group(2))
+            tags = [t.strip().strip("'\"") for t in found.group(1).split(",") if t.strip()] if found else []
+        elif line.strip() == "# -" and tags:  # the end of a light-format cell
+            close()
+            current, tags = [], []
+        else:
+            current.append(line)
+    close()
+    return {"cells": [c for c in cells if c["source"].strip() or c["metadata"]["tags"]], "metadata": {}}
+
+
+def resolve_function(root: Path, dotted: str) -> tuple[Path | None, tuple[str, ...]]:
+    """The project file defining function ``dotted`` (None: not in the project, e.g. an installed
+    package) and the upstream names its body reads as ``upstream["name"]``."""
+    module, _, name = dotted.rpartition(".")
+    parts = module.split(".")
+    for base in (root, root / "src"):
+        for candidate in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py")):
+            if candidate.is_file():
+                return candidate, _function_upstream(candidate, name)
+    return None, ()
+
+
+def _function_upstream(path: Path, name: str) -> tuple[str, ...]:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return ()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            if "upstream" not in {a.arg for a in [*node.args.args, *node.args.kwonlyargs]}:
+                return ()
+            found = [sub.slice.value for sub in ast.walk(node)
+                     if isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name)
+                     and sub.value.id == "upstream" and isinstance(sub.slice, ast.Constant)
+                     and isinstance(sub.slice.value, str)]
+            return tuple(dict.fromkeys(found))
+    return ()
+
+
+def builtin_placeholders(spec_dir: Path) -> dict[str, Callable[[], str]]:
+    """Ploomber's built-in placeholders (``{{root}}``, ``{{here}}``, ...), each computed when used.
+
+    ``{{git}}`` is the branch (else the commit) and ``{{git_hash}}`` the commit, read from ``.git``
+    without running git; Ploomber's ``git describe`` may also name a tag or add ``-dirty``: the
+    rendered DAG (Ploomber's) is what runs, this only serves mlnb's own checks."""
+    return {"root": lambda: str(spec_dir), "here": lambda: str(spec_dir), "cwd": lambda: str(Path.cwd()),
+            "user": getpass.getuser, "now": lambda: datetime.now().isoformat(),
+            "git": lambda: _git(spec_dir)[0], "git_hash": lambda: _git(spec_dir)[1]}
+
+
+def _git(start: Path) -> tuple[str, str]:
+    for folder in (start, *start.parents):
+        head = folder / ".git" / "HEAD"
+        if head.is_file():
+            ref = head.read_text(encoding="utf-8").strip()
+            if not ref.startswith("ref: "):
+                return ref, ref[:7]
+            name = ref[5:]
+            target = folder / ".git" / name
+            commit = target.read_text(encoding="utf-8").strip() if target.is_file() else _packed(folder, name)
+            return name.removeprefix("refs/heads/"), commit[:7]
+    raise KeyError("git")
+
+
+def _packed(folder: Path, ref: str) -> str:
+    packed = folder / ".git" / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    return "unborn"
+

@@ -1,0 +1,5 @@
+from ploomber.exceptions import DAGBuildEarlyStop
+
+
+def stop():
+    raise DAGBuildEarlyStop("enough for today")

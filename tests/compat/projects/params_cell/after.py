@@ -1,0 +1,5 @@
+# %% tags=["parameters"]
+upstream = ["use"]
+
+# %%
+print(open(upstream["use"]["data"]).read())

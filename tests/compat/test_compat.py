@@ -1,0 +1,145 @@
+"""Ploomber compatibility (issue 20): each project under ``projects/`` is built by stock ``ploomber build``
+in one copy and by ``mlnb build`` in another; both must end the same way and make the same products
+(data files by value, notebooks by their cell outputs, HTML renders by their output text).
+
+All 2 x N builds start at once (each is a subprocess mostly waiting on kernels), so the suite takes about
+as long as its slowest pair.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.compat
+
+PROJECTS = Path(__file__).parent / "projects"
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+OFFLINE = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
+           "DO_NOT_TRACK": "1"}
+# project -> exit code both must end with (0: built; 1: a task failed)
+EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeholders": 0, "grid": 0,
+            "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0}
+
+
+@dataclass
+class Built:
+    root: Path
+    code: int
+    log: str
+
+
+def _build(tool: str, src: Path, dest: Path) -> Built:
+    shutil.copytree(src, dest)
+    for args in (["init", "-q", "-b", "main"], ["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q",
+                                                 "--allow-empty", "-m", "init"]):
+        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
+    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(REPO)}
+    cmd = [str(BIN / "ploomber"), "build"] if tool == "ploomber" else [sys.executable, "-m", "mlnb.cli", "build"]
+    done = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True, timeout=300)
+    return Built(dest, done.returncode, done.stdout + done.stderr)
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Built]:
+    base = tmp_path_factory.mktemp("compat")
+    jobs = [(tool, name) for name in EXPECTED for tool in ("ploomber", "mlnb")]
+    with ThreadPoolExecutor(max_workers=6) as pool:  # more only thrash a small machine's cores
+        futures = {job: pool.submit(_build, job[0], PROJECTS / job[1], base / job[0] / job[1]) for job in jobs}
+        return {job: f.result() for job, f in futures.items()}
+
+
+def _outputs(nb_path: Path) -> list[list[str]]:
+    """A notebook's cell outputs (text and data), papermill's injected cell and timings/ids left out."""
+    nb = json.loads(nb_path.read_text())
+    out = []
+    for cell in nb["cells"]:
+        if "injected-parameters" in (cell.get("metadata", {}).get("tags") or []):
+            continue
+        shown = []
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream":
+                shown.append("".join(o["text"]))
+            elif o.get("output_type") in ("execute_result", "display_data"):
+                shown.append("".join(o["data"].get("text/plain", "")))
+            elif o.get("output_type") == "error":
+                shown.append(f"{o['ename']}: {o['evalue']}")
+        out.append(shown)
+    return out
+
+
+def _html_text(path: Path) -> list[str]:
+    """The output areas' text of an nbconvert HTML render."""
+    html = path.read_text()
+    blocks = re.findall(r'<div class="[^"]*jp-OutputArea-output[^"]*"[^>]*>(.*?)</div>', html, flags=re.S)
+    return [re.sub(r"<[^>]+>", "", b).strip() for b in blocks]
+
+
+def _products(root: Path) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for path in sorted((root / "out").rglob("*")) if (root / "out").exists() else []:
+        if path.is_dir() or path.name.startswith("."):
+            continue
+        rel = str(path.relative_to(root))
+        if path.suffix == ".ipynb":
+            found[rel] = _outputs(path)
+        elif path.suffix == ".html":
+            found[rel] = _html_text(path)
+        elif path.suffix == ".json":
+            found[rel] = json.loads(path.read_text())
+        else:
+            found[rel] = path.read_bytes()
+    return found
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_mlnb_builds_what_ploomber_builds(builds: dict[tuple[str, str], Built], name: str) -> None:
+    stock, ours = builds[("ploomber", name)], builds[("mlnb", name)]
+    assert stock.code == EXPECTED[name], f"stock ploomber build of {name}:\n{stock.log[-3000:]}"
+    assert ours.code == EXPECTED[name], f"mlnb build of {name}:\n{ours.log[-3000:]}"
+    if EXPECTED[name] == 0:
+        assert _products(ours.root) == _products(stock.root)
+    assert "Traceback" not in ours.log
+
+
+def test_missing_product_is_reported_as_ploomber_says(builds: dict[tuple[str, str], Built]) -> None:
+    said = "the task ran successfully but the following products are missing"
+    assert said in builds[("ploomber", "missing_product")].log
+    ours = builds[("mlnb", "missing_product")].log
+    assert f"FAILED task load: TaskBuildError: {said}: out/data.csv" in ours
+    assert "DeadKernelError" not in ours
+    # mlnb moves a failed task's outputs aside (products/_failed/<task>/); Ploomber leaves them in place
+    root = builds[("mlnb", "missing_product")].root
+    assert _outputs(root / "products/_failed/load/load.ipynb") == _outputs(
+        builds[("ploomber", "missing_product")].root / "out/load.ipynb")
+
+
+def test_early_stop_is_graceful(builds: dict[tuple[str, str], Built]) -> None:
+    ours = builds[("mlnb", "early_stop_task")]
+    assert "build stopped early by task load (DAGBuildEarlyStop)" in ours.log
+    assert not (ours.root / "products" / "_failed").exists()
+    assert not (ours.root / "out" / "more.ipynb").exists()
+
+
+def test_undeclared_param_warns_in_one_line(builds: dict[tuple[str, str], Built]) -> None:
+    assert ("mlnb: warning: pipeline.yaml: tasks[load].params.extra: not declared in the parameters cell of "
+            "load.ipynb") in builds[("mlnb", "params_cell")].log
+
+
+def test_grid_tasks_are_named_as_ploomber_names_them(builds: dict[tuple[str, str], Built]) -> None:
+    log = builds[("mlnb", "grid")].log
+    assert all(f"fit-{n}-{k}  executed" in log for n in (1, 2) for k in "ab")
+
+
+def test_scripts_render_html_with_their_output(builds: dict[tuple[str, str], Built]) -> None:
+    assert any("total 14" in text for text in _html_text(builds[("mlnb", "scripts")].root / "out" / "report.html"))

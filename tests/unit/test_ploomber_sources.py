@@ -1,0 +1,29 @@
+"""Ploomber's non-notebook sources and grids, read statically (mlnb.core.sources, mlnb.core.grid)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlnb.core import grid, sources
+from mlnb.core.notebooks import parse_task_notebook
+
+
+def test_percent_script_parameters_cell_without_product_and_upstream_as_a_set(tmp_path: Path) -> None:
+    script = tmp_path / "t.py"
+    script.write_text('# %% tags=["parameters"]\nupstream = {"b", "a"}\nrows = 3\n\n# %%\nimport json\n')
+    nb = parse_task_notebook(script)
+    assert nb.upstream == ("a", "b") and nb.defaults == {"rows": 3} and nb.imports == ("json",)
+
+
+def test_function_source_and_its_upstream(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text("def count(upstream, product):\n    return upstream['split']\n")
+    assert sources.kind_of(tmp_path, "tasks.count") == sources.FUNCTION
+    assert sources.resolve_function(tmp_path, "tasks.count") == (tmp_path / "tasks.py", ("split",))
+
+
+def test_grid_names_and_products_as_ploomber() -> None:
+    combos = grid.combinations({"n": [1, 2], "kind": "a"}, {}, "w")
+    assert combos == [{"n": 1, "kind": "a"}, {"n": 2, "kind": "a"}]
+    assert grid.task_name("fit-[[n]]", 1, combos[1], "w") == "fit-2" and grid.task_name("fit-", 1, {}, "w") == "fit-1"
+    assert grid.product_path("out/fit-[[kind]].json", 1, combos[1], "w") == "out/fit-a-1.json"
+
