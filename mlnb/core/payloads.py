@@ -1,7 +1,7 @@
 """The REST payloads the Jupyter server extension (:mod:`mlnb.jupyter`) answers with, as TypedDicts.
 
 The JupyterLab extension declares the same shapes as TypeScript interfaces (``extension/src/*.ts``);
-:data:`TS_INTERFACES` says which interface is which TypedDict, and ``tests/unit/test_payload_types.py``
+:data:`TS_INTERFACES` says which interface is which TypedDict, and ``tests/unit/core/test_payload_types.py``
 fails when their field names or optionality (``name?:`` / ``NotRequired``) differ, or when a new
 exported interface is neither mapped nor listed in :data:`CLIENT_ONLY`. (No ``from __future__ import
 annotations`` here: ``NotRequired`` must be evaluated for ``__optional_keys__``.)

@@ -82,7 +82,7 @@ def test_the_registry_opens_from_the_project(root: Path, monkeypatch: pytest.Mon
 
 
 def test_experiment_default_is_defined_once() -> None:
-    from tests.unit.test_settings import REPO
+    from tests.conftest import REPO
 
     defined = [str(p.relative_to(REPO)) for p in (REPO / "mlnb").rglob("*.py")
                if "DEFAULT_EXPERIMENT =" in p.read_text()]
