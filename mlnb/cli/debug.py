@@ -16,7 +16,6 @@ import click
 from mlnb.cli.kit import handle_errors
 from mlnb.cli.kit import project as _project
 from mlnb.core.outcomes import FailureManifest
-from mlnb.errors import UserInputError
 
 
 @click.command("debug")
@@ -86,29 +85,20 @@ def _start_lab(root: Path, rel: Path) -> None:
 
 
 def _post_mortem(found: FailureManifest, cells: list[dict[str, Any]], snapshot: Path | None) -> None:
-    """CLI glue: the failing cell on, as plain Python (magics skipped), in a restored namespace."""
+    """CLI glue: run the prepared cells (:mod:`mlnb.services.replay`); the debugger on the first error."""
     import pdb
     import traceback
 
-    from mlnb.core.notebooks import cell_source
-    from mlnb.engine.checkpoint import restore
+    from mlnb.services import replay
 
-    ns: dict[str, Any] = {"__name__": "__main__"}
-    if snapshot is not None:
-        try:
-            restore(ns, snapshot)
-        except Exception as exc:  # e.g. a library upgraded since the snapshot: one line, no traceback
-            raise UserInputError(f"{snapshot}: the snapshot cannot be restored here: {type(exc).__name__}: "
-                                 f"{str(exc)[:200]}") from None
-        first = found.cell.index if found.cell else 0  # debug_cells refuses a manifest without a cell
-        click.echo(f"restored the namespace before cell {first}; running the cells from there")
+    plan = replay.prepare(found, cells, snapshot)
+    if plan.restored:
+        click.echo(f"restored the namespace before cell {plan.first}; running the cells from there")
     else:
         click.echo("the cells before the failing one are cheap: running the task's cells from the start")
-        first = 0
-    for offset, cell in enumerate(c for c in cells if c.get("cell_type") == "code"):
-        src = "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln for ln in cell_source(cell).splitlines())
+    for label, src in plan.cells:
         try:
-            exec(compile(src, f"<cell {first + offset}>", "exec"), ns)
+            exec(compile(src, label, "exec"), plan.namespace)  # the user's own notebook, at their request
         except Exception:
             traceback.print_exc()
             pdb.post_mortem(sys.exc_info()[2])
