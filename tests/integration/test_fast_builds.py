@@ -284,7 +284,7 @@ def _task_runs(root: Path) -> dict[str, str]:
 
 def test_a_no_op_build_and_status_import_neither_ploomber_nor_mlflow(tiny_project: Path) -> None:
     assert run_mlnb(tiny_project, "build", "--no-dvc").returncode == 0
-    code = ("import sys\nfrom mlnb import cli\nsys.argv = ['mlnb', sys.argv[1], *sys.argv[2:]]\n"
+    code = ("import sys\nfrom mlnb.cli import main as cli\nsys.argv = ['mlnb', sys.argv[1], *sys.argv[2:]]\n"
             "try:\n    cli.main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "print(sorted(m for m in ('ploomber', 'mlflow', 'papermill', 'pandas') if m in sys.modules))")
     for args in (["build", "--no-dvc"], ["status"]):
