@@ -17,6 +17,7 @@ from mlnb.adapters.mlflow import tracking
 from mlnb.adapters.mlflow.tracking import telemetry_off
 from mlnb.cli import data as cli_data
 from mlnb.cli import debug as cli_debug
+from mlnb.cli import init as cli_init
 from mlnb.cli import lineage as cli_lineage
 from mlnb.cli import nbval as cli_nbval
 from mlnb.cli import registry as cli_registry
@@ -265,7 +266,8 @@ def add(notebook: str, name: str | None) -> None:
 
 
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
-                 cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS]:
+                 cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS,
+                 *cli_init.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":
