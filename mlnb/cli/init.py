@@ -16,7 +16,7 @@ def _listed(label: str, paths: tuple[str, ...]) -> None:
 
 
 @click.command("init")
-@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", default=".", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Write into a non-empty DIRECTORY, replacing the scaffold's files "
                                             "there (listed); other files stay.")
 @click.option("--from-ploomber", "from_ploomber", is_flag=True,

@@ -18,10 +18,10 @@ FOOTPRINT: tuple[Footprint, ...] = (
     Footprint("mlflow.db, mlartifacts/", "the local MLflow store (build, task and registered-model runs)",
               "set MLFLOW_TRACKING_URI (a server or another store)"),
     Footprint(".mlnb/", "mlnb's state: build log, events and lock, failure snapshots, debug stores, caches",
-              "it stays in the project (safe to delete between builds)"),
+              "cannot be moved yet (safe to delete between builds)"),
     Footprint("reports/", "`mlnb report` output", "mlnb report -o PATH"),
     Footprint("dvc.lock", "the outputs' hashes when a build records them in DVC (commit it)",
-              "none (mlnb build --no-dvc records nothing)"),
+              "cannot be moved (DVC's; mlnb build --no-dvc writes none)"),
 )
 
 
