@@ -1,9 +1,10 @@
 """``mlnb init``: a new project from the templates in ``mlnb/templates/project/`` (load -> validate ->
 train -> evaluate -> export on a sample CSV, the gate, DVC, CI templates, Dockerfile, Makefile).
 
-Templates are plain files; the only substitution is ``{{project_name}}`` (other ``{{...}}``, such as
-Ploomber's ``{{data.target}}`` placeholders, are left as they are). A template named ``dot-x`` is
-written as ``.x`` (so the package holds no dotfiles git or setuptools would treat specially).
+Templates are plain files; the only substitutions are ``{{project_name}}`` and ``{{mlnb_version}}``
+(other ``{{...}}``, such as Ploomber's ``{{data.target}}`` placeholders, are left as they are).
+A template named ``dot-x`` is written as ``.x`` (the package holds no dotfiles git or setuptools would
+treat specially).
 
 Everything is written to a temporary directory beside the target first, ``dvc.yaml`` generated there,
 then moved into place: a failure leaves no half project. Returns what it wrote; never prints.
@@ -52,8 +53,17 @@ def _target_name(template_rel: str) -> str:
     return "/".join("." + p[1:] if p.startswith("-") else p for p in parts)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlnb")
+    except PackageNotFoundError:  # run from a source checkout that was never installed
+        return "0.1.0"
+
+
 def template_files(name: str) -> dict[str, str]:
-    """{path in the new project: text}, ``{{project_name}}`` substituted."""
+    """{path in the new project: text}, ``{{project_name}}`` and ``{{mlnb_version}}`` substituted."""
     base = resources.files(TEMPLATE_PACKAGE).joinpath(*TEMPLATE_DIR)
     out: dict[str, str] = {}
 
@@ -64,7 +74,10 @@ def template_files(name: str) -> dict[str, str]:
                 if child.name != "__pycache__":
                     walk(child, rel + "/")
             else:
-                out[_target_name(rel)] = child.read_text(encoding="utf-8").replace("{{project_name}}", name)
+                text = child.read_text(encoding="utf-8")
+                for key, value in {"project_name": name, "mlnb_version": _version()}.items():
+                    text = text.replace("{{" + key + "}}", value)
+                out[_target_name(rel)] = text
 
     walk(base, "")
     if not out:
