@@ -91,7 +91,8 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_
         task=task.name,
         build_run_id=build_run_id,
         time=time.time(),
-        cell=FailedCell(failure.cell_index, failure.cell_id, failure.first_line) if failure else None,
+        cell=FailedCell(failure.cell_index, failure.cell_id, failure.first_line)
+        if failure and failure.cell_index >= 0 else None,  # -1: not a cell (a hook, missing products, ...)
         error=CellError(failure.ename, failure.evalue) if failure else None,
         kernel_died=died,
         source=str(task.source.relative_to(spec.root)),
