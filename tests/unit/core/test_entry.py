@@ -88,3 +88,4 @@ def test_a_factory_spec_goes_to_the_loader(tmp_path: Path) -> None:
     assert load_project(tmp_path, factory_loader=loader).spec.factory == "factory.make"
     assert load_project(tmp_path, entry_point="pkg.make", factory_loader=loader).spec.factory == "pkg.make"
     assert seen == [((tmp_path / "pipeline.yaml").resolve(), "factory.make"), (None, "pkg.make")]
+
