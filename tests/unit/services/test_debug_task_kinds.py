@@ -24,3 +24,15 @@ def test_debug_says_in_one_line_it_does_not_cover_sql_or_function_tasks(tmp_path
         manifest(spec, "a")
     with pytest.raises(UserInputError, match=r"task load: a function task \(tasks.py\)"):
         manifest(spec, "load")
+
+
+def test_explain_says_what_it_details(tmp_path: Path) -> None:
+    from mlnb.services.explain import explain
+
+    (tmp_path / "a.sql").write_text("CREATE TABLE {{product}} AS SELECT 1 AS i;\n")
+    (tmp_path / "pipeline.yaml").write_text("clients:\n  SQLScript: db.get\ntasks:\n  - source: a.sql\n"
+                                            "    product: [a, table]\n")
+    (found,) = explain(load_spec(tmp_path / "pipeline.yaml", {}))
+    assert [c.summary for c in found.changes] == [
+        "a SQL task (a.sql): --explain details notebook and script tasks only; `mlnb status` gives Ploomber's "
+        "verdict and reasons"]
