@@ -37,20 +37,23 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def root() -> Path:
-    from mlnb.core.io import find_project_root
+def root(entry_point: str | None = None) -> Path:
+    """The project root (made the working directory): the directory of ``pipeline.yaml`` (or of a package's
+    ``setup.py``) at or above the working directory; with ``--entry-point``, the working directory."""
+    from mlnb.core.entry import resolve
 
-    found = find_project_root()
+    found = resolve(entry_point).root
     os.chdir(found)  # CLI glue: Ploomber resolves resources_ paths against the working directory
     return found
 
 
-def project(env_file: str | None = None, overrides: tuple[str, ...] = ()) -> Project:
+def project(env_file: str | None = None, overrides: tuple[str, ...] = (), entry_point: str | None = None) -> Project:
     """The project at or above the working directory (made the working directory), loaded once for
-    the command (:class:`mlnb.core.project.Project`)."""
+    the command (:class:`mlnb.core.project.Project`); a factory's tasks are read by Ploomber's adapter."""
+    from mlnb.adapters.ploomber.factory import spec_from_factory
     from mlnb.core.project import load_project
 
-    return load_project(root(), env_file, overrides)
+    return load_project(root(entry_point), env_file, overrides, entry_point, spec_from_factory)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

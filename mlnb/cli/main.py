@@ -50,16 +50,18 @@ def main() -> None:
                                               "the cells before it, its params and upstream are unchanged.")
 @click.option("--snapshot-max-mb", type=click.FloatRange(min=0), default=512, show_default=True,
               help="Size limit of a failed task's namespace snapshot (what does not fit is listed).")
+@click.option("--entry-point", "-e", "entry_point", metavar="SPEC|DOTTED.PATH",
+              help="Another spec file (pipeline.serve.yaml) or a factory (pkg.module.make_dag), as Ploomber's.")
 @handle_errors
 def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool, engine: str,
-          jobs: int | None, resume: bool, snapshot_max_mb: float) -> None:
+          jobs: int | None, resume: bool, snapshot_max_mb: float, entry_point: str | None) -> None:
     """Run outdated tasks under one MLflow build run, then record the outputs in DVC."""
     from mlnb.services.build import BuildRequest, run_build
 
     skip_slow_optional_imports()
     request = BuildRequest(force=force, record=not no_dvc, engine=engine, jobs=jobs, resume=resume,
                            snapshot_mb=snapshot_max_mb)
-    result = run_build(_project(env_file, params), request, progress=_progress)
+    result = run_build(_project(env_file, params, entry_point), request, progress=_progress)
     if not result.ran:
         click.echo(f"Nothing to do: all {len(result.outcomes)} tasks are up to date "
                    f"({result.elapsed:.1f} s). Use --force to rebuild.")
@@ -159,19 +161,22 @@ def _report_build(result: Any) -> None:
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Env override, as for build.")
 @click.option("--explain", is_flag=True, help="For each outdated task (or TASK): every change, cell diffs, "
                                                "param old -> new, upstream content hashes; cosmetic edits marked.")
+@click.option("--entry-point", "-e", "entry_point", metavar="SPEC|DOTTED.PATH",
+              help="Another spec file (pipeline.serve.yaml) or a factory (pkg.module.make_dag), as Ploomber's.")
 @handle_errors
-def status(task: str | None, env_file: str | None, params: tuple[str, ...], explain: bool) -> None:
+def status(task: str | None, env_file: str | None, params: tuple[str, ...], explain: bool,
+           entry_point: str | None) -> None:
     """Which tasks are up to date or outdated, and why (runs nothing)."""
     skip_slow_optional_imports()
     if explain or task:
         from mlnb.services.explain import explain as explain_tasks
 
-        for found in explain_tasks(_project(env_file, params).spec, task):
+        for found in explain_tasks(_project(env_file, params, entry_point).spec, task):
             cli_debug.print_explanation(found)
         return
     from mlnb.services.status import task_states
 
-    states = task_states(_project(env_file, params))
+    states = task_states(_project(env_file, params, entry_point))
     rows = [[s.name, "outdated" if s.outdated else "up to date", "; ".join(s.reasons) or "-"] for s in states]
     click.echo(_table(rows, ["task", "status", "why"]))
 

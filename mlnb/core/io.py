@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from mlnb.core.entry import find_default
 from mlnb.errors import UnsafePathError, UserInputError
 
 PROJECT_MARKER = "pipeline.yaml"
@@ -165,12 +166,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
-    """The nearest directory at or above ``start`` holding ``pipeline.yaml``."""
-    here = Path(start or os.getcwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / PROJECT_MARKER).is_file():
-            return candidate
-    raise UserInputError(f"{here}: no {PROJECT_MARKER} here or in any parent directory")
+    """The nearest directory at or above ``start`` holding ``pipeline.yaml`` (or a package's
+    ``setup.py`` with ``src/<package>/pipeline.yaml``, :func:`mlnb.core.entry.find_default`)."""
+    return find_default(start).root
 
 
 def inside(root: str | os.PathLike[str], path: str | os.PathLike[str], what: str = "path") -> Path:

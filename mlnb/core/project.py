@@ -10,15 +10,22 @@ that lives on while the user edits (the Jupyter server) loads a new ``Project`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from mlnb.core import entry as entries
 from mlnb.core import settings
 from mlnb.core.config import apply_overrides, load_env
-from mlnb.core.spec import PipelineSpec, load_spec
-from mlnb.errors import EnvError
+from mlnb.core.entry import EntryPoint
+from mlnb.core.spec import PipelineSpec, load_spec, location_of
+from mlnb.errors import EnvError, SpecError
+
+# Reads a Python factory's tasks (the entry point, the factory's dotted path, the env): Ploomber's
+# work, so the caller passes it in (mlnb.adapters.ploomber.factory.spec_from_factory)
+FactoryLoader = Callable[[EntryPoint, str, dict[str, Any]], PipelineSpec]
 
 DEFAULT_EXPERIMENT = "mlnb"  # the MLflow experiment when env.yaml names none (mlflow.experiment)
 ENV_FILE = "env.yaml"
@@ -30,10 +37,20 @@ class Project:
     root: Path
     env_file: str | None = None  # --env-file, as given (relative to the working directory)
     overrides: tuple[str, ...] = ()  # -p key=value
+    entry_point: str | None = None  # --entry-point, as given (None: pipeline.yaml, src/<package>/pipeline.yaml)
+    factory_loader: FactoryLoader | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def entry(self) -> EntryPoint:
+        """The spec file or factory this project builds (:mod:`mlnb.core.entry`)."""
+        return entries.resolve(self.entry_point, self.root)
 
     @property
     def env_path(self) -> Path:
-        return Path(self.env_file) if self.env_file else self.root / ENV_FILE
+        """``--env-file``, else the env file Ploomber pairs with the spec (``env.yaml``, ``env.serve.yaml``)."""
+        if self.env_file:
+            return Path(self.env_file)
+        return self.root / (self.entry.env_name if self.entry_point else ENV_FILE)
 
     @property
     def overridden(self) -> bool:
@@ -51,8 +68,17 @@ class Project:
 
     @cached_property
     def spec(self) -> PipelineSpec:
-        """``pipeline.yaml``, checked and rendered with :attr:`env`."""
-        return load_spec(self.root / SPEC_FILE, self.env)
+        """The spec (``pipeline.yaml`` or the entry point's), checked and rendered with :attr:`env`; a
+        factory's (``location:`` or a dotted-path entry point) read by :attr:`factory_loader`."""
+        found = self.entry
+        factory = found.factory or (location_of(found.path) if found.path is not None else None)
+        if factory is not None:
+            if self.factory_loader is None:
+                raise SpecError(f"{found.spec_name}: the pipeline is made by a Python factory ({factory}): "
+                                "only `mlnb build` and `mlnb status` read it so far")
+            return self.factory_loader(found, factory, self.env)
+        assert found.path is not None
+        return load_spec(found.path, self.env, root=found.root)
 
     @property
     def mlflow(self) -> dict[str, Any]:
@@ -67,7 +93,9 @@ class Project:
     @property
     def committed(self) -> Project:
         """This project with its committed parameters (what dvc.yaml and dvc.lock describe)."""
-        return Project(self.root) if self.overridden else self
+        if not self.overridden:
+            return self
+        return Project(self.root, entry_point=self.entry_point, factory_loader=self.factory_loader)
 
     @staticmethod
     def setting(name: str) -> Any:
@@ -75,6 +103,7 @@ class Project:
         return settings.get(name)
 
 
-def load_project(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = ()) -> Project:
+def load_project(root: Path, env_file: str | None = None, overrides: tuple[str, ...] = (),
+                 entry_point: str | None = None, factory_loader: FactoryLoader | None = None) -> Project:
     """The project at ``root`` (found by :func:`mlnb.core.io.find_project_root`); reads nothing yet."""
-    return Project(Path(root), env_file, tuple(overrides))
+    return Project(Path(root), env_file, tuple(overrides), entry_point, factory_loader)

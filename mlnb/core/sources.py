@@ -99,15 +99,32 @@ def _function_upstream(path: Path, name: str) -> tuple[str, ...]:
     return ()
 
 
-def builtin_placeholders(spec_dir: Path) -> dict[str, Callable[[], str]]:
-    """Ploomber's built-in placeholders (``{{root}}``, ``{{here}}``, ...), each computed when used.
+def builtin_placeholders(root: Path, spec_dir: Path | None = None) -> dict[str, Callable[[], str]]:
+    """Ploomber's built-in placeholders (``{{root}}``: the project root, ``{{here}}``: the spec's folder,
+    ...), each computed when used.
 
     ``{{git}}`` is the branch (else the commit) and ``{{git_hash}}`` the commit, read from ``.git``
     without running git; Ploomber's ``git describe`` may also name a tag or add ``-dirty``: the
     rendered DAG (Ploomber's) is what runs, this only serves mlnb's own checks."""
-    return {"root": lambda: str(spec_dir), "here": lambda: str(spec_dir), "cwd": lambda: str(Path.cwd()),
+    here = spec_dir or root
+    return {"root": lambda: str(root), "here": lambda: str(here), "cwd": lambda: str(Path.cwd()),
             "user": getpass.getuser, "now": lambda: datetime.now().isoformat(),
-            "git": lambda: _git(spec_dir)[0], "git_hash": lambda: _git(spec_dir)[1]}
+            "git": lambda: _git(here)[0], "git_hash": lambda: _git(here)[1]}
+
+
+_TEMPLATE_UPSTREAM = re.compile(r"""\{\{\s*upstream\s*\[\s*['"]([^'"]+)['"]\s*\]""")
+
+
+def template_upstream(path: Path) -> tuple[str, ...]:
+    """The upstream names a templated source (``.sql``, ...) reads as ``{{upstream['name']}}`` (as Ploomber's
+    own extraction finds them); none for notebooks and scripts, whose parameters cell declares them."""
+    if path.suffix.lower() in (".ipynb", *SCRIPT_SUFFIXES):
+        return ()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ()
+    return tuple(dict.fromkeys(_TEMPLATE_UPSTREAM.findall(text)))
 
 
 def _git(start: Path) -> tuple[str, str]:

@@ -29,7 +29,7 @@ from mlnb.core.notebooks import TaskNotebook, parse_task_notebook
 from mlnb.core.yamlio import read_yaml
 from mlnb.errors import SpecError
 
-TOP_KEYS = {"meta", "tasks", "executor", "clients", "serializer", "unserializer", "on_render", "on_finish",
+TOP_KEYS = {"meta", "location", "tasks", "executor", "clients", "serializer", "unserializer", "on_render", "on_finish",
             "on_failure", "config"}
 TASK_KEYS = {"source", "product", "name", "params", "on_render", "on_finish", "on_failure", "static_analysis",
              "nb_product_key", "executor", "executor_params", "papermill_params", "kernelspec_name",
@@ -52,9 +52,10 @@ class TaskSpec:
 
     @property
     def notebook_product(self) -> Path:
-        """The executed notebook (else the task's first product: a render, a function's output)."""
+        """The executed notebook (else the task's first product: a render, a function's output; else, for a
+        task whose products are not files such as a SQL relation, its source)."""
         return (self.products.get("nb") or next((p for p in self.products.values() if p.suffix == ".ipynb"), None)
-                or next(iter(self.products.values())))
+                or next(iter(self.products.values()), self.source))
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class PipelineSpec:
     root: Path
     tasks: dict[str, TaskSpec]  # in topological order
     warnings: tuple[str, ...] = field(default=())  # what Ploomber would only warn about, one line each
+    factory: str | None = None  # a Python factory's dotted path: the tasks were read from the DAG it returns
 
     def downstream(self, name: str) -> list[str]:
         out, frontier = [], [name]
@@ -106,10 +108,21 @@ def render(value: Any, env: dict[str, Any], where: str, keys: list[str],
     return _PLACEHOLDER.sub(lambda m: str(get(m.group(1))), value)
 
 
-def load_spec(path: str | Path, env: dict[str, Any]) -> PipelineSpec:
-    """Parse and check ``pipeline.yaml`` against the notebooks and ``env``."""
+def location_of(path: Path) -> str | None:
+    """The factory a spec names with ``location:`` instead of ``tasks:`` (None: it lists its tasks)."""
+    raw = read_yaml(path, SpecError)
+    found = raw.get("location") if isinstance(raw, dict) else None
+    if found is not None and not isinstance(found, str):
+        raise SpecError(f"{path.name}: location: expected a dotted path (pkg.module.make_dag), got {found!r}")
+    return found
+
+
+def load_spec(path: str | Path, env: dict[str, Any], root: Path | None = None) -> PipelineSpec:
+    """Parse and check the spec at ``path`` against the notebooks and ``env``. Task sources are relative
+    to the spec's folder, products to ``root`` (the project root; default: the spec's folder)."""
     path = Path(path).resolve()
-    root = path.parent
+    here = path.parent
+    root = (root or here).resolve()
     raw = read_yaml(path, SpecError)
     name = path.name
     check_templates(raw, name, SpecError)  # before anything renders
@@ -118,14 +131,16 @@ def load_spec(path: str | Path, env: dict[str, Any]) -> PipelineSpec:
     for key in raw:
         if key not in TOP_KEYS:
             raise SpecError(f"{name}: unknown top-level key {key!r}")
-    if not isinstance(raw.get("tasks"), list) or not raw["tasks"]:
+    raw_tasks = [*(raw.get("tasks") or []), *_imported_tasks(path, raw.get("meta"))] \
+        if isinstance(raw.get("tasks") or [], list) else raw.get("tasks")
+    if not isinstance(raw_tasks, list) or not raw_tasks:
         raise SpecError(f"{name}: 'tasks' must be a non-empty list")
 
     tasks: dict[str, TaskSpec] = {}
     owners: dict[Path, str] = {}
     warned: list[str] = []
-    builtins = sources.builtin_placeholders(root)
-    for i, t in enumerate(raw["tasks"]):
+    builtins = sources.builtin_placeholders(root, here)
+    for i, t in enumerate(raw_tasks):
         where = f"{name}: tasks[{i}]"
         if not isinstance(t, dict):
             raise SpecError(f"{where}: must be a mapping with source and product")
@@ -134,18 +149,18 @@ def load_spec(path: str | Path, env: dict[str, Any]) -> PipelineSpec:
                 raise SpecError(f"{where}: unknown key {key!r}")
         if "source" not in t or "product" not in t:
             raise SpecError(f"{where}: needs both 'source' and 'product'")
-        kind = sources.kind_of(root, str(t["source"]))
+        kind = sources.kind_of(here, str(t["source"]))
         nb: TaskNotebook | None = None
         if kind == sources.FUNCTION:
-            module, upstream = sources.resolve_function(root, str(t["source"]))
+            module, upstream = sources.resolve_function(here, str(t["source"]))
             source = module or path  # a function of an installed package: the spec stands for its code
             default_name = str(t["source"]).rpartition(".")[2]
         else:
-            source = inside(root, str(t["source"]), f"{where}.source")
+            source = inside(root, here / str(t["source"]), f"{where}.source")
             if not source.is_file():
                 raise SpecError(f"{where}.source: {t['source']!r} does not exist")
             default_name = source.stem
-            upstream = ()
+            upstream = sources.template_upstream(source)  # e.g. {{upstream['name']}} in a .sql file
             if kind in (sources.NOTEBOOK, sources.SCRIPT):
                 nb = parse_task_notebook(source)
                 upstream = nb.upstream
@@ -172,11 +187,37 @@ def load_spec(path: str | Path, env: dict[str, Any]) -> PipelineSpec:
             matches = [n for n in tasks if fnmatch(n, up)] if "*" in up else [up] if up in tasks else []
             if not matches:
                 raise SpecError(f"{name}: tasks[{t.name}]: upstream {up!r} (declared in "
-                                f"{t.source.relative_to(root)}) is not a task in {name}")
+                                f"{t.source.relative_to(root) if t.source.is_relative_to(root) else t.source}) "
+                                f"is not a task in {name}")
             resolved += [m for m in matches if m not in resolved]
         if tuple(resolved) != t.upstream:
             tasks[t.name] = TaskSpec(t.name, t.source, t.products, t.params, tuple(resolved), t.env_keys, t.kind)
     return PipelineSpec(path, root, {n: tasks[n] for n in _toposort(tasks, name)}, tuple(warned))
+
+
+def _imported_tasks(path: Path, meta: Any) -> list[Any]:
+    """The tasks of ``meta.import_tasks_from`` (a YAML list; their file sources relative to that file)."""
+    if meta is None:
+        return []
+    if not isinstance(meta, dict):
+        raise SpecError(f"{path.name}: meta: expected a mapping, got {meta!r}")
+    given = meta.get("import_tasks_from")
+    if given is None:
+        return []
+    where = f"{path.name}: meta.import_tasks_from"
+    target = inside(path.parent, str(given), where)
+    if not target.is_file():
+        raise SpecError(f"{where}: {given!r} does not exist")
+    imported = read_yaml(target, SpecError)
+    if not isinstance(imported, list) or not imported:
+        raise SpecError(f"{where}: {given!r} must be a non-empty list of tasks, got {type(imported).__name__}")
+    out = []
+    for task in imported:
+        if isinstance(task, dict) and "source" in task and \
+                sources.kind_of(target.parent, str(task["source"])) != sources.FUNCTION:
+            task = {**task, "source": str(target.parent / str(task["source"]))}
+        out.append(task)
+    return out
 
 
 def _grid_product(product: Any, index: int, params: dict[str, Any], where: str) -> Any:

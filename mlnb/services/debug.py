@@ -31,7 +31,7 @@ from typing import Any
 
 from mlnb.adapters.mlflow.tracking import DEBUG_ENV
 from mlnb.adapters.ploomber import pipeline, uptodate
-from mlnb.core import payloads
+from mlnb.core import payloads, sources
 from mlnb.core.io import atomic_write
 from mlnb.core.notebooks import cell_source, read_notebook
 from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest, TaskStatus
@@ -126,6 +126,11 @@ def clear(spec: PipelineSpec, name: str) -> None:
 def manifest(spec: PipelineSpec, name: str) -> FailureManifest:
     if name not in spec.tasks:
         raise UserInputError(f"pipeline.yaml: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
+    task = spec.tasks[name]
+    if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):  # no kernel, so no snapshot or cells to re-run
+        what = "a SQL task" if task.source.suffix.lower() == ".sql" else f"a {task.kind} task"
+        raise UserInputError(f"task {name}: {what} ({task.source.name}) runs as Ploomber runs it, not in a kernel: "
+                             "`mlnb debug` and `--resume` cover notebook and script tasks only")
     path = snapshot_dir(spec.root, name) / MANIFEST
     try:
         return FailureManifest.read(path, str(path.relative_to(spec.root)))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.adapters.ploomber import uptodate
+from mlnb.core import sources
 from mlnb.core.io import atomic_write
 from mlnb.core.notebooks import cell_source, read_notebook
 from mlnb.core.spec import PipelineSpec, TaskSpec
@@ -156,6 +157,11 @@ def _stored(task: TaskSpec) -> list[dict[str, Any]] | None:
 def explain_task(spec: PipelineSpec, task: TaskSpec, outdated: dict[str, bool]) -> Explanation:
     if outdated.get(task.name) is False:
         return Explanation(task.name, False, ())
+    if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):  # no cells to diff; mlnb's fast check cannot tell
+        what = "a SQL task" if task.source.suffix.lower() == ".sql" else f"a {task.kind} task"
+        return Explanation(task.name, True, (Change("record", f"{what} ({task.source.name}): --explain details "
+                                                              "notebook and script tasks only; `mlnb status` gives "
+                                                              "Ploomber's verdict and reasons"),))
     missing = [p for p in task.products.values() if not p.exists()]
     if missing:
         return Explanation(task.name, True, tuple(

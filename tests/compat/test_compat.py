@@ -29,7 +29,10 @@ OFFLINE = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED":
            "DO_NOT_TRACK": "1"}
 # project -> exit code both must end with (0: built; 1: a task failed)
 EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeholders": 0, "grid": 0,
-            "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0}
+            "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0, "entry_point": 0, "package_layout": 0,
+            "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0}
+# project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
+ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"]}
 
 
 @dataclass
@@ -46,6 +49,7 @@ def _build(tool: str, src: Path, dest: Path) -> Built:
         subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
     env = {**os.environ, **OFFLINE, "PYTHONPATH": str(REPO)}
     cmd = [str(BIN / "ploomber"), "build"] if tool == "ploomber" else [sys.executable, "-m", "mlnb.cli", "build"]
+    cmd += ARGS.get(src.name, [])
     done = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True, timeout=300)
     return Built(dest, done.returncode, done.stdout + done.stderr)
 
@@ -143,3 +147,15 @@ def test_grid_tasks_are_named_as_ploomber_names_them(builds: dict[tuple[str, str
 
 def test_scripts_render_html_with_their_output(builds: dict[tuple[str, str], Built]) -> None:
     assert any("total 14" in text for text in _html_text(builds[("mlnb", "scripts")].root / "out" / "report.html"))
+
+
+def test_sql_tasks_dump_as_ploomber_dumps(builds: dict[tuple[str, str], Built]) -> None:
+    root = builds[("mlnb", "sql")].root
+    assert (root / "out" / "all.csv").read_text().splitlines()[1:] == ['"1","a"', '"2","b"', '"3","c"', '"4","d"']
+    assert sorted(p.name for p in (root / "out" / "odd").iterdir() if not p.name.startswith(".")) == ["0.csv", "1.csv"]
+
+
+def test_entry_points_build_their_own_spec(builds: dict[tuple[str, str], Built]) -> None:
+    assert json.loads((builds[("mlnb", "entry_point")].root / "out" / "serve-total.json").read_text()) == {"total": 10}
+    assert (builds[("mlnb", "package_layout")].root / "out" / "total.json").exists()
+    assert json.loads((builds[("mlnb", "factory_entry")].root / "out" / "total.json").read_text()) == {"total": 15}

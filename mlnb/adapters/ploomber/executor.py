@@ -19,6 +19,9 @@ gracefully, as Ploomber's own executors do: no new task starts, the running ones
 ``DAGBuildEarlyStop`` (not an error) is raised to the DAG, which ends the build without one.
 :attr:`stopped` names the tasks that asked.
 
+A task that talks to a database through a Ploomber client (SQLScript, SQLDump, a SQLite relation) runs
+on the main thread, one at a time, as under Ploomber's serial executor: its connection is thread-bound.
+
 Ctrl-C (SIGINT): no new task starts; ``interrupt(hard=False)`` interrupts the running kernels
 (a ``KeyboardInterrupt`` in the running cell, as Jupyter's interrupt button), so those tasks fail
 the usual way (papermill saves the partial notebook, the build quarantines it); a second Ctrl-C
@@ -85,7 +88,8 @@ class ThreadedExecutor(Executor):
                         break
                     if task.exec_status == TaskStatus.WaitingExecution and task.name not in started:
                         self.progress("started", task.name, 0.0)
-                        running[pool.submit(self._run_task, task)] = (task, time.perf_counter())
+                        runner = self._run_inline if _uses_client(task) else pool.submit
+                        running[runner(self._run_task, task)] = (task, time.perf_counter())
                         started.add(task.name)
                 if not running:
                     break
@@ -94,6 +98,17 @@ class ThreadedExecutor(Executor):
                     task, t0 = running.pop(future)
                     reports.append(self._finish(task, future, time.perf_counter() - t0))
         return reports
+
+    @staticmethod
+    def _run_inline(fn: Callable[[Any], Any], task: Any) -> Future[Any]:
+        """Run on this (the main) thread: a SQL task's client (a ``sqlite3`` connection) belongs to the thread
+        that opened it, and Ploomber uses it again here (the product's metadata, closing it at the end)."""
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(task))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
     def _run_task(self, task: Any) -> Any:
         with self.options(task.name):  # e.g. the task's kernel env (in this worker thread only)
@@ -124,6 +139,14 @@ class ThreadedExecutor(Executor):
             self.errors[task.name] = exc
         self.progress("failed", task.name, elapsed)
         return None
+
+
+def _uses_client(task: Any) -> bool:
+    """The task or its product talks to a database through a Ploomber client (SQL tasks, SQL relations)."""
+    product = task.product
+    products = list(product.products.products.values()) if hasattr(product, "products") else [product]
+    return getattr(task, "client", None) is not None or any(
+        getattr(p, "client", None) is not None for p in products if type(p).__name__ != "File")
 
 
 def _early_stop(error: BaseException | None) -> bool:

@@ -92,7 +92,12 @@ def open_dag(spec: PipelineSpec, env: dict[str, Any], engine: str = "papermill")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "placeholders declared but unused": env.yaml is shared
-            dag = DAGSpec(str(spec.path), env=env).to_dag()
+            if spec.factory is not None:  # a Python factory makes the DAG (mlnb.adapters.ploomber.factory)
+                from mlnb.adapters.ploomber.factory import make_dag
+
+                dag = make_dag(spec.factory, spec.root, spec.path.parent if spec.path.is_file() else None)
+            else:
+                dag = DAGSpec(str(spec.path), env=env).to_dag()
             dag.render(show_progress=False)
         if engine == "fork":
             from mlnb.engine import kernel, papermill_engine
@@ -102,6 +107,8 @@ def open_dag(spec: PipelineSpec, env: dict[str, Any], engine: str = "papermill")
                 if getattr(task, "executor", None) == "papermill" and hasattr(task, "executor_params"):
                     task.executor_params["engine_name"] = kernel.ENGINE_NAME
                     task.executor_params.setdefault("progress_bar", False)  # bars of parallel tasks garble
+    except SpecError:
+        raise
     except Exception as exc:
         raise SpecError(f"{spec.path.name}: ploomber rejected the spec: {_reason(exc)}") from None
     return dag

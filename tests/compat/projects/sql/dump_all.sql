@@ -1,0 +1,1 @@
+SELECT * FROM {{upstream['create']}} ORDER BY i

@@ -1,0 +1,1 @@
+SELECT * FROM {{upstream['odd']}} ORDER BY i
