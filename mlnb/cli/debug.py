@@ -8,14 +8,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
 
 from mlnb.cli.kit import handle_errors
 from mlnb.cli.kit import project as _project
-from mlnb.core.outcomes import FailureManifest
+
+if TYPE_CHECKING:
+    from mlnb.core.outcomes import FailureManifest
 
 
 @click.command("debug")
