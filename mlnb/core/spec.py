@@ -110,6 +110,11 @@ def render(value: Any, env: dict[str, Any], where: str, keys: list[str],
 
 def location_of(path: Path) -> str | None:
     """The factory a spec names with ``location:`` instead of ``tasks:`` (None: it lists its tasks)."""
+    try:
+        if "location" not in path.read_text(encoding="utf-8", errors="replace"):
+            return None  # the word is nowhere: no second parse of the spec on every command
+    except OSError:
+        pass  # read_yaml says what is wrong with the file, in one line
     raw = read_yaml(path, SpecError)
     found = raw.get("location") if isinstance(raw, dict) else None
     if found is not None and not isinstance(found, str):

@@ -27,11 +27,11 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlnb.adapters.mlflow.tracking import DEBUG_ENV
 from mlnb.adapters.ploomber import pipeline, uptodate
-from mlnb.core import payloads, sources
+from mlnb.core import sources
 from mlnb.core.io import atomic_write
 from mlnb.core.notebooks import cell_source, read_notebook
 from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest, TaskStatus
@@ -40,6 +40,9 @@ from mlnb.core.spec import PipelineSpec, TaskSpec
 from mlnb.engine import checkpoint
 from mlnb.errors import StaleFailure, UserInputError
 from mlnb.services.explain import upstream_hashes
+
+if TYPE_CHECKING:
+    from mlnb.core import payloads  # annotations only: TypedDicts cost start-up time
 
 MANIFEST = "manifest.json"
 DEBUGGABLE_TAG = "mlnb.debuggable"  # on a failed build run: "true" while its failure can be debugged
