@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import getpass
 import re
+import subprocess
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -103,9 +104,9 @@ def builtin_placeholders(root: Path, spec_dir: Path | None = None) -> dict[str, 
     """Ploomber's built-in placeholders (``{{root}}``: the project root, ``{{here}}``: the spec's folder,
     ...), each computed when used.
 
-    ``{{git}}`` is the branch (else the commit) and ``{{git_hash}}`` the commit, read from ``.git``
-    without running git; Ploomber's ``git describe`` may also name a tag or add ``-dirty``: the
-    rendered DAG (Ploomber's) is what runs, this only serves mlnb's own checks."""
+    ``{{git}}`` is the branch (else the commit) and ``{{git_hash}}`` ``git describe --tags --always
+    --dirty=-dirty``, asked of git exactly as Ploomber asks (a tag, ``-dirty`` and any ref storage
+    included); read from ``.git`` by hand only where git is not installed."""
     here = spec_dir or root
     return {"root": lambda: str(root), "here": lambda: str(here), "cwd": lambda: str(Path.cwd()),
             "user": getpass.getuser, "now": lambda: datetime.now().isoformat(),
@@ -128,6 +129,27 @@ def template_upstream(path: Path) -> tuple[str, ...]:
 
 
 def _git(start: Path) -> tuple[str, str]:
+    try:
+        described = _run_git(start, "describe", "--tags", "--always", "--dirty=-dirty")
+    except FileNotFoundError:  # no git on this machine: what .git says
+        return _read_git(start)
+    if described is None:
+        raise KeyError("git")
+    branch = _run_git(start, "symbolic-ref", "--short", "HEAD")
+    return branch or described, described
+
+
+def _run_git(cwd: Path, *args: str) -> str | None:
+    """git's answer (stripped), None when git says no (not a repository, no commit, detached HEAD)."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.SubprocessError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def _read_git(start: Path) -> tuple[str, str]:
     for folder in (start, *start.parents):
         head = folder / ".git" / "HEAD"
         if head.is_file():

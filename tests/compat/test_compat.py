@@ -33,6 +33,11 @@ EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeh
             "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0}
 # project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
 ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"]}
+# project -> the folder it is built from, when another project's sources serve (the factory that
+# `location:` names is the one `--entry-point factory.make` calls)
+SOURCE = {"factory_entry": "location"}
+
+FIXED_DATE = "2026-01-01T00:00:00+0000"
 
 
 @dataclass
@@ -42,14 +47,17 @@ class Built:
     log: str
 
 
-def _build(tool: str, src: Path, dest: Path) -> Built:
-    shutil.copytree(src, dest)
+def _build(tool: str, name: str, dest: Path) -> Built:
+    shutil.copytree(PROJECTS / SOURCE.get(name, name), dest)
     for args in (["init", "-q", "-b", "main"], ["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q",
                                                  "--allow-empty", "-m", "init"]):
-        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
+        # a fixed date: the same commit (d0464b4) in every copy, so {{git_hash}} compares by value (and is
+        # never all digits, which Ploomber's placeholder expansion would turn into an int)
+        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True,
+                       env={**os.environ, "GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE})
     env = {**os.environ, **OFFLINE, "PYTHONPATH": str(REPO)}
     cmd = [str(BIN / "ploomber"), "build"] if tool == "ploomber" else [sys.executable, "-m", "mlnb.cli", "build"]
-    cmd += ARGS.get(src.name, [])
+    cmd += ARGS.get(name, [])
     done = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True, timeout=300)
     return Built(dest, done.returncode, done.stdout + done.stderr)
 
@@ -59,7 +67,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Bu
     base = tmp_path_factory.mktemp("compat")
     jobs = [(tool, name) for name in EXPECTED for tool in ("ploomber", "mlnb")]
     with ThreadPoolExecutor(max_workers=6) as pool:  # more only thrash a small machine's cores
-        futures = {job: pool.submit(_build, job[0], PROJECTS / job[1], base / job[0] / job[1]) for job in jobs}
+        futures = {job: pool.submit(_build, job[0], job[1], base / job[0] / job[1]) for job in jobs}
         return {job: f.result() for job, f in futures.items()}
 
 

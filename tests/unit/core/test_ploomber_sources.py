@@ -27,3 +27,29 @@ def test_grid_names_and_products_as_ploomber() -> None:
     assert grid.task_name("fit-[[n]]", 1, combos[1], "w") == "fit-2" and grid.task_name("fit-", 1, {}, "w") == "fit-1"
     assert grid.product_path("out/fit-[[kind]].json", 1, combos[1], "w") == "out/fit-a-1.json"
 
+
+
+def _git(cwd: Path, *args: str) -> str:
+    import subprocess
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args], cwd=cwd,
+                          check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def test_git_placeholders_say_what_ploomber_says(tmp_path: Path) -> None:
+    """{{git}}: the branch, else the commit; {{git_hash}}: `git describe --tags --always --dirty=-dirty`."""
+    here = tmp_path / "project" / "sub"
+    here.mkdir(parents=True)
+    _git(tmp_path / "project", "init", "-q", "-b", "feature")
+    (here / "a.txt").write_text("1")
+    _git(tmp_path / "project", "add", ".")
+    _git(tmp_path / "project", "commit", "-q", "-m", "one")
+    _git(tmp_path / "project", "pack-refs", "--all")  # a packed ref reads as a loose one
+    short = _git(here, "rev-parse", "--short", "HEAD")
+    found = sources.builtin_placeholders(tmp_path / "project", here)
+    assert (found["git"](), found["git_hash"]()) == ("feature", short)
+    (here / "a.txt").write_text("2")
+    assert found["git_hash"]() == f"{short}-dirty"
+    _git(tmp_path / "project", "tag", "v1.0")
+    _git(tmp_path / "project", "checkout", "-q", "-f", "--detach")
+    assert (found["git"](), found["git_hash"]()) == ("v1.0", "v1.0")
