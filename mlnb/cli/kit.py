@@ -40,9 +40,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def root(entry_point: str | None = None) -> Path:
     """The project root (made the working directory): the directory of ``pipeline.yaml`` (or of a package's
     ``setup.py``) at or above the working directory; with ``--entry-point``, the working directory."""
+    from mlnb.core import settings
     from mlnb.core.entry import resolve
 
-    found = resolve(entry_point).root
+    found = resolve(entry_point, variable=settings.get("ENTRY_POINT")).root
     os.chdir(found)  # CLI glue: Ploomber resolves resources_ paths against the working directory
     return found
 

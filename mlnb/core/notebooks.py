@@ -20,6 +20,7 @@ class TaskNotebook:
     upstream: tuple[str, ...]
     defaults: dict[str, Any]  # every name assigned in the parameters cell except upstream/product
     imports: tuple[str, ...]  # top-level modules imported anywhere in the notebook
+    product: Any = None  # the parameters cell's literal product (what Ploomber's meta.extract_product reads)
 
 
 def read_notebook(path: str | Path) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def parse_task_notebook(path: str | Path) -> TaskNotebook:
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
             values[stmt.target.id] = _literal(stmt.value, path, stmt.target.id)
     upstream = values.pop("upstream", None)
-    values.pop("product", None)
+    product = values.pop("product", None)
     if upstream is None:
         upstream = ()
     elif isinstance(upstream, set | frozenset) and all(isinstance(u, str) for u in upstream):
@@ -100,7 +101,7 @@ def parse_task_notebook(path: str | Path) -> TaskNotebook:
         upstream = tuple(upstream)
     else:
         raise NotebookError(f"{path}: parameters cell: upstream must be None or a list of task names")
-    return TaskNotebook(path=path, upstream=upstream, defaults=values, imports=_imports(cells))
+    return TaskNotebook(path=path, upstream=upstream, defaults=values, imports=_imports(cells), product=product)
 
 
 def _imports(cells: list[dict[str, Any]]) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from mlnb.core import entry as entries
 from mlnb.core import settings
 from mlnb.core.config import apply_overrides, load_env
 from mlnb.core.entry import EntryPoint
-from mlnb.core.spec import PipelineSpec, load_spec, location_of
+from mlnb.core.spec import PipelineSpec, load_files_spec, load_spec, location_of
 from mlnb.errors import EnvError, SpecError
 
 # Reads a Python factory's tasks (the entry point, the factory's dotted path, the env): Ploomber's
@@ -43,14 +43,14 @@ class Project:
     @cached_property
     def entry(self) -> EntryPoint:
         """The spec file or factory this project builds (:mod:`mlnb.core.entry`)."""
-        return entries.resolve(self.entry_point, self.root)
+        return entries.resolve(self.entry_point, self.root, settings.get("ENTRY_POINT"))
 
     @property
     def env_path(self) -> Path:
         """``--env-file``, else the env file Ploomber pairs with the spec (``env.yaml``, ``env.serve.yaml``)."""
         if self.env_file:
             return Path(self.env_file)
-        return self.root / (self.entry.env_name if self.entry_point else ENV_FILE)
+        return self.root / (self.entry.env_name if self.entry_point or settings.get("ENTRY_POINT") else ENV_FILE)
 
     @property
     def overridden(self) -> bool:
@@ -71,6 +71,8 @@ class Project:
         """The spec (``pipeline.yaml`` or the entry point's), checked and rendered with :attr:`env`; a
         factory's (``location:`` or a dotted-path entry point) read by :attr:`factory_loader`."""
         found = self.entry
+        if found.files is not None:
+            return load_files_spec(found.files, found.root)
         factory = found.factory or (location_of(found.path) if found.path is not None else None)
         if factory is not None:
             if self.factory_loader is None:
@@ -78,7 +80,7 @@ class Project:
                                 "only `mlnb build` and `mlnb status` read it so far")
             return self.factory_loader(found, factory, self.env)
         assert found.path is not None
-        return load_spec(found.path, self.env, root=found.root)
+        return load_spec(found.path, self.env, root=entries.products_root(found.path))
 
     @property
     def mlflow(self) -> dict[str, Any]:

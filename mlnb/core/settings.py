@@ -59,6 +59,8 @@ _DECLARED = (
     # the project and the build
     Setting("MLNB_PROJECT_ROOT", "path", None, "The project directory (holding pipeline.yaml) task notebooks and "
             "the JupyterLab extension use; default: the one at or above the working directory."),
+    Setting("ENTRY_POINT", "str", None, "Ploomber's own: what a pipeline command builds when no --entry-point "
+            "is given (a spec file, a factory's dotted path, a folder or a glob), read as `ploomber build` reads it."),
     Setting("MLNB_DVC_REMOTE", "str", None, "The DVC remote `mlnb push`/`pull` use (a path or URL, no "
             "password), instead of the repository's default remote; registered in .dvc/config.local."),
     Setting("MLNB_BUILD_ORIGIN", "str", "terminal", "Who started the build, as the Pipeline panel shows it "

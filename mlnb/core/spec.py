@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ class PipelineSpec:
     tasks: dict[str, TaskSpec]  # in topological order
     warnings: tuple[str, ...] = field(default=())  # what Ploomber would only warn about, one line each
     factory: str | None = None  # a Python factory's dotted path: the tasks were read from the DAG it returns
+    files: str | None = None  # directory mode: the folder or glob the tasks were made from (load_files_spec)
 
     def downstream(self, name: str) -> list[str]:
         out, frontier = [], [name]
@@ -126,17 +127,56 @@ def load_spec(path: str | Path, env: dict[str, Any], root: Path | None = None) -
     """Parse and check the spec at ``path`` against the notebooks and ``env``. Task sources are relative
     to the spec's folder, products to ``root`` (the project root; default: the spec's folder)."""
     path = Path(path).resolve()
-    here = path.parent
-    root = (root or here).resolve()
     raw = read_yaml(path, SpecError)
+    check_templates(raw, path.name, SpecError)  # before anything renders
+    return _checked(raw, path, env, (root or path.parent).resolve())
+
+
+# Ploomber's directory mode: the sources it makes tasks of (those NotebookRunner runs)
+DIRECTORY_SUFFIXES = (".py", ".ipynb", ".R", ".Rmd", ".r")
+
+
+def load_files_spec(pattern: str, root: Path) -> PipelineSpec:
+    """Ploomber's directory mode (``--entry-point .``, ``--entry-point 'tasks/*.py'``): a task per script or
+    notebook, named after its file, its product and upstream read from its parameters cell (Ploomber's
+    ``meta.extract_product`` and ``extract_upstream``); env.yaml does not apply, as in Ploomber."""
+    root = root.resolve()
+    folder = root / pattern
+    found = [f for ext in DIRECTORY_SUFFIXES for f in sorted(folder.glob(f"*{ext}"))] if folder.is_dir() \
+        else [f for f in sorted(root.glob(pattern)) if f.is_file()]
+    if not found:
+        raise SpecError(f"--entry-point {pattern!r}: no scripts or notebooks ({', '.join(DIRECTORY_SUFFIXES)}) there")
+    odd = [f.name for f in found if f.suffix not in DIRECTORY_SUFFIXES]
+    if odd:
+        raise SpecError(f"--entry-point {pattern!r}: {odd[0]} is not a script or notebook "
+                        f"(directory mode takes {', '.join(DIRECTORY_SUFFIXES)})")
+    raw = {"tasks": [{"source": str(f)} for f in found], "meta": {"extract_product": True, "extract_upstream": True}}
+    return replace(_checked(raw, root / pattern, {}, root), files=pattern)
+
+
+def _meta(name: str, meta: Any) -> dict[str, Any]:
+    """The spec's ``meta`` section with Ploomber's defaults (extract_upstream on, extract_product off)."""
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise SpecError(f"{name}: meta: expected a mapping, got {meta!r}")
+    out = {"extract_upstream": True, "extract_product": False, **meta}
+    for key in ("extract_upstream", "extract_product"):
+        if not isinstance(out[key], bool):
+            raise SpecError(f"{name}: meta.{key}: expected true or false, got {out[key]!r}")
+    return out
+
+
+def _checked(raw: Any, path: Path, env: dict[str, Any], root: Path) -> PipelineSpec:
+    here = path.parent
     name = path.name
-    check_templates(raw, name, SpecError)  # before anything renders
     if not isinstance(raw, dict):
         raise SpecError(f"{name}: top level must be a mapping with a 'tasks' list")
     for key in raw:
         if key not in TOP_KEYS:
             raise SpecError(f"{name}: unknown top-level key {key!r}")
-    raw_tasks = [*(raw.get("tasks") or []), *_imported_tasks(path, raw.get("meta"))] \
+    meta = _meta(name, raw.get("meta"))
+    raw_tasks = [*(raw.get("tasks") or []), *_imported_tasks(path, meta)] \
         if isinstance(raw.get("tasks") or [], list) else raw.get("tasks")
     if not isinstance(raw_tasks, list) or not raw_tasks:
         raise SpecError(f"{name}: 'tasks' must be a non-empty list")
@@ -152,8 +192,8 @@ def load_spec(path: str | Path, env: dict[str, Any], root: Path | None = None) -
         for key in t:
             if key not in TASK_KEYS:
                 raise SpecError(f"{where}: unknown key {key!r}")
-        if "source" not in t or "product" not in t:
-            raise SpecError(f"{where}: needs both 'source' and 'product'")
+        if "source" not in t:
+            raise SpecError(f"{where}: needs 'source'")
         kind = sources.kind_of(here, str(t["source"]))
         nb: TaskNotebook | None = None
         if kind == sources.FUNCTION:
@@ -169,11 +209,20 @@ def load_spec(path: str | Path, env: dict[str, Any], root: Path | None = None) -
             if kind in (sources.NOTEBOOK, sources.SCRIPT):
                 nb = parse_task_notebook(source)
                 upstream = nb.upstream
+        if not meta["extract_upstream"]:  # Ploomber then reads the task's own `upstream:` key
+            upstream = _declared_upstream(t.get("upstream"), f"{where}.upstream")
+        if "product" in t and meta["extract_product"]:
+            raise SpecError(f"{where}.product: with meta.extract_product the product is read from the "
+                            f"parameters cell of {t['source']} (Ploomber refuses both)")
+        if "product" not in t and not (meta["extract_product"] and nb is not None and nb.product is not None):
+            raise SpecError(f"{where}: needs 'product'" + (f" (or, with meta.extract_product, a product in the "
+                                                            f"parameters cell of {t['source']})" if nb else ""))
+        raw_product = t["product"] if "product" in t else nb.product if nb is not None else None
         if "grid" in t and "name" not in t:
             raise SpecError(f"{where}: tasks with 'grid' must have a 'name' (as Ploomber requires)")
         base = str(t.get("name") or default_name)
         env_keys: list[str] = []
-        product = render(t["product"], env, f"{where}.product", env_keys, builtins)
+        product = render(raw_product, env, f"{where}.product", env_keys, builtins)
         params = render(t.get("params") or {}, env, f"{where}.params", env_keys, builtins)
         if not isinstance(params, dict):
             raise SpecError(f"{where}.params: must be a mapping")
@@ -200,12 +249,19 @@ def load_spec(path: str | Path, env: dict[str, Any], root: Path | None = None) -
     return PipelineSpec(path, root, {n: tasks[n] for n in _toposort(tasks, name)}, tuple(warned))
 
 
-def _imported_tasks(path: Path, meta: Any) -> list[Any]:
+def _declared_upstream(given: Any, where: str) -> tuple[str, ...]:
+    """A task's ``upstream:`` key (with ``meta.extract_upstream: false``): None, a name or a list of names."""
+    if given is None:
+        return ()
+    if isinstance(given, str):
+        return (given,)
+    if isinstance(given, list | tuple) and all(isinstance(u, str) for u in given):
+        return tuple(given)
+    raise SpecError(f"{where}: expected a task name or a list of task names, got {given!r}")
+
+
+def _imported_tasks(path: Path, meta: dict[str, Any]) -> list[Any]:
     """The tasks of ``meta.import_tasks_from`` (a YAML list; their file sources relative to that file)."""
-    if meta is None:
-        return []
-    if not isinstance(meta, dict):
-        raise SpecError(f"{path.name}: meta: expected a mapping, got {meta!r}")
     given = meta.get("import_tasks_from")
     if given is None:
         return []

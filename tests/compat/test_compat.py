@@ -30,12 +30,16 @@ OFFLINE = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED":
 # project -> exit code both must end with (0: built; 1: a task failed)
 EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeholders": 0, "grid": 0,
             "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0, "entry_point": 0, "package_layout": 0,
-            "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0}
+            "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0, "directory": 0, "directory_glob": 0,
+            "meta_extract": 0, "setup_cfg": 0, "env_entry_point": 0}
 # project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
-ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"]}
+ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"],
+        "directory": ["--entry-point", "tasks"], "directory_glob": ["--entry-point", "tasks/*.py"]}
+# project -> environment variables both builds get (Ploomber's ENTRY_POINT instead of --entry-point)
+ENV = {"env_entry_point": {"ENTRY_POINT": "pipeline.serve.yaml"}}
 # project -> the folder it is built from, when another project's sources serve (the factory that
 # `location:` names is the one `--entry-point factory.make` calls)
-SOURCE = {"factory_entry": "location"}
+SOURCE = {"factory_entry": "location", "directory_glob": "directory", "env_entry_point": "entry_point"}
 
 FIXED_DATE = "2026-01-01T00:00:00+0000"
 
@@ -55,7 +59,7 @@ def _build(tool: str, name: str, dest: Path) -> Built:
         # never all digits, which Ploomber's placeholder expansion would turn into an int)
         subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True,
                        env={**os.environ, "GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE})
-    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(REPO), **ENV.get(name, {})}
     cmd = [str(BIN / "ploomber"), "build"] if tool == "ploomber" else [sys.executable, "-m", "mlnb.cli", "build"]
     cmd += ARGS.get(name, [])
     done = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True, timeout=300)
@@ -99,8 +103,8 @@ def _html_text(path: Path) -> list[str]:
 
 def _products(root: Path) -> dict[str, object]:
     found: dict[str, object] = {}
-    for path in sorted((root / "out").rglob("*")) if (root / "out").exists() else []:
-        if path.is_dir() or path.name.startswith("."):
+    for path in sorted(root.rglob("*")):  # every file under a folder named out/ (a spec's own folder's too)
+        if path.is_dir() or path.name.startswith(".") or "out" not in path.relative_to(root).parts[:-1]:
             continue
         rel = str(path.relative_to(root))
         if path.suffix == ".ipynb":

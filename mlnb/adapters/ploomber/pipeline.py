@@ -96,6 +96,10 @@ def open_dag(spec: PipelineSpec, env: dict[str, Any], engine: str = "papermill")
                 from mlnb.adapters.ploomber.factory import make_dag
 
                 dag = make_dag(spec.factory, spec.root, spec.path.parent if spec.path.is_file() else None)
+            elif spec.files is not None:  # directory mode, as `ploomber build --entry-point PATTERN` makes it
+                folder = spec.root / spec.files
+                made = DAGSpec.from_directory(str(folder)) if folder.is_dir() else DAGSpec.from_files(spec.files)
+                dag = made.to_dag()
             else:
                 dag = DAGSpec(str(spec.path), env=env).to_dag()
             dag.render(show_progress=False)

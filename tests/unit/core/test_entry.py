@@ -12,7 +12,7 @@ from mlnb.core import entry
 from mlnb.core.entry import EntryPoint
 from mlnb.core.io import find_project_root
 from mlnb.core.project import load_project
-from mlnb.core.spec import PipelineSpec, load_spec
+from mlnb.core.spec import PipelineSpec, load_files_spec, load_spec
 from mlnb.errors import SpecError, UserInputError
 
 TASKS = "def load(product):\n    pass\n\n\ndef total(upstream, product):\n    upstream['load']\n"
@@ -43,7 +43,7 @@ def test_another_spec_file_and_its_env(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("given", "said"), [
-    ("*.py", "directory mode"), (".", "directory mode"), ("missing.yaml", "no such spec file"),
+    ("..", "directory mode takes a folder inside the project"), ("missing.yaml", "no such spec file"),
     ("not a path", "neither a spec file nor a dotted path")])
 def test_bad_entry_points_say_so_in_one_line(tmp_path: Path, given: str, said: str) -> None:
     with pytest.raises(UserInputError, match=said) as caught:
@@ -89,3 +89,61 @@ def test_a_factory_spec_goes_to_the_loader(tmp_path: Path) -> None:
     assert load_project(tmp_path, entry_point="pkg.make", factory_loader=loader).spec.factory == "pkg.make"
     assert seen == [((tmp_path / "pipeline.yaml").resolve(), "factory.make"), (None, "pkg.make")]
 
+
+
+SCRIPT = '# %% tags=["parameters"]\nupstream = {up}\nproduct = {product}\n\n# %%\nprint(1)\n'
+
+
+def test_directory_mode_reads_products_and_upstream_from_the_scripts(tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "load.py").write_text(SCRIPT.format(up=None, product='"out/load.ipynb"'))
+    (tmp_path / "tasks" / "fit.py").write_text(SCRIPT.format(up=["load"], product={"nb": "out/fit.ipynb"}))
+    (tmp_path / "tasks" / "notes.txt").write_text("not a task")
+    for given in ("tasks", "tasks/*.py"):
+        found = entry.resolve(given, tmp_path)
+        assert found == EntryPoint(tmp_path.resolve(), files=given) and found.spec_name == given
+        spec = load_project(tmp_path, entry_point=given).spec
+        assert list(spec.tasks) == ["load", "fit"] and spec.files == given
+        assert spec.tasks["fit"].upstream == ("load",)
+        assert spec.tasks["fit"].products == {"nb": (tmp_path / "out/fit.ipynb").resolve()}
+    with pytest.raises(SpecError, match=r"'tasks/\*.txt': notes.txt is not a script or notebook"):
+        load_files_spec("tasks/*.txt", tmp_path)
+    with pytest.raises(SpecError, match=r"--entry-point 'none/\*.py': no scripts or notebooks"):
+        load_files_spec("none/*.py", tmp_path)
+    (tmp_path / "tasks" / "bare.py").write_text(SCRIPT.format(up=None, product=None))
+    with pytest.raises(SpecError, match="needs 'product' \\(or, with meta.extract_product, a product in the "
+                                        "parameters cell of .*bare.py\\)"):
+        load_files_spec("tasks", tmp_path)
+
+
+def test_meta_extract_switches(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text(SCRIPT.format(up=None, product='"out/a.ipynb"'))
+    (tmp_path / "b.py").write_text(SCRIPT.format(up=None, product='"out/b.ipynb"'))
+    spec_file = tmp_path / "pipeline.yaml"
+    spec_file.write_text("meta:\n  extract_product: true\n  extract_upstream: false\n"
+                         "tasks:\n  - source: a.py\n  - source: b.py\n    upstream: a\n")
+    spec = load_spec(spec_file, {})
+    assert spec.tasks["b"].upstream == ("a",) and spec.tasks["a"].products == {"nb": (tmp_path / "out/a.ipynb").resolve()}
+    spec_file.write_text("meta:\n  extract_product: true\ntasks:\n  - source: a.py\n    product: out/x.ipynb\n")
+    with pytest.raises(SpecError, match=r"tasks\[0\].product: with meta.extract_product the product is read"):
+        load_spec(spec_file, {})
+    spec_file.write_text("meta:\n  extract_product: 'yes'\ntasks:\n  - source: a.py\n")
+    with pytest.raises(SpecError, match="meta.extract_product: expected true or false, got 'yes'"):
+        load_spec(spec_file, {})
+
+
+def test_entry_point_variable_and_setup_cfg(tmp_path: Path) -> None:
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "pipeline.train.yaml").write_text("tasks: []\n")
+    (tmp_path / "pipeline.yaml").write_text("tasks: []\n")
+    assert entry.resolve(None, tmp_path).path == (tmp_path / "pipeline.yaml").resolve()
+    (tmp_path / "setup.cfg").write_text("[ploomber]\nentry-point = specs/pipeline.train.yaml\n")
+    found = entry.resolve(None, tmp_path / "specs")
+    assert found == EntryPoint(tmp_path.resolve(), (tmp_path / "specs/pipeline.train.yaml").resolve())
+    assert entry.products_root(found.path) == (tmp_path / "specs").resolve()  # Ploomber: the spec's folder
+    assert entry.resolve(None, tmp_path, variable="pipeline.yaml").path == (tmp_path / "pipeline.yaml").resolve()
+    with pytest.raises(UserInputError, match="^ENTRY_POINT: 'gone.yaml': no such spec file$"):
+        entry.resolve(None, tmp_path, variable="gone.yaml")
+    (tmp_path / "setup.cfg").write_text("[ploomber]\nentry-point = gone.yaml\n")
+    with pytest.raises(UserInputError, match=r"setup.cfg: \[ploomber\] entry-point: 'gone.yaml': no such spec file"):
+        entry.resolve(None, tmp_path)

@@ -16,7 +16,7 @@ from mlnb.core import settings
 from mlnb.errors import SettingError, UserInputError
 from tests.conftest import REPO
 
-NAME = re.compile(r"\bMLNB_[A-Z0-9_]*[A-Z0-9]\b")
+NAME = re.compile(r"\b(?:MLNB_[A-Z0-9_]*[A-Z0-9]|ENTRY_POINT)\b")  # and Ploomber's own ENTRY_POINT
 # Where the product reads its variables (tests set their own, e.g. MLNB_SCREENSHOTS, not declared);
 # MLNB_GATE_VERDICT is the CI templates' own variable, written and read by the pipeline's shell steps.
 SOURCES = ("mlnb", "scripts", "extension/src", "Makefile", "Dockerfile")
