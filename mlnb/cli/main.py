@@ -170,8 +170,10 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
     skip_slow_optional_imports()
     if explain or task:
         from mlnb.services.explain import explain as explain_tasks
+        from mlnb.services.status import task_states
 
-        for found in explain_tasks(_project(env_file, params, entry_point).spec, task):
+        project = _project(env_file, params, entry_point)
+        for found in explain_tasks(project.spec, task, lambda: task_states(project, fast=False)):
             cli_debug.print_explanation(found)
         return
     from mlnb.services.status import task_states

@@ -35,7 +35,8 @@ TASK_KEYS = {"source", "product", "name", "params", "on_render", "on_finish", "o
              "nb_product_key", "executor", "executor_params", "papermill_params", "kernelspec_name",
              "local_execution", "check_if_kernel_installed", "nbconvert_export_kwargs", "debug_mode", "class",
              "product_class", "ext_in", "client", "serializer", "unserializer", "grid", "upstream", "chunksize",
-             "nbconvert_exporter_name", "io_handler", "product_client", "exporter_name", "hot_reload"}
+             "nbconvert_exporter_name", "io_handler", "product_client", "exporter_name", "hot_reload",
+             "to_sql_kwargs", "columns", "bucket", "client_kwargs", "upload_file_kwargs"}  # SQL/upload task classes
 _PLACEHOLDER = PLACEHOLDER
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -49,6 +50,13 @@ class TaskSpec:
     upstream: tuple[str, ...]
     env_keys: tuple[str, ...]  # dotted env.yaml keys the task's params use
     kind: str = sources.NOTEBOOK  # notebook | script | function | other (see mlnb.core.sources)
+
+    @property
+    def what(self) -> str:
+        """How one-line messages name the task's kind: "a SQL task", "a function task", ..."""
+        if self.kind == sources.OTHER:
+            return "a SQL task" if self.source.suffix.lower() == ".sql" else "a non-notebook task"
+        return f"a {self.kind} task"
 
     @property
     def notebook_product(self) -> Path:

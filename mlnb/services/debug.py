@@ -33,7 +33,7 @@ from mlnb.adapters.mlflow.tracking import DEBUG_ENV
 from mlnb.adapters.ploomber import pipeline, uptodate
 from mlnb.core import sources
 from mlnb.core.io import atomic_write
-from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.notebooks import cell_source, read_notebook, read_source_notebook
 from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest, TaskStatus
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec, TaskSpec
@@ -68,14 +68,25 @@ def _sha(text: str) -> str:
 
 
 def cell_hashes(notebook: Path) -> list[dict[str, str]]:
-    """Per source cell: id, type and SHA-256 of its source (what a resume compares)."""
+    """Per source cell (of an ``.ipynb`` or a jupytext script): id, type and SHA-256 of its source (what a
+    resume compares)."""
     return [{"id": str(c.get("id", "")), "type": c.get("cell_type", ""), "sha256": _sha(cell_source(c))}
-            for c in read_notebook(notebook).get("cells", [])]
+            for c in read_source_notebook(notebook).get("cells", [])]
 
 
-def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_id: str | None = None) -> Path:
-    """Write the failure manifest of a failed task beside its snapshot (if the kernel took one)."""
+def _source_sha(task: TaskSpec) -> str:
+    """SHA-256 of the task's code: a notebook's as Ploomber stores it, a script's text."""
+    if task.kind == sources.SCRIPT:
+        return hashlib.sha256(task.source.read_bytes()).hexdigest()
+    return _sha(uptodate.source_code(task.source))
+
+
+def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_id: str | None = None) -> Path | None:
+    """Write the failure manifest of a failed task beside its snapshot (if the kernel took one); None for a
+    task that runs in no kernel (a function, a SQL script: :func:`manifest` refuses them, nothing to record)."""
     task = spec.tasks[outcome.name]
+    if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):
+        return None
     out = snapshot_dir(spec.root, task.name)
     out.mkdir(parents=True, exist_ok=True)
     failure = outcome.failure
@@ -99,7 +110,7 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_
         error=CellError(failure.ename, failure.evalue) if failure else None,
         kernel_died=died,
         source=str(task.source.relative_to(spec.root)),
-        source_sha256=_sha(uptodate.source_code(task.source)),
+        source_sha256=_source_sha(task),
         cells=cell_hashes(task.source),
         params=uptodate.params_for(task, spec.root),
         upstream=upstream_hashes(spec, task),
@@ -131,7 +142,7 @@ def manifest(spec: PipelineSpec, name: str) -> FailureManifest:
         raise UserInputError(f"pipeline.yaml: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
     task = spec.tasks[name]
     if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):  # no kernel, so no snapshot or cells to re-run
-        what = "a SQL task" if task.source.suffix.lower() == ".sql" else f"a {task.kind} task"
+        what = task.what
         raise UserInputError(f"task {name}: {what} ({task.source.name}) runs as Ploomber runs it, not in a kernel: "
                              "`mlnb debug` and `--resume` cover notebook and script tasks only")
     path = snapshot_dir(spec.root, name) / MANIFEST

@@ -22,16 +22,20 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlnb.adapters.ploomber import uptodate
 from mlnb.core import sources
 from mlnb.core.io import atomic_write
-from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.notebooks import cell_source, read_notebook, read_source_notebook
 from mlnb.core.spec import PipelineSpec, TaskSpec
 from mlnb.errors import UserInputError
+
+if TYPE_CHECKING:
+    from mlnb.adapters.ploomber.pipeline import TaskState
 
 _ADDED_TAGS = {"injected-parameters", "debugging-settings", "papermill-error-cell-tag"}
 _MAGIC = re.compile(r"^\s*[%!]")
@@ -154,14 +158,25 @@ def _stored(task: TaskSpec) -> list[dict[str, Any]] | None:
     return None if any(m is None for m in metas) else metas  # type: ignore[return-value]
 
 
-def explain_task(spec: PipelineSpec, task: TaskSpec, outdated: dict[str, bool]) -> Explanation:
+def _source_code(task: TaskSpec) -> str:
+    """The task's code as Ploomber records it: a notebook's cells (:func:`uptodate.source_code`), a
+    jupytext script's cells, joined by newlines."""
+    if task.kind == sources.SCRIPT:
+        return "\n".join(cell_source(c) for c in read_source_notebook(task.source).get("cells", []))
+    return uptodate.source_code(task.source)
+
+
+def explain_task(spec: PipelineSpec, task: TaskSpec, outdated: dict[str, bool],
+                 reasons: Sequence[str] = ()) -> Explanation:
+    """Why ``task`` is outdated (``reasons``: Ploomber's, when it was asked)."""
     if outdated.get(task.name) is False:
         return Explanation(task.name, False, ())
-    if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):  # no cells to diff; mlnb's fast check cannot tell
-        what = "a SQL task" if task.source.suffix.lower() == ".sql" else f"a {task.kind} task"
-        return Explanation(task.name, True, (Change("record", f"{what} ({task.source.name}): --explain details "
-                                                              "notebook and script tasks only; `mlnb status` gives "
-                                                              "Ploomber's verdict and reasons"),))
+    if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):  # no cells to diff: Ploomber's reasons, if it was asked
+        said = tuple(Change("record", r) for r in reasons)
+        return Explanation(task.name, True, said or (Change("record", f"{task.what} ({task.source.name}): --explain "
+                                                                      "details notebook and script tasks only; "
+                                                                      "`mlnb status` gives Ploomber's verdict and "
+                                                                      "reasons"),))
     missing = [p for p in task.products.values() if not p.exists()]
     if missing:
         return Explanation(task.name, True, tuple(
@@ -171,10 +186,10 @@ def explain_task(spec: PipelineSpec, task: TaskSpec, outdated: dict[str, bool]) 
         return Explanation(task.name, True, (Change("record", "no record of a successful run (Ploomber metadata)"),))
     changes: list[Change] = []
     stored_code = metas[0].get("stored_source_code")
-    current_code = uptodate.source_code(task.source)
+    current_code = _source_code(task)
     if stored_code != current_code:
         ran = _ran_cells(task)
-        new_cells = read_notebook(task.source).get("cells", [])
+        new_cells = read_source_notebook(task.source).get("cells", [])
         if ran is not None and "\n".join(cell_source(c) for c in ran) == stored_code:
             changes += cell_changes(ran, new_cells)
         else:  # the executed notebook does not show what ran: a plain diff of the recorded source
@@ -229,13 +244,19 @@ def _upstream_changes(spec: PipelineSpec, task: TaskSpec, metas: list[dict[str, 
     return changes
 
 
-def explain(spec: PipelineSpec, only: str | None = None) -> list[Explanation]:
-    """Explanations for every task (or just ``only``), in pipeline order."""
+def explain(spec: PipelineSpec, only: str | None = None,
+            verdict: Callable[[], Sequence[TaskState]] | None = None) -> list[Explanation]:
+    """Explanations for every task (or just ``only``), in pipeline order. mlnb's fast check proves only "up
+    to date"; for the rest, ``verdict`` (Ploomber's view, as ``mlnb status`` gives it) decides, when given:
+    a task mlnb cannot analyse (a function, a SQL script) is then outdated exactly when Ploomber says so."""
     if only is not None and only not in spec.tasks:
         raise UserInputError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
     from mlnb.adapters.dvc import repo as versioning
 
     fresh = uptodate.up_to_date(spec)
+    stated = {s.name: s for s in verdict()} if verdict is not None and not all(fresh.values()) else {}
+    for name, state in stated.items():
+        fresh[name] = fresh.get(name, False) or not state.outdated
     # In a DVC project an imported module's change outdates a task too (as `mlnb status` says),
     # and with it everything downstream.
     modules = versioning.changed_modules(spec) if versioning.is_dvc_repo(spec.root) else {}
@@ -245,7 +266,7 @@ def explain(spec: PipelineSpec, only: str | None = None) -> list[Explanation]:
     found = []
     for name, task in spec.tasks.items():
         if only in (None, name):
-            one = explain_task(spec, task, outdated)
+            one = explain_task(spec, task, outdated, stated[name].reasons if name in stated else ())
             extra = tuple(Change("module", f"imported module changed: {m}") for m in modules.get(name, []))
             if extra:
                 one = Explanation(name, True, extra + tuple(c for c in one.changes if c.kind != "record"))
@@ -269,7 +290,7 @@ def accept(spec: PipelineSpec, name: str, force: bool = False) -> Explanation:
         first = next(c for c in found.changes if not c.cosmetic)
         raise UserInputError(f"task {name}: {first.summary} is not cosmetic; `mlnb accept {name} --force` "
                              f"records it anyway (the products stay as they are)")
-    code = uptodate.source_code(spec.tasks[name].source)
+    code = _source_code(spec.tasks[name])
     for product in spec.tasks[name].products.values():
         meta_path = uptodate.metadata_path(product)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

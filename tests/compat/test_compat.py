@@ -31,7 +31,8 @@ OFFLINE = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED":
 EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeholders": 0, "grid": 0,
             "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0, "entry_point": 0, "package_layout": 0,
             "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0, "directory": 0, "directory_glob": 0,
-            "meta_extract": 0, "setup_cfg": 0, "env_entry_point": 0}
+            "meta_extract": 0, "setup_cfg": 0, "env_entry_point": 0,
+            "serializers": 0, "file_client": 0, "sqlalchemy": 0, "hooks": 0, "hooks_failure": 1}
 # project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
 ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"],
         "directory": ["--entry-point", "tasks"], "directory_glob": ["--entry-point", "tasks/*.py"]}
@@ -102,9 +103,11 @@ def _html_text(path: Path) -> list[str]:
 
 
 def _products(root: Path) -> dict[str, object]:
+    """Products under out/, and their copies under remote/ (the file_client project's storage client)."""
     found: dict[str, object] = {}
-    for path in sorted(root.rglob("*")):  # every file under a folder named out/ (a spec's own folder's too)
-        if path.is_dir() or path.name.startswith(".") or "out" not in path.relative_to(root).parts[:-1]:
+    for path in sorted(root.rglob("*")):  # every file under a folder named out/ or remote/ (a spec's own folder's too)
+        parts = path.relative_to(root).parts[:-1]
+        if path.is_dir() or path.name.startswith(".") or not {"out", "remote"} & set(parts):
             continue
         rel = str(path.relative_to(root))
         if path.suffix == ".ipynb":
@@ -171,3 +174,31 @@ def test_entry_points_build_their_own_spec(builds: dict[tuple[str, str], Built])
     assert json.loads((builds[("mlnb", "entry_point")].root / "out" / "serve-total.json").read_text()) == {"total": 10}
     assert (builds[("mlnb", "package_layout")].root / "out" / "total.json").exists()
     assert json.loads((builds[("mlnb", "factory_entry")].root / "out" / "total.json").read_text()) == {"total": 15}
+
+
+def test_file_client_uploads_as_ploomber_uploads(builds: dict[tuple[str, str], Built]) -> None:
+    root = builds[("mlnb", "file_client")].root
+    for name in ("data.json", "report.ipynb", "summary.txt", ".summary.txt.metadata"):
+        assert (root / "remote" / "out" / name).is_file(), name
+    assert (root / "remote" / "out" / "summary.txt").read_text() == "3 rows, total 5\n"
+
+
+def test_serializers_write_by_extension(builds: dict[tuple[str, str], Built]) -> None:
+    out = builds[("mlnb", "serializers")].root / "out"
+    assert (out / "note.txt").read_text() == "4 rows\n"
+    assert (out / "shout.txt").read_text() == "TOTAL IS 14\n"  # the task-level serializer
+    assert json.loads((out / "report.json").read_text())["shout"] == "TOTAL IS 14"
+
+
+def test_hooks_run_as_ploomber_runs_them(builds: dict[tuple[str, str], Built]) -> None:
+    def traces(tool: str, name: str) -> dict[str, object]:
+        folder = builds[(tool, name)].root / "out" / "hooks"
+        return {p.name: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+    ours = traces("mlnb", "hooks")
+    assert set(ours) == {"dag-render.json", "dag-finish.json", "render-load.json", "render-total.json",
+                         "finish-load.json", "finish-total.json"}
+    failed = traces("mlnb", "hooks_failure")  # a failed build: products are not compared, the hooks' traces are
+    assert failed == traces("ploomber", "hooks_failure")
+    assert {"dag-failure.json", "failure-total.json"} <= set(failed) and "dag-finish.json" not in failed
+    assert "FAILED task total: ValueError: no total of" in builds[("mlnb", "hooks_failure")].log

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mlnb.core import grid, sources
 from mlnb.core.notebooks import parse_task_notebook
+from mlnb.core.spec import load_spec
+from mlnb.errors import SpecError
 
 
 def test_percent_script_parameters_cell_without_product_and_upstream_as_a_set(tmp_path: Path) -> None:
@@ -53,3 +57,26 @@ def test_git_placeholders_say_what_ploomber_says(tmp_path: Path) -> None:
     _git(tmp_path / "project", "tag", "v1.0")
     _git(tmp_path / "project", "checkout", "-q", "-f", "--detach")
     assert (found["git"](), found["git_hash"]()) == ("v1.0", "v1.0")
+
+
+def test_ploomber_keys_of_sql_function_and_hook_tasks_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "seed.csv").write_text("i\n1\n")
+    (tmp_path / "tasks.py").write_text("def make(n):\n    return n\n")
+    (tmp_path / "pipeline.yaml").write_text(
+        "serializer: serial.write\nunserializer: serial.read\nclients:\n  File: clients.get\n"
+        "on_render: hooks.render\non_finish: hooks.finish\non_failure: hooks.failure\ntasks:\n"
+        "  - source: seed.csv\n    name: upload\n    class: SQLUpload\n    product: [seed, table]\n"
+        "    to_sql_kwargs: {index: false}\n"
+        "  - source: tasks.make\n    product: out/n.json\n    params: {n: 1}\n    serializer: serial.other\n"
+        "    on_finish: {dotted_path: hooks.check, minimum: 2}\n")
+    spec = load_spec(tmp_path / "pipeline.yaml", {})
+    assert list(spec.tasks) == ["upload", "make"]
+    assert (spec.tasks["upload"].what, spec.tasks["make"].what) == ("a non-notebook task", "a function task")
+
+
+def test_a_misspelt_task_key_is_still_one_line(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text("def make():\n    return 1\n")
+    (tmp_path / "pipeline.yaml").write_text("tasks:\n  - source: tasks.make\n    product: out/n.json\n"
+                                            "    serialiser: serial.write\n")
+    with pytest.raises(SpecError, match=r"^pipeline.yaml: tasks\[0\]: unknown key 'serialiser'$"):
+        load_spec(tmp_path / "pipeline.yaml", {})

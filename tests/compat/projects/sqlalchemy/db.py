@@ -1,0 +1,5 @@
+from ploomber.clients import SQLAlchemyClient
+
+
+def get():
+    return SQLAlchemyClient("sqlite:///data.db")

@@ -1,0 +1,1 @@
+SELECT * FROM {{upstream['big']}} ORDER BY i
