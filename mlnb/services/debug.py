@@ -33,7 +33,7 @@ from mlnb.adapters.mlflow.tracking import DEBUG_ENV
 from mlnb.adapters.ploomber import pipeline, uptodate
 from mlnb.core import sources
 from mlnb.core.io import atomic_write
-from mlnb.core.notebooks import cell_source, read_notebook
+from mlnb.core.notebooks import cell_source, read_notebook, read_source_notebook
 from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest, TaskStatus
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec, TaskSpec
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from mlnb.core import payloads  # annotations only: TypedDicts cost start-up time
 
 MANIFEST = "manifest.json"
+_KERNEL_KINDS = (sources.NOTEBOOK, sources.SCRIPT)  # the task kinds that run in a kernel, cell by cell
 DEBUGGABLE_TAG = "mlnb.debuggable"  # on a failed build run: "true" while its failure can be debugged
 # In the first code cell of a debug notebook: task runs go to a throwaway store (mlnb.tracking).
 NO_TRACKING = f"os.environ[{DEBUG_ENV!r}] = '1'  # MLflow runs opened here stay out of the experiment\n"
@@ -55,7 +56,7 @@ def snapshot_dir(root: Path, task: str) -> Path:
 
 
 def partial_notebook(spec: PipelineSpec, task: TaskSpec) -> Path:
-    return spec.root / "products" / pipeline.FAILED_DIR / task.name / task.notebook_product.name
+    return spec.root / "products" / pipeline.FAILED_DIR / task.name / pipeline.partial_notebook_name(task)
 
 
 def kernel_env(spec: PipelineSpec, name: str, limit_mb: float) -> dict[str, str]:
@@ -68,9 +69,15 @@ def _sha(text: str) -> str:
 
 
 def cell_hashes(notebook: Path) -> list[dict[str, str]]:
-    """Per source cell: id, type and SHA-256 of its source (what a resume compares)."""
+    """Per source cell (of an ``.ipynb`` notebook or a jupytext script): id, type and SHA-256 of its source
+    (what a resume compares)."""
     return [{"id": str(c.get("id", "")), "type": c.get("cell_type", ""), "sha256": _sha(cell_source(c))}
-            for c in read_notebook(notebook).get("cells", [])]
+            for c in read_source_notebook(notebook).get("cells", [])]
+
+
+def _source_sha(path: Path) -> str:
+    """SHA-256 of a task's source: a notebook's cells as Ploomber stores them, a script's text."""
+    return _sha(uptodate.source_code(path) if path.suffix == ".ipynb" else path.read_text(encoding="utf-8"))
 
 
 def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_id: str | None = None) -> Path:
@@ -99,7 +106,7 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_
         error=CellError(failure.ename, failure.evalue) if failure else None,
         kernel_died=died,
         source=str(task.source.relative_to(spec.root)),
-        source_sha256=_sha(uptodate.source_code(task.source)),
+        source_sha256=_source_sha(task.source),
         cells=cell_hashes(task.source),
         params=uptodate.params_for(task, spec.root),
         upstream=upstream_hashes(spec, task),
@@ -130,7 +137,7 @@ def manifest(spec: PipelineSpec, name: str) -> FailureManifest:
     if name not in spec.tasks:
         raise UserInputError(f"pipeline.yaml: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
     task = spec.tasks[name]
-    if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):  # no kernel, so no snapshot or cells to re-run
+    if task.kind not in _KERNEL_KINDS:  # no kernel, so no snapshot or cells to re-run
         what = "a SQL task" if task.source.suffix.lower() == ".sql" else f"a {task.kind} task"
         raise UserInputError(f"task {name}: {what} ({task.source.name}) runs as Ploomber runs it, not in a kernel: "
                              "`mlnb debug` and `--resume` cover notebook and script tasks only")
@@ -208,7 +215,7 @@ def debug_cells(spec: PipelineSpec, name: str) -> tuple[FailureManifest, FailedC
     if found.cell is None:
         raise UserInputError(f"task {name}: it failed before any cell ran, so there is nothing to restore: "
                              f"fix what `mlnb build` reported")
-    cells: list[dict[str, Any]] = read_notebook(spec.tasks[name].source).get("cells", [])
+    cells: list[dict[str, Any]] = read_source_notebook(spec.tasks[name].source).get("cells", [])
     if found.cheap:  # no snapshot: the cheap cells before the failing one run again instead
         return found, found.cell, cells
     if not found.snapshot:
@@ -248,7 +255,7 @@ def _write_debug(spec: PipelineSpec, name: str, intro: str, first: dict[str, Any
     """``products/_failed/<task>/<task>.debug.ipynb``: the intro, ``first`` (a code cell), ``cells``."""
     head = [{"cell_type": "markdown", "id": "mlnb-debug-intro", "metadata": {}, "source": intro},
             {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], **first}]
-    metadata = read_notebook(spec.tasks[name].source).get("metadata", {})
+    metadata = read_source_notebook(spec.tasks[name].source).get("metadata", {})
     partial = partial_notebook(spec, spec.tasks[name])
     try:  # the kernel it ran on, as that kernel describes itself: JupyterLab opens the notebook unmodified
         ran = read_notebook(partial).get("metadata", {})
@@ -333,8 +340,8 @@ class FailureRecorder:
             earlier = self.failed_in.get(outcome.name)
             if outcome.status.ran and earlier and earlier != build_run_id:
                 self.retired.append(earlier)
-            if outcome.status is TaskStatus.FAILED:
-                record_failure(self.spec, outcome, build_run_id)
+            if outcome.status is TaskStatus.FAILED and self.spec.tasks[outcome.name].kind in _KERNEL_KINDS:
+                record_failure(self.spec, outcome, build_run_id)  # a function or SQL task has no cells to record
             elif outcome.status is TaskStatus.EXECUTED:
                 clear(self.spec, outcome.name)
             if outcome.status.ran and outcome.name in self.plans:

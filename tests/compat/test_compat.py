@@ -31,6 +31,8 @@ OFFLINE = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED":
 EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeholders": 0, "grid": 0,
             "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0, "entry_point": 0, "package_layout": 0,
             "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0}
+# shapes of Ploomber's published examples (ploomber/projects), written anew for mlnb
+EXPECTED.update({"function_fails": 1, "script_fails": 1})
 # project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
 ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"]}
 # project -> the folder it is built from, when another project's sources serve (the factory that
@@ -167,3 +169,10 @@ def test_entry_points_build_their_own_spec(builds: dict[tuple[str, str], Built])
     assert json.loads((builds[("mlnb", "entry_point")].root / "out" / "serve-total.json").read_text()) == {"total": 10}
     assert (builds[("mlnb", "package_layout")].root / "out" / "total.json").exists()
     assert json.loads((builds[("mlnb", "factory_entry")].root / "out" / "total.json").read_text()) == {"total": 15}
+
+
+def test_failed_script_and_function_tasks_are_reported_as_failed(builds: dict[tuple[str, str], Built]) -> None:
+    ours = builds[("mlnb", "script_fails")]
+    assert "FAILED task check: cell 3 ('positive(text)'): ValueError: negative values: [-1]" in ours.log
+    assert ["ValueError: negative values: [-1]"] in _outputs(ours.root / "products/_failed/check/check.ipynb")
+    assert "FAILED task divide: ZeroDivisionError: division by zero" in builds[("mlnb", "function_fails")].log

@@ -328,6 +328,13 @@ def task_failure(spec: PipelineSpec, task: TaskSpec, missing: list[Path],
     return CellFailure(-1, "", type(error).__name__, _reason(error), "")
 
 
+def partial_notebook_name(task: TaskSpec) -> str:
+    """The file name of a failed task's partially executed notebook: its ``.ipynb`` product, or for a task
+    rendered to another format (``report.html``) the ``.ipynb`` Ploomber leaves beside it (``report.ipynb``)."""
+    nb = task.notebook_product
+    return nb.name if nb.suffix == ".ipynb" else nb.with_suffix(".ipynb").name
+
+
 def _quarantine(spec: PipelineSpec, task: TaskSpec, error: BaseException | None = None) -> TaskOutcome:
     """Move a failed task's products aside and forget its metadata."""
     missing = [p for p in task.products.values() if not p.exists()]
@@ -346,7 +353,12 @@ def _quarantine(spec: PipelineSpec, task: TaskSpec, error: BaseException | None 
             target = dest / product.name
             shutil.move(str(product), target)
             kept.append(target)
-    nb_kept = dest / task.notebook_product.name
+    partial = task.notebook_product.with_name(partial_notebook_name(task))
+    if partial.exists() and partial != task.notebook_product and partial.suffix == ".ipynb":
+        dest.mkdir(parents=True, exist_ok=True)  # the partial notebook of a render (.html) Ploomber leaves
+        shutil.move(str(partial), dest / partial.name)
+        kept.append(dest / partial.name)
+    nb_kept = dest / partial.name
     duration = 0.0
     if nb_kept.exists():
         try:
