@@ -37,7 +37,7 @@ TASK_KEYS = {"source", "product", "name", "params", "on_render", "on_finish", "o
              "product_class", "ext_in", "client", "serializer", "unserializer", "grid", "upstream", "chunksize",
              "nbconvert_exporter_name", "io_handler", "product_client", "exporter_name", "hot_reload"}
 _PLACEHOLDER = PLACEHOLDER
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # Ploomber takes a file stem as it is: 1-get, load.v2
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,7 @@ def load_spec(path: str | Path, env: dict[str, Any], root: Path | None = None) -
     owners: dict[Path, str] = {}
     warned: list[str] = []
     builtins = sources.builtin_placeholders(root, here)
+    loader = sources.loader_dirs(root, raw.get("meta"), name)
     for i, t in enumerate(raw_tasks):
         where = f"{name}: tasks[{i}]"
         if not isinstance(t, dict):
@@ -161,7 +162,8 @@ def load_spec(path: str | Path, env: dict[str, Any], root: Path | None = None) -
             source = module or path  # a function of an installed package: the spec stands for its code
             default_name = str(t["source"]).rpartition(".")[2]
         else:
-            source = inside(root, here / str(t["source"]), f"{where}.source")
+            found = sources.from_loader(loader, str(t["source"]))  # Ploomber looks there first
+            source = inside(root, found or here / str(t["source"]), f"{where}.source")
             if not source.is_file():
                 raise SpecError(f"{where}.source: {t['source']!r} does not exist")
             default_name = source.stem
