@@ -32,12 +32,13 @@ EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeh
             "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0, "entry_point": 0, "package_layout": 0,
             "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0}
 # shapes of Ploomber's published examples (ploomber/projects), written anew for mlnb
-EXPECTED.update({"function_fails": 1, "script_fails": 1, "source_loader": 0, "numbered_steps": 0})
+EXPECTED.update({"function_fails": 1, "script_fails": 1, "source_loader": 0, "numbered_steps": 0, "env_flags": 0})
 # project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
 ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"]}
 # project -> the folder it is built from, when another project's sources serve (the factory that
 # `location:` names is the one `--entry-point factory.make` calls)
 SOURCE = {"factory_entry": "location"}
+ARGS.update({"env_flags": ["--env--greeting--lang", "fr", "--env--greeting--word", "salut", "--env--times", "2"]})
 
 FIXED_DATE = "2026-01-01T00:00:00+0000"
 
@@ -176,3 +177,7 @@ def test_failed_script_and_function_tasks_are_reported_as_failed(builds: dict[tu
     assert "FAILED task check: cell 3 ('positive(text)'): ValueError: negative values: [-1]" in ours.log
     assert ["ValueError: negative values: [-1]"] in _outputs(ours.root / "products/_failed/check/check.ipynb")
     assert "FAILED task divide: ZeroDivisionError: division by zero" in builds[("mlnb", "function_fails")].log
+
+
+def test_env_options_override_env_yaml(builds: dict[tuple[str, str], Built]) -> None:
+    assert (builds[("mlnb", "env_flags")].root / "out/fr/greeting.txt").read_text() == "salut salut"
