@@ -32,7 +32,7 @@ EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeh
             "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0, "entry_point": 0, "package_layout": 0,
             "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0}
 # shapes of Ploomber's published examples (ploomber/projects), written anew for mlnb
-EXPECTED.update({"function_fails": 1, "script_fails": 1, "source_loader": 0, "numbered_steps": 0, "env_flags": 0})
+EXPECTED.update({"function_fails": 1, "script_fails": 1, "source_loader": 0, "numbered_steps": 0, "env_flags": 0, "hooks_once": 0})
 # project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
 ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"]}
 # project -> the folder it is built from, when another project's sources serve (the factory that

@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,8 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         dag.executor = ThreadedExecutor(jobs, progress, interrupt, task_options)
     raised, said = False, ""
     try:
-        dag.build(force=force, show_progress=progress is None)
+        with _rendered_once(dag, force):
+            dag.build(force=force, show_progress=progress is None)
     except (DAGBuildError, DAGBuildEarlyStop) as exc:
         raised, said = True, str(exc)
     errors: dict[str, BaseException] = dict(getattr(dag.executor, "errors", {}))
@@ -209,6 +211,30 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         else:
             outcomes.append(TaskOutcome(name, TaskStatus.NOT_RUN))
     return outcomes, not raised and all(o.status is not TaskStatus.FAILED for o in outcomes)
+
+
+@contextmanager
+def _rendered_once(dag: Any, force: bool) -> Iterator[None]:
+    """Build without rendering again: :func:`open_dag` rendered the DAG (its ``on_render`` hooks ran then),
+    so they run once per build, as under ``ploomber build`` (Ploomber's own render-status cache). With
+    ``force`` every task is marked to run by one more render, its ``on_render`` hooks held back."""
+    if force:
+        hooks = {task: task._on_render for task in dag.values()}
+        dag_hook, dag.on_render = dag.on_render, None
+        try:
+            for task in hooks:
+                task._on_render = None
+            dag.render(force=True, show_progress=False)
+        finally:
+            dag.on_render = dag_hook
+            for task, hook in hooks.items():
+                task._on_render = hook
+    cached = dag._params.cache_rendered_status
+    dag._params.cache_rendered_status = True
+    try:
+        yield
+    finally:
+        dag._params.cache_rendered_status = cached
 
 
 def forget_metadata(task: TaskSpec) -> None:
