@@ -37,6 +37,28 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+ENV_PREFIX = "--env--"
+
+
+def env_overrides(extra: list[str]) -> tuple[str, ...]:
+    """Ploomber's ``--env--KEY VALUE`` (or ``--env--KEY=VALUE``; ``--env--a--b`` is the nested key ``a.b``)
+    as ``-p KEY=VALUE`` overrides; any other leftover argument is a usage error, as click says it."""
+    out: list[str] = []
+    args = list(extra)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith(ENV_PREFIX) or len(arg) == len(ENV_PREFIX):
+            raise click.UsageError(f"No such option: {arg}" if arg.startswith("-") else f"Got unexpected extra "
+                                   f"argument ({arg})")
+        key, eq, value = arg[len(ENV_PREFIX):].partition("=")
+        if not eq:
+            if not args:
+                raise click.UsageError(f"Option '{arg}' requires an argument.")
+            value = args.pop(0)
+        out.append(f"{key.replace('--', '.')}={value}")
+    return tuple(out)
+
+
 def root(entry_point: str | None = None) -> Path:
     """The project root (made the working directory): the directory of ``pipeline.yaml`` (or of a package's
     ``setup.py``) at or above the working directory; with ``--entry-point``, the working directory."""

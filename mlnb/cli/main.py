@@ -23,7 +23,7 @@ from mlnb.cli import nbval as cli_nbval
 from mlnb.cli import registry as cli_registry
 from mlnb.cli import serve as cli_serve
 from mlnb.cli import settings as cli_settings
-from mlnb.cli.kit import exit_now, handle_errors, skip_slow_optional_imports
+from mlnb.cli.kit import env_overrides, exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.cli.kit import project as _project
 from mlnb.cli.kit import root as _root
 from mlnb.cli.kit import table as _table
@@ -36,7 +36,8 @@ def main() -> None:
     telemetry_off()
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+              epilog="Ploomber's --env--KEY VALUE overrides (--env--a--b for a nested key) work as -p KEY=VALUE.")
 @click.option("--force", is_flag=True, help="Run every task, up to date or not.")
 @click.option("--env-file", type=click.Path(dir_okay=False), help="Use this env file instead of env.yaml.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -52,12 +53,14 @@ def main() -> None:
               help="Size limit of a failed task's namespace snapshot (what does not fit is listed).")
 @click.option("--entry-point", "-e", "entry_point", metavar="SPEC|DOTTED.PATH",
               help="Another spec file (pipeline.serve.yaml) or a factory (pkg.module.make_dag), as Ploomber's.")
+@click.pass_context
 @handle_errors
-def build(force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool, engine: str,
+def build(ctx: click.Context, force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool, engine: str,
           jobs: int | None, resume: bool, snapshot_max_mb: float, entry_point: str | None) -> None:
     """Run outdated tasks under one MLflow build run, then record the outputs in DVC."""
     from mlnb.services.build import BuildRequest, run_build
 
+    params = (*params, *env_overrides(ctx.args))
     skip_slow_optional_imports()
     request = BuildRequest(force=force, record=not no_dvc, engine=engine, jobs=jobs, resume=resume,
                            snapshot_mb=snapshot_max_mb)

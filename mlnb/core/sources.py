@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlnb.errors import NotebookError
+from mlnb.errors import NotebookError, SpecError
 
 NOTEBOOK, SCRIPT, FUNCTION, OTHER = "notebook", "script", "function", "other"
 SCRIPT_SUFFIXES = {".py"}
@@ -98,6 +98,33 @@ def _function_upstream(path: Path, name: str) -> tuple[str, ...]:
                      and isinstance(sub.slice.value, str)]
             return tuple(dict.fromkeys(found))
     return ()
+
+
+def loader_dirs(root: Path, meta: Any, where: str) -> list[Path]:
+    """The folders of ``meta.source_loader`` (``path``: one or a list, relative to the project root, or to the
+    folder of the package ``module`` names), where Ploomber looks up every relative file source."""
+    loader = meta.get("source_loader") if isinstance(meta, dict) else None
+    if loader is None:
+        return []
+    if not isinstance(loader, dict) or not ({"path", "module"} & set(loader)) or set(loader) - {"path", "module"}:
+        raise SpecError(f"{where}: meta.source_loader: expected a mapping with 'path' and/or 'module', got {loader!r}")
+    base = root
+    module = loader.get("module")
+    if module is not None:
+        parts = str(module).split(".")
+        found = [d for d in (root.joinpath(*parts), root.joinpath("src", *parts)) if (d / "__init__.py").is_file()]
+        if not found:
+            raise SpecError(f"{where}: meta.source_loader.module: {module!r} is not a package in the project")
+        base = found[0]
+    paths = loader.get("path") or ""
+    return [(base / str(p)).resolve() for p in (paths if isinstance(paths, list) else [paths])]
+
+
+def from_loader(dirs: list[Path], source: str) -> Path | None:
+    """The file a relative ``source`` names in the source loader's folders (None: in none of them)."""
+    if Path(source).is_absolute():
+        return None
+    return next((d / source for d in dirs if (d / source).is_file()), None)
 
 
 def builtin_placeholders(root: Path, spec_dir: Path | None = None) -> dict[str, Callable[[], str]]:

@@ -38,7 +38,7 @@ TASK_KEYS = {"source", "product", "name", "params", "on_render", "on_finish", "o
              "nbconvert_exporter_name", "io_handler", "product_client", "exporter_name", "hot_reload",
              "to_sql_kwargs", "columns", "bucket", "client_kwargs", "upload_file_kwargs"}  # SQL/upload task classes
 _PLACEHOLDER = PLACEHOLDER
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # Ploomber takes a file stem as it is: 1-get, load.v2
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,7 @@ def _checked(raw: Any, path: Path, env: dict[str, Any], root: Path) -> PipelineS
     owners: dict[Path, str] = {}
     warned: list[str] = []
     builtins = sources.builtin_placeholders(root, here)
+    loader = sources.loader_dirs(root, raw.get("meta"), name)
     for i, t in enumerate(raw_tasks):
         where = f"{name}: tasks[{i}]"
         if not isinstance(t, dict):
@@ -209,7 +210,8 @@ def _checked(raw: Any, path: Path, env: dict[str, Any], root: Path) -> PipelineS
             source = module or path  # a function of an installed package: the spec stands for its code
             default_name = str(t["source"]).rpartition(".")[2]
         else:
-            source = inside(root, here / str(t["source"]), f"{where}.source")
+            found = sources.from_loader(loader, str(t["source"]))  # Ploomber looks there first
+            source = inside(root, found or here / str(t["source"]), f"{where}.source")
             if not source.is_file():
                 raise SpecError(f"{where}.source: {t['source']!r} does not exist")
             default_name = source.stem

@@ -26,7 +26,7 @@ MAX_BODY = 64 * 1024
 MAX_NOTE = 2000
 FIELDS = {"promote": {"run_id": str, "note": str, "force": bool}, "rollback": {"note": str},
           "debug": {"task": str, "run_id": str}}
-TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}")  # what pipeline.yaml accepts as a task name
+TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")  # what pipeline.yaml accepts as a task name
 REQUIRED = {"promote": ("run_id",), "rollback": (), "debug": ("task",)}
 
 

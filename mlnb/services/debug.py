@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from mlnb.core import payloads  # annotations only: TypedDicts cost start-up time
 
 MANIFEST = "manifest.json"
+_KERNEL_KINDS = (sources.NOTEBOOK, sources.SCRIPT)  # the task kinds that run in a kernel, cell by cell
 DEBUGGABLE_TAG = "mlnb.debuggable"  # on a failed build run: "true" while its failure can be debugged
 # In the first code cell of a debug notebook: task runs go to a throwaway store (mlnb.tracking).
 NO_TRACKING = f"os.environ[{DEBUG_ENV!r}] = '1'  # MLflow runs opened here stay out of the experiment\n"
@@ -55,7 +56,7 @@ def snapshot_dir(root: Path, task: str) -> Path:
 
 
 def partial_notebook(spec: PipelineSpec, task: TaskSpec) -> Path:
-    return spec.root / "products" / pipeline.FAILED_DIR / task.name / task.notebook_product.name
+    return spec.root / "products" / pipeline.FAILED_DIR / task.name / pipeline.partial_notebook_name(task)
 
 
 def kernel_env(spec: PipelineSpec, name: str, limit_mb: float) -> dict[str, str]:
@@ -219,7 +220,7 @@ def debug_cells(spec: PipelineSpec, name: str) -> tuple[FailureManifest, FailedC
     if found.cell is None:
         raise UserInputError(f"task {name}: it failed before any cell ran, so there is nothing to restore: "
                              f"fix what `mlnb build` reported")
-    cells: list[dict[str, Any]] = read_notebook(spec.tasks[name].source).get("cells", [])
+    cells: list[dict[str, Any]] = read_source_notebook(spec.tasks[name].source).get("cells", [])
     if found.cheap:  # no snapshot: the cheap cells before the failing one run again instead
         return found, found.cell, cells
     if not found.snapshot:
@@ -259,7 +260,7 @@ def _write_debug(spec: PipelineSpec, name: str, intro: str, first: dict[str, Any
     """``products/_failed/<task>/<task>.debug.ipynb``: the intro, ``first`` (a code cell), ``cells``."""
     head = [{"cell_type": "markdown", "id": "mlnb-debug-intro", "metadata": {}, "source": intro},
             {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], **first}]
-    metadata = read_notebook(spec.tasks[name].source).get("metadata", {})
+    metadata = read_source_notebook(spec.tasks[name].source).get("metadata", {})
     partial = partial_notebook(spec, spec.tasks[name])
     try:  # the kernel it ran on, as that kernel describes itself: JupyterLab opens the notebook unmodified
         ran = read_notebook(partial).get("metadata", {})
@@ -344,8 +345,8 @@ class FailureRecorder:
             earlier = self.failed_in.get(outcome.name)
             if outcome.status.ran and earlier and earlier != build_run_id:
                 self.retired.append(earlier)
-            if outcome.status is TaskStatus.FAILED:
-                record_failure(self.spec, outcome, build_run_id)
+            if outcome.status is TaskStatus.FAILED and self.spec.tasks[outcome.name].kind in _KERNEL_KINDS:
+                record_failure(self.spec, outcome, build_run_id)  # a function or SQL task has no cells to record
             elif outcome.status is TaskStatus.EXECUTED:
                 clear(self.spec, outcome.name)
             if outcome.status.ran and outcome.name in self.plans:

@@ -33,6 +33,8 @@ EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeh
             "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0, "directory": 0, "directory_glob": 0,
             "meta_extract": 0, "setup_cfg": 0, "env_entry_point": 0,
             "serializers": 0, "file_client": 0, "sqlalchemy": 0, "hooks": 0, "hooks_failure": 1}
+# shapes of Ploomber's published examples (ploomber/projects), written anew for mlnb
+EXPECTED.update({"function_fails": 1, "script_fails": 1, "source_loader": 0, "numbered_steps": 0, "env_flags": 0, "hooks_once": 0})
 # project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
 ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"],
         "directory": ["--entry-point", "tasks"], "directory_glob": ["--entry-point", "tasks/*.py"]}
@@ -41,6 +43,7 @@ ENV = {"env_entry_point": {"ENTRY_POINT": "pipeline.serve.yaml"}}
 # project -> the folder it is built from, when another project's sources serve (the factory that
 # `location:` names is the one `--entry-point factory.make` calls)
 SOURCE = {"factory_entry": "location", "directory_glob": "directory", "env_entry_point": "entry_point"}
+ARGS.update({"env_flags": ["--env--greeting--lang", "fr", "--env--greeting--word", "salut", "--env--times", "2"]})
 
 FIXED_DATE = "2026-01-01T00:00:00+0000"
 
@@ -202,3 +205,14 @@ def test_hooks_run_as_ploomber_runs_them(builds: dict[tuple[str, str], Built]) -
     assert failed == traces("ploomber", "hooks_failure")
     assert {"dag-failure.json", "failure-total.json"} <= set(failed) and "dag-finish.json" not in failed
     assert "FAILED task total: ValueError: no total of" in builds[("mlnb", "hooks_failure")].log
+
+
+def test_failed_script_and_function_tasks_are_reported_as_failed(builds: dict[tuple[str, str], Built]) -> None:
+    ours = builds[("mlnb", "script_fails")]
+    assert "FAILED task check: cell 3 ('positive(text)'): ValueError: negative values: [-1]" in ours.log
+    assert ["ValueError: negative values: [-1]"] in _outputs(ours.root / "products/_failed/check/check.ipynb")
+    assert "FAILED task divide: ZeroDivisionError: division by zero" in builds[("mlnb", "function_fails")].log
+
+
+def test_env_options_override_env_yaml(builds: dict[tuple[str, str], Built]) -> None:
+    assert (builds[("mlnb", "env_flags")].root / "out/fr/greeting.txt").read_text() == "salut salut"

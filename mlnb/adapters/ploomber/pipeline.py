@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,8 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         dag.executor = ThreadedExecutor(jobs, progress, interrupt, task_options)
     raised, said = False, ""
     try:
-        dag.build(force=force, show_progress=progress is None)
+        with _rendered_once(dag, force):
+            dag.build(force=force, show_progress=progress is None)
     except (DAGBuildError, DAGBuildEarlyStop) as exc:
         raised, said = True, str(exc)
     errors: dict[str, BaseException] = dict(getattr(dag.executor, "errors", {}))
@@ -213,6 +215,30 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         else:
             outcomes.append(TaskOutcome(name, TaskStatus.NOT_RUN))
     return outcomes, not raised and all(o.status is not TaskStatus.FAILED for o in outcomes)
+
+
+@contextmanager
+def _rendered_once(dag: Any, force: bool) -> Iterator[None]:
+    """Build without rendering again: :func:`open_dag` rendered the DAG (its ``on_render`` hooks ran then),
+    so they run once per build, as under ``ploomber build`` (Ploomber's own render-status cache). With
+    ``force`` every task is marked to run by one more render, its ``on_render`` hooks held back."""
+    if force:
+        hooks = {task: task._on_render for task in dag.values()}
+        dag_hook, dag.on_render = dag.on_render, None
+        try:
+            for task in hooks:
+                task._on_render = None
+            dag.render(force=True, show_progress=False)
+        finally:
+            dag.on_render = dag_hook
+            for task, hook in hooks.items():
+                task._on_render = hook
+    cached = dag._params.cache_rendered_status
+    dag._params.cache_rendered_status = True
+    try:
+        yield
+    finally:
+        dag._params.cache_rendered_status = cached
 
 
 def forget_metadata(task: TaskSpec) -> None:
@@ -332,6 +358,13 @@ def task_failure(spec: PipelineSpec, task: TaskSpec, missing: list[Path],
     return CellFailure(-1, "", type(error).__name__, _reason(error), "")
 
 
+def partial_notebook_name(task: TaskSpec) -> str:
+    """The file name of a failed task's partially executed notebook: its ``.ipynb`` product, or for a task
+    rendered to another format (``report.html``) the ``.ipynb`` Ploomber leaves beside it (``report.ipynb``)."""
+    nb = task.notebook_product
+    return nb.name if nb.suffix == ".ipynb" else nb.with_suffix(".ipynb").name
+
+
 def _quarantine(spec: PipelineSpec, task: TaskSpec, error: BaseException | None = None) -> TaskOutcome:
     """Move a failed task's products aside and forget its metadata."""
     missing = [p for p in task.products.values() if not p.exists()]
@@ -350,7 +383,12 @@ def _quarantine(spec: PipelineSpec, task: TaskSpec, error: BaseException | None 
             target = dest / product.name
             shutil.move(str(product), target)
             kept.append(target)
-    nb_kept = dest / task.notebook_product.name
+    partial = task.notebook_product.with_name(partial_notebook_name(task))
+    if partial.exists() and partial != task.notebook_product and partial.suffix == ".ipynb":
+        dest.mkdir(parents=True, exist_ok=True)  # the partial notebook of a render (.html) Ploomber leaves
+        shutil.move(str(partial), dest / partial.name)
+        kept.append(dest / partial.name)
+    nb_kept = dest / partial.name
     duration = 0.0
     if nb_kept.exists():
         try:

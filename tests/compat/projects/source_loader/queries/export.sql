@@ -1,0 +1,1 @@
+SELECT n, sq FROM {{ upstream["squares"] }} ORDER BY n
