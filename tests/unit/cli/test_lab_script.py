@@ -30,8 +30,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def run(venv: Path, prefix: list[str]) -> list[str]:
-    out = subprocess.run([*prefix, str(REPO / "scripts" / "lab"), "--port=9999"], env={**os.environ, "VENV": str(venv)},
+def run(venv: Path, prefix: list[str], script: Path = REPO / "scripts" / "lab") -> list[str]:
+    out = subprocess.run([*prefix, str(script), "--port=9999"], env={**os.environ, "VENV": str(venv)},
                          capture_output=True, text=True, check=True)
     return out.stdout.split()
 
@@ -44,5 +44,11 @@ def test_as_the_current_user(venv: Path) -> None:
 
 @pytest.mark.skipif(os.getuid() != 0 or not shutil.which("setpriv"), reason="needs root to become nobody")
 def test_as_a_normal_user_jupyter_keeps_its_default(venv: Path) -> None:
-    uid, *args = run(venv, AS_NOBODY)
+    # the script's own bytes, copied where nobody can reach it (a clone may sit in a private directory,
+    # e.g. one made by mktemp -d)
+    script = venv / "scripts" / "lab"
+    script.parent.mkdir()
+    shutil.copy2(REPO / "scripts" / "lab", script)
+    script.parent.chmod(0o755)
+    uid, *args = run(venv, AS_NOBODY, script)
     assert uid == "65534" and "--allow-root" not in args and args[-1] == "--port=9999"
