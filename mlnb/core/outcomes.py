@@ -1,4 +1,5 @@
-"""Typed outcomes: a task's status in a build, and the failure manifest of a failed task (pure).
+"""Typed outcomes: a task's status in a build, the failing cell of a partial notebook (:func:`find_failure`),
+and the failure manifest of a failed task (pure).
 
 :class:`TaskStatus` is a ``str`` enum, so JSON files (``last_build.json``, ``tasks.json``, build events)
 and MLflow tags (``mlnb.status`` on a task run) keep the very strings they always had.
@@ -16,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from mlnb.core.notebooks import cell_source
 from mlnb.errors import UserInputError
 
 
@@ -157,3 +159,42 @@ def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], source: 
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):  # true is no number
         raise UserInputError(f"{source}: {prefix}{key}: unexpected value {value!r}"[:300])
     return value
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    cell_index: int  # position in the source notebook (0-based; papermill's injected cell not counted); -1: no cell
+    cell_id: str
+    ename: str
+    evalue: str
+    first_line: str
+
+    def describe(self) -> str:
+        if self.cell_index < 0:  # not a cell: the task's hook, its products, a function task
+            return f"{self.ename}: {self.evalue}"
+        return f"cell {self.cell_index} ({self.first_line[:50]!r}): {self.ename}: {self.evalue}"
+
+
+def find_failure(nb: dict[str, Any]) -> CellFailure | None:
+    """The failing cell of a partially executed notebook (error output, or where the kernel died)."""
+    added = {"injected-parameters", "papermill-error-cell-tag"}  # cells papermill adds
+    source_cells = [c for c in nb.get("cells", []) if not added & set(c.get("metadata", {}).get("tags") or [])]
+    last_started = None
+    for i, cell in enumerate(source_cells):
+        pm = cell.get("metadata", {}).get("papermill", {})
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors or pm.get("exception") or pm.get("status") == "running":
+            ename, evalue = (errors[0].get("ename", "Error"), errors[0].get("evalue", "")) if errors else (
+                "DeadKernelError", "the kernel died while executing this cell")
+            return _failure(i, cell, ename, evalue)
+        if pm.get("start_time"):
+            last_started = i
+    if last_started is not None:  # papermill records no error when the kernel is killed mid-cell
+        return _failure(last_started, source_cells[last_started], "DeadKernelError",
+                        "the kernel died while executing this cell (no Python exception was raised)")
+    return None
+
+
+def _failure(index: int, cell: dict[str, Any], ename: str, evalue: str) -> CellFailure:
+    first = next((ln for ln in cell_source(cell).splitlines() if ln.strip()), "")
+    return CellFailure(index, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())

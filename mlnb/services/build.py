@@ -34,6 +34,7 @@ from mlnb.errors import MlnbError, SpecError, UserInputError
 from mlnb.services import build_tags, debug
 from mlnb.services.build_tags import gate_verdict, is_gate_failure
 from mlnb.services.explain import upstream_hashes
+from mlnb.services.recorder import FailureRecorder, retire_failures
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def _checked_build(project: Project, request: BuildRequest, progress: Progress |
         dag = pipeline.open_dag(spec, project.env, engine)
         if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
             return _nothing_to_do(job)
-        recorder = debug.FailureRecorder(spec, request.resume, request.snapshot_mb) \
+        recorder = FailureRecorder(spec, request.resume, request.snapshot_mb) \
             if engine == "fork" and only is None else None
         options = _task_options(recorder, cells if engine == "fork" else None)
         return _tracked_build(job, dag=dag, server=server, recorder=recorder, task_options=options)
@@ -314,7 +315,7 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
     if not ok:
         client.set_terminated(run_id, status="KILLED" if result.interrupted else "FAILED")
     if recorder is not None:  # older builds whose failure this build's run of the task replaced
-        debug.retire_failures(client, recorder, run_id)
+        retire_failures(client, recorder, run_id)
     if job.dvc_repo:
         current = [o.name for o in outcomes if o.status.current]
         _record(project, result, up_to_date=current)

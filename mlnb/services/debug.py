@@ -34,7 +34,7 @@ from mlnb.adapters.ploomber import pipeline, uptodate
 from mlnb.core import sources
 from mlnb.core.io import atomic_write
 from mlnb.core.notebooks import cell_source, read_notebook, read_source_notebook
-from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest, TaskStatus
+from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec, TaskSpec
 from mlnb.engine import checkpoint
@@ -86,7 +86,7 @@ def record_failure(spec: PipelineSpec, outcome: pipeline.TaskOutcome, build_run_
     """Write the failure manifest of a failed task beside its snapshot (if the kernel took one); None for a
     task that runs in no kernel (a function, a SQL script: :func:`manifest` refuses them, nothing to record)."""
     task = spec.tasks[outcome.name]
-    if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):
+    if task.kind not in _KERNEL_KINDS:
         return None
     out = snapshot_dir(spec.root, task.name)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def manifest(spec: PipelineSpec, name: str) -> FailureManifest:
     if name not in spec.tasks:
         raise UserInputError(f"pipeline.yaml: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
     task = spec.tasks[name]
-    if task.kind not in (sources.NOTEBOOK, sources.SCRIPT):  # no kernel, so no snapshot or cells to re-run
+    if task.kind not in _KERNEL_KINDS:  # no kernel, so no snapshot or cells to re-run
         what = task.what
         raise UserInputError(f"task {name}: {what} ({task.source.name}) runs as Ploomber runs it, not in a kernel: "
                              "`mlnb debug` and `--resume` cover notebook and script tasks only")
@@ -314,61 +314,11 @@ def _rerun_notebook(spec: PipelineSpec, name: str, found: FailureManifest, cell:
     return _write_debug(spec, name, intro, {"id": "mlnb-debug-setup", "source": setup}, out)
 
 
-class FailureRecorder:
-    """One build's failure handling for the fork engine: each task's kernel options (where to
-    snapshot; what to resume from), then the manifests of the tasks that failed."""
-
-    def __init__(self, spec: PipelineSpec, resume: bool, limit_mb: float) -> None:
-        self.spec, self.limit_mb = spec, limit_mb
-        self.plans = {n: p for n in spec.tasks if resume and (p := resume_plan(spec, n)) is not None}
-        self.failed_in = {n: _build_of_failure(spec.root, n) for n in spec.tasks}  # before options() clears them
-        self.retired: list[str] = []  # build runs whose failure this build replaced
-
-    def options(self, name: str) -> Any:
-        from mlnb.engine import kernel
-
-        env = kernel_env(self.spec, name, self.limit_mb)
-        plan = self.plans.get(name)
-        if plan is not None and plan.ok:
-            env[checkpoint.RESUME_ENV] = str(plan.snapshot)
-            counts = [c.get("execution_count") or 0 for c in (plan.partial or {}).get("cells", [])
-                      if c.get("cell_type") == "code" and c.get("id") != plan.cell_id]
-            env[checkpoint.COUNT_ENV] = str(max(counts, default=0) + 1)
-            return kernel.task_options(env, {"cell_id": plan.cell_id, "partial": plan.partial})
-        clear(self.spec, name)  # a fresh run: an older snapshot would misdescribe its failure
-        return kernel.task_options(env)
-
-    def after(self, outcomes: list[pipeline.TaskOutcome], build_run_id: str | None = None) -> list[str]:
-        """Record failures, forget the snapshots of tasks that now succeeded; the resume notes."""
-        notes = []
-        for outcome in outcomes:
-            earlier = self.failed_in.get(outcome.name)
-            if outcome.status.ran and earlier and earlier != build_run_id:
-                self.retired.append(earlier)
-            if outcome.status is TaskStatus.FAILED and self.spec.tasks[outcome.name].kind in _KERNEL_KINDS:
-                record_failure(self.spec, outcome, build_run_id)  # a function or SQL task has no cells to record
-            elif outcome.status is TaskStatus.EXECUTED:
-                clear(self.spec, outcome.name)
-            if outcome.status.ran and outcome.name in self.plans:
-                notes.append(f"{outcome.name}: {self.plans[outcome.name].reason}")
-        return notes
-
-
-def _build_of_failure(root: Path, name: str) -> str | None:
+def build_of_failure(root: Path, name: str) -> str | None:
     try:
         return FailureManifest.read(snapshot_dir(root, name) / MANIFEST).build_run_id
     except (OSError, UserInputError):
         return None
-
-
-def retire_failures(client: Any, recorder: FailureRecorder, build_run_id: str) -> None:
-    """Tag the build runs whose failure ``build_run_id`` replaced: no Debug for them any more."""
-    for run_id in dict.fromkeys(recorder.retired):
-        try:
-            client.set_tag(run_id, DEBUGGABLE_TAG, "false")
-            client.set_tag(run_id, "mlnb.debug_replaced_by", build_run_id)
-        except Exception:  # that run was deleted from MLflow: nothing left to offer Debug on
-            continue
 
 
 def check_current(spec: PipelineSpec, name: str, build_run_id: str) -> None:
@@ -380,7 +330,7 @@ def check_current(spec: PipelineSpec, name: str, build_run_id: str) -> None:
     if not (snapshot_dir(spec.root, name) / MANIFEST).exists():
         raise StaleFailure(f"task {name}: the failure of build {build_run_id[:8]} is no longer current: a later "
                            f"build ran {name} without it, so there is nothing to debug")
-    current = _build_of_failure(spec.root, name)
+    current = build_of_failure(spec.root, name)
     if current and current != build_run_id:
         raise StaleFailure(f"task {name}: the failure of build {build_run_id[:8]} is no longer current: "
                            f"{name} failed again in build {current[:8]}; debug that one")

@@ -31,8 +31,8 @@ from typing import Any
 
 from mlnb.core.build_events import Progress
 from mlnb.core.io import fsync_dir
-from mlnb.core.notebooks import cell_source, read_notebook
-from mlnb.core.outcomes import TaskStatus
+from mlnb.core.notebooks import read_notebook
+from mlnb.core.outcomes import CellFailure, TaskStatus, find_failure
 from mlnb.core.spec import PipelineSpec, TaskSpec
 from mlnb.errors import SpecError, TaskFailed, UnsafePathError
 
@@ -44,20 +44,6 @@ class TaskState:
     name: str
     outdated: bool
     reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CellFailure:
-    cell_index: int  # position in the source notebook (0-based; papermill's injected cell not counted); -1: no cell
-    cell_id: str
-    ename: str
-    evalue: str
-    first_line: str
-
-    def describe(self) -> str:
-        if self.cell_index < 0:  # not a cell: the task's hook, its products, a function task
-            return f"{self.ename}: {self.evalue}"
-        return f"cell {self.cell_index} ({self.first_line[:50]!r}): {self.ename}: {self.evalue}"
 
 
 @dataclass
@@ -306,31 +292,6 @@ def _duration(nb_path: Path | None) -> float:
         return float(read_notebook(nb_path).get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
     except Exception:
         return 0.0
-
-
-def find_failure(nb: dict[str, Any]) -> CellFailure | None:
-    """The failing cell of a partially executed notebook (error output, or where the kernel died)."""
-    added = {"injected-parameters", "papermill-error-cell-tag"}  # cells papermill adds
-    source_cells = [c for c in nb.get("cells", []) if not added & set(c.get("metadata", {}).get("tags") or [])]
-    last_started = None
-    for i, cell in enumerate(source_cells):
-        pm = cell.get("metadata", {}).get("papermill", {})
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if errors or pm.get("exception") or pm.get("status") == "running":
-            ename, evalue = (errors[0].get("ename", "Error"), errors[0].get("evalue", "")) if errors else (
-                "DeadKernelError", "the kernel died while executing this cell")
-            return _failure(i, cell, ename, evalue)
-        if pm.get("start_time"):
-            last_started = i
-    if last_started is not None:  # papermill records no error when the kernel is killed mid-cell
-        return _failure(last_started, source_cells[last_started], "DeadKernelError",
-                        "the kernel died while executing this cell (no Python exception was raised)")
-    return None
-
-
-def _failure(index: int, cell: dict[str, Any], ename: str, evalue: str) -> CellFailure:
-    first = next((ln for ln in cell_source(cell).splitlines() if ln.strip()), "")
-    return CellFailure(index, str(cell.get("id", "")), ename, " ".join(str(evalue).split()), first.strip())
 
 
 _RAN_OK = "the task ran successfully but"  # Ploomber: the code ran, a declared product is missing
