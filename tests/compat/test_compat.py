@@ -32,18 +32,20 @@ EXPECTED = {"early_stop": 0, "early_stop_task": 0, "missing_product": 1, "placeh
             "scripts": 0, "functions": 0, "params_cell": 0, "parallel": 0, "entry_point": 0, "package_layout": 0,
             "import_tasks": 0, "location": 0, "factory_entry": 0, "sql": 0, "directory": 0, "directory_glob": 0,
             "meta_extract": 0, "setup_cfg": 0, "env_entry_point": 0,
-            "serializers": 0, "file_client": 0, "sqlalchemy": 0, "hooks": 0, "hooks_failure": 1}
-# shapes of Ploomber's published examples (ploomber/projects), written anew for mlnb
-EXPECTED.update({"function_fails": 1, "script_fails": 1, "source_loader": 0, "numbered_steps": 0, "env_flags": 0, "hooks_once": 0})
+            "serializers": 0, "file_client": 0, "sqlalchemy": 0, "hooks": 0, "hooks_failure": 1,
+            # shapes of Ploomber's published examples (ploomber/projects), written anew for mlnb
+            "function_fails": 1, "script_fails": 1, "source_loader": 0, "numbered_steps": 0, "env_flags": 0,
+            "hooks_once": 0}
 # project -> arguments both builds get (Ploomber's --entry-point; the others use the default lookup)
 ARGS = {"entry_point": ["--entry-point", "pipeline.serve.yaml"], "factory_entry": ["--entry-point", "factory.make"],
-        "directory": ["--entry-point", "tasks"], "directory_glob": ["--entry-point", "tasks/*.py"]}
+        "directory": ["--entry-point", "tasks"], "directory_glob": ["--entry-point", "tasks/*.py"],
+        "env_flags": ["--env--greeting--lang", "fr", "--env--greeting--word", "salut", "--env--times", "2"]}
 # project -> environment variables both builds get (Ploomber's ENTRY_POINT instead of --entry-point)
-ENV = {"env_entry_point": {"ENTRY_POINT": "pipeline.serve.yaml"}}
+ENV = {"env_entry_point": {"ENTRY_POINT": "pipeline.serve.yaml"}, "hooks_failure": {"COMPAT_FAIL_TOTAL": "1"}}
 # project -> the folder it is built from, when another project's sources serve (the factory that
 # `location:` names is the one `--entry-point factory.make` calls)
-SOURCE = {"factory_entry": "location", "directory_glob": "directory", "env_entry_point": "entry_point"}
-ARGS.update({"env_flags": ["--env--greeting--lang", "fr", "--env--greeting--word", "salut", "--env--times", "2"]})
+SOURCE = {"factory_entry": "location", "directory_glob": "directory", "env_entry_point": "entry_point",
+          "hooks_failure": "hooks"}
 
 FIXED_DATE = "2026-01-01T00:00:00+0000"
 
