@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlnb.cli.kit import handle_errors, project, root
+from mlnb.cli.kit import entry_point_option, handle_errors, project, root
 
 if TYPE_CHECKING:
     from mlnb.core.spec import PipelineSpec
 
 
-def _spec() -> PipelineSpec:
-    return project().spec
+def _spec(entry_point: str | None) -> PipelineSpec:
+    return project(entry_point=entry_point).spec
 
 
 @click.group("dvc")
@@ -26,12 +26,13 @@ def dvc_group() -> None:
 
 
 @dvc_group.command("init")
+@entry_point_option
 @handle_errors
-def dvc_init() -> None:
+def dvc_init(entry_point: str | None) -> None:
     """Make this project a DVC repository (analytics off) and generate dvc.yaml."""
     from mlnb.adapters.dvc import repo
 
-    result = repo.init(_spec())
+    result = repo.init(_spec(entry_point))
     click.echo(f"DVC repository ready (analytics off); {result.path.name} "
                f"{'written' if result.changed else 'already up to date'}. Track raw data with `dvc add data/raw`, "
                f"set a remote with `mlnb remote set PATH`.")
@@ -39,12 +40,13 @@ def dvc_init() -> None:
 
 @dvc_group.command("sync")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when dvc.yaml is out of date.")
+@entry_point_option
 @handle_errors
-def dvc_sync(check: bool) -> None:
+def dvc_sync(check: bool, entry_point: str | None) -> None:
     """Generate dvc.yaml (one stage per task) from pipeline.yaml."""
     from mlnb.adapters.dvc import repo
 
-    result = repo.sync(_spec(), check=check)
+    result = repo.sync(_spec(entry_point), check=check)
     if not result.changed:
         click.echo(f"{result.path.name} is up to date with pipeline.yaml")
         return
@@ -58,13 +60,14 @@ def dvc_sync(check: bool) -> None:
 
 
 @dvc_group.command("commit")
+@entry_point_option
 @handle_errors
-def dvc_commit() -> None:
+def dvc_commit(entry_point: str | None) -> None:
     """Record the outputs of up-to-date tasks in dvc.lock and the DVC cache (nothing re-runs)."""
     from mlnb.adapters.dvc import repo
     from mlnb.services.status import current_tasks
 
-    loaded = project()
+    loaded = project(entry_point=entry_point)
     spec = loaded.spec
     current = current_tasks(loaded)
     recorded = repo.commit(spec, up_to_date=current)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import click
 
-from mlnb.cli.kit import handle_errors
+from mlnb.cli.kit import entry_point_option, handle_errors
 from mlnb.cli.kit import project as _project
 
 if TYPE_CHECKING:
@@ -25,12 +25,13 @@ if TYPE_CHECKING:
 @click.option("--lab", is_flag=True, help="Start JupyterLab on the debug notebook.")
 @click.option("--pdb", "use_pdb", is_flag=True, help="Restore the namespace here, run the failing cell on, and "
                                                      "drop into a post-mortem debugger at the error.")
+@entry_point_option
 @handle_errors
-def debug_task(task: str, lab: bool, use_pdb: bool) -> None:
+def debug_task(task: str, lab: bool, use_pdb: bool, entry_point: str | None) -> None:
     """Debug TASK where it failed: a notebook that restores its variables and runs from the failing cell."""
     from mlnb.services import debug
 
-    project = _project()
+    project = _project(entry_point=entry_point)
     root, spec = project.root, project.spec
     if use_pdb:
         _post_mortem(*debug.pdb_plan(spec, task))
@@ -123,12 +124,13 @@ def print_explanation(found: Any) -> None:
 @click.command()
 @click.argument("task")
 @click.option("--force", is_flag=True, help="Accept a source change that is not cosmetic (outputs stay as they are).")
+@entry_point_option
 @handle_errors
-def accept(task: str, force: bool) -> None:
+def accept(task: str, force: bool, entry_point: str | None) -> None:
     """Mark TASK up to date after a cosmetic edit (comments, formatting, markdown) without re-running it."""
     from mlnb.services.explain import accept as accept_task
 
-    found = accept_task(_project().spec, task, force=force)
+    found = accept_task(_project(entry_point=entry_point).spec, task, force=force)
     click.echo(f"accepted {len(found.changes)} change(s) to {task}: Ploomber's record now holds the current "
                f"source; {task} and its downstream tasks stay up to date")
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mlnb.core.config import ENV_PREFIX
 from mlnb.errors import MlnbError, redact
 
 if TYPE_CHECKING:
@@ -37,12 +38,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-ENV_PREFIX = "--env--"
-
-
 def env_overrides(extra: list[str]) -> tuple[str, ...]:
     """Ploomber's ``--env--KEY VALUE`` (or ``--env--KEY=VALUE``; ``--env--a--b`` is the nested key ``a.b``)
-    as ``-p KEY=VALUE`` overrides; any other leftover argument is a usage error, as click says it."""
+    as overrides (``--env--KEY=VALUE``, read as ``-p`` ones and named as typed in errors); any other leftover
+    argument is a usage error, as click says it."""
     out: list[str] = []
     args = list(extra)
     while args:
@@ -50,13 +49,22 @@ def env_overrides(extra: list[str]) -> tuple[str, ...]:
         if not arg.startswith(ENV_PREFIX) or len(arg) == len(ENV_PREFIX):
             raise click.UsageError(f"No such option: {arg}" if arg.startswith("-") else f"Got unexpected extra "
                                    f"argument ({arg})")
-        key, eq, value = arg[len(ENV_PREFIX):].partition("=")
+        _, eq, _ = arg.partition("=")
         if not eq:
             if not args:
                 raise click.UsageError(f"Option '{arg}' requires an argument.")
-            value = args.pop(0)
-        out.append(f"{key.replace('--', '.')}={value}")
+            arg = f"{arg}={args.pop(0)}"
+        out.append(arg)
     return tuple(out)
+
+
+ENTRY_HELP = ("Another spec file (pipeline.serve.yaml), a factory (pkg.module.make_dag) or scripts ('tasks/*.py'), "
+              "as Ploomber's.")
+
+
+def entry_point_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--entry-point``/``-e`` (Ploomber's), passed as ``entry_point``; ``ENTRY_POINT`` when not given."""
+    return click.option("--entry-point", "-e", "entry_point", metavar="SPEC|DOTTED.PATH|GLOB", help=ENTRY_HELP)(fn)
 
 
 def root(entry_point: str | None = None) -> Path:

@@ -23,7 +23,7 @@ from mlnb.cli import nbval as cli_nbval
 from mlnb.cli import registry as cli_registry
 from mlnb.cli import serve as cli_serve
 from mlnb.cli import settings as cli_settings
-from mlnb.cli.kit import env_overrides, exit_now, handle_errors, skip_slow_optional_imports
+from mlnb.cli.kit import entry_point_option, env_overrides, exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.cli.kit import project as _project
 from mlnb.cli.kit import root as _root
 from mlnb.cli.kit import table as _table
@@ -51,8 +51,7 @@ def main() -> None:
                                               "the cells before it, its params and upstream are unchanged.")
 @click.option("--snapshot-max-mb", type=click.FloatRange(min=0), default=512, show_default=True,
               help="Size limit of a failed task's namespace snapshot (what does not fit is listed).")
-@click.option("--entry-point", "-e", "entry_point", metavar="SPEC|DOTTED.PATH",
-              help="Another spec file (pipeline.serve.yaml) or a factory (pkg.module.make_dag), as Ploomber's.")
+@entry_point_option
 @click.pass_context
 @handle_errors
 def build(ctx: click.Context, force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool, engine: str,
@@ -73,12 +72,13 @@ def build(ctx: click.Context, force: bool, env_file: str | None, params: tuple[s
 
 @main.command("run")
 @click.argument("task")
+@entry_point_option
 @handle_errors
-def run_task(task: str) -> None:
+def run_task(task: str, entry_point: str | None) -> None:
     """Run exactly TASK (forced; its upstream products must exist). `dvc repro` stages call this."""
     from mlnb.services.build import BuildRequest, run_build
 
-    _report_and_exit(run_build(_project(), BuildRequest(only=task, record=False)))
+    _report_and_exit(run_build(_project(entry_point=entry_point), BuildRequest(only=task, record=False)))
 
 
 def _report_and_exit(result: Any) -> None:
@@ -150,6 +150,8 @@ def _report_build(result: Any) -> None:
         if gate_task is not None and gate_task.notebook:
             click.echo(f"  {gate_task.name} outputs kept in {gate_task.notebook.parent.relative_to(Path.cwd())}/",
                        err=True)
+    if result.hook_error:
+        click.echo(f"FAILED: {result.hook_error}", err=True)
     if not result.ok:
         sys.exit(1)
     if result.artifact:
@@ -164,8 +166,7 @@ def _report_build(result: Any) -> None:
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Env override, as for build.")
 @click.option("--explain", is_flag=True, help="For each outdated task (or TASK): every change, cell diffs, "
                                                "param old -> new, upstream content hashes; cosmetic edits marked.")
-@click.option("--entry-point", "-e", "entry_point", metavar="SPEC|DOTTED.PATH",
-              help="Another spec file (pipeline.serve.yaml) or a factory (pkg.module.make_dag), as Ploomber's.")
+@entry_point_option
 @handle_errors
 def status(task: str | None, env_file: str | None, params: tuple[str, ...], explain: bool,
            entry_point: str | None) -> None:
@@ -188,12 +189,13 @@ def status(task: str | None, env_file: str | None, params: tuple[str, ...], expl
 
 @main.command()
 @click.option("-o", "--output", default="reports/report.html", show_default=True, type=click.Path(dir_okay=False))
+@entry_point_option
 @handle_errors
-def report(output: str) -> None:
+def report(output: str, entry_point: str | None) -> None:
     """Write an HTML report of the last build (open it in a browser)."""
     from mlnb.services.report import build_report
 
-    project = _project()
+    project = _project(entry_point=entry_point)
     path = build_report(project.spec, project.root / output)
     click.echo(f"report written: {path}")
 

@@ -59,16 +59,28 @@ def compatible(expected: Any, value: Any) -> bool:
     return isinstance(value, type(expected))
 
 
+ENV_PREFIX = "--env--"  # Ploomber's command-line spelling of an override: --env--a--b VALUE sets a.b
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """``train.C=0.5`` -> (``"train.C"``, 0.5); values are YAML scalars."""
+    """``train.C=0.5`` -> (``"train.C"``, 0.5); values are YAML scalars. ``--env--train--C=0.5`` (Ploomber's
+    spelling, as :func:`mlnb.cli.kit.env_overrides` passes it on) is the same override."""
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
+    key = key.strip()
+    if key.startswith(ENV_PREFIX):
+        key = key[len(ENV_PREFIX):].replace("--", ".")
+    if not sep or not key:
         raise EnvError(f"-p {text!r}: expected KEY=VALUE, e.g. -p train.C=0.5")
     try:
-        value = parse_yaml(raw, f"-p {key.strip()}", EnvError) if raw.strip() else ""
+        value = parse_yaml(raw, f"{_label(text, key)}", EnvError) if raw.strip() else ""
     except EnvError:  # not YAML (or a bounded-YAML refusal): the text itself
         value = raw
-    return key.strip(), value
+    return key, value
+
+
+def _label(text: str, key: str) -> str:
+    """How the user spelled the override, for messages: ``-p train.C`` or ``--env--train--C``."""
+    return text.partition("=")[0].strip() if text.startswith(ENV_PREFIX) else f"-p {key}"
 
 
 def apply_overrides(env: dict[str, Any], overrides: list[str], source: str = "env.yaml") -> dict[str, Any]:
@@ -76,19 +88,20 @@ def apply_overrides(env: dict[str, Any], overrides: list[str], source: str = "en
     out = copy.deepcopy(env)
     for text in overrides:
         key, value = parse_override(text)
+        said = _label(text, key)
         node: Any = out
         parts = key.split(".")
         for i, part in enumerate(parts):
             if not isinstance(node, dict) or part not in node:
-                raise EnvError(f"-p {key}: no key {'.'.join(parts[: i + 1])!r} in {source}")
+                raise EnvError(f"{said}: no key {'.'.join(parts[: i + 1])!r} in {source}")
             if i < len(parts) - 1:
                 node = node[part]
         old = node[parts[-1]]
         if isinstance(old, dict):
-            raise EnvError(f"-p {key}: {key!r} is a section in {source}; set one of its keys")
+            raise EnvError(f"{said}: {key!r} is a section in {source}; set one of its keys")
         if not compatible(old, value):
-            raise EnvError(f"-p {key}={value!r}: expected {type_name(old)} like {old!r}, got {type_name(value)}")
-        check_templates(value, f"-p {key}")
+            raise EnvError(f"{said}={value!r}: expected {type_name(old)} like {old!r}, got {type_name(value)}")
+        check_templates(value, said)
         node[parts[-1]] = float(value) if isinstance(old, float) and isinstance(value, int) else value
     return out
 

@@ -10,6 +10,7 @@ that lives on while the user edits (the Jupyter server) loads a new ``Project`` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -72,15 +73,16 @@ class Project:
         factory's (``location:`` or a dotted-path entry point) read by :attr:`factory_loader`."""
         found = self.entry
         if found.files is not None:
-            return load_files_spec(found.files, found.root)
-        factory = found.factory or (location_of(found.path) if found.path is not None else None)
-        if factory is not None:
+            spec = load_files_spec(found.files, found.root)
+        elif (factory := found.factory or (location_of(found.path) if found.path is not None else None)) is not None:
             if self.factory_loader is None:
                 raise SpecError(f"{found.spec_name}: the pipeline is made by a Python factory ({factory}): "
-                                "only `mlnb build` and `mlnb status` read it so far")
-            return self.factory_loader(found, factory, self.env)
-        assert found.path is not None
-        return load_spec(found.path, self.env, root=entries.products_root(found.path))
+                                "only mlnb's commands read it (through Ploomber)")
+            spec = self.factory_loader(found, factory, self.env)
+        else:
+            assert found.path is not None
+            spec = load_spec(found.path, self.env, root=entries.products_root(found.path))
+        return dataclasses.replace(spec, entry_point=self.entry_point or settings.get("ENTRY_POINT"))
 
     @property
     def mlflow(self) -> dict[str, Any]:

@@ -74,6 +74,9 @@ class PipelineSpec:
     warnings: tuple[str, ...] = field(default=())  # what Ploomber would only warn about, one line each
     factory: str | None = None  # a Python factory's dotted path: the tasks were read from the DAG it returns
     files: str | None = None  # directory mode: the folder or glob the tasks were made from (load_files_spec)
+    entry_point: str | None = None  # --entry-point (or ENTRY_POINT) it was loaded by; None: the default lookup
+    hooks: bool = False  # hooks that run even when every task is up to date (the DAG's on_render/on_finish,
+    # a task's on_render), as under `ploomber build`: the build cannot skip Ploomber then
 
     def downstream(self, name: str) -> list[str]:
         out, frontier = [], [name]
@@ -256,7 +259,8 @@ def _checked(raw: Any, path: Path, env: dict[str, Any], root: Path) -> PipelineS
             resolved += [m for m in matches if m not in resolved]
         if tuple(resolved) != t.upstream:
             tasks[t.name] = TaskSpec(t.name, t.source, t.products, t.params, tuple(resolved), t.env_keys, t.kind)
-    return PipelineSpec(path, root, {n: tasks[n] for n in _toposort(tasks, name)}, tuple(warned))
+    hooks = bool(raw.get("on_render") or raw.get("on_finish") or any(t.get("on_render") for t in raw_tasks))
+    return PipelineSpec(path, root, {n: tasks[n] for n in _toposort(tasks, name)}, tuple(warned), hooks=hooks)
 
 
 def _declared_upstream(given: Any, where: str) -> tuple[str, ...]:

@@ -48,10 +48,12 @@ class Project:
 
 
 def _snapshot(root: Path, server_root: Path) -> dict[str, Any]:
+    from mlnb.adapters.ploomber.factory import spec_from_factory
     from mlnb.core.project import load_project
     from mlnb.services.pipeline_state import snapshot
 
-    return snapshot(load_project(root), server_root)  # read afresh: the user edits the project meanwhile
+    # read afresh (the user edits the project meanwhile); ENTRY_POINT, as for the CLI, says which pipeline
+    return snapshot(load_project(root, factory_loader=spec_from_factory), server_root)
 
 
 def build_mode(body: bytes) -> str:

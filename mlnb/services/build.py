@@ -86,6 +86,7 @@ class BuildResult:
     interrupted: bool = False  # stopped with Ctrl-C
     resume_notes: list[str] = field(default_factory=list)  # how --resume ran each failed task
     warnings: list[str] = field(default_factory=list)  # what Ploomber warns about in the spec (one line each)
+    hook_error: str | None = None  # the DAG's on_finish hook failed (Ploomber: the build failed)
 
     @property
     def failed(self) -> list[pipeline.TaskOutcome]:
@@ -190,13 +191,14 @@ def _checked_build(project: Project, request: BuildRequest, progress: Progress |
         if not force:
             invalidate_changed_modules(spec)
     job = _Build(project, request, request.jobs or os.cpu_count() or 1, progress, dvc_repo, synced, start)
-    if only is None and not force and uptodate.all_up_to_date(spec):  # decided without Ploomber
+    if only is None and not force and not spec.hooks and uptodate.all_up_to_date(spec):  # without Ploomber
         return _nothing_to_do(job)
     server = _start_engine(spec, engine, 1 if only else job.jobs)
     try:
         dag = pipeline.open_dag(spec, project.env, engine)
         if only is None and not force and not any(s.outdated for s in pipeline.status(spec, dag)):
-            return _nothing_to_do(job)
+            # the DAG's on_finish hook still runs, as under `ploomber build` (on_render ran in open_dag)
+            return _nothing_to_do(job, pipeline.finish_up_to_date(dag) if spec.hooks else None)
         recorder = FailureRecorder(spec, request.resume, request.snapshot_mb) \
             if engine == "fork" and only is None else None
         options = _task_options(recorder, cells if engine == "fork" else None)
@@ -236,10 +238,10 @@ def _start_engine(spec: PipelineSpec, engine: str, pool: int) -> Any:
     return ForkServer(modules, pool, spec.root).start()
 
 
-def _nothing_to_do(job: _Build) -> BuildResult:
+def _nothing_to_do(job: _Build, hook_error: str | None = None) -> BuildResult:
     spec = job.project.spec
     skipped = [pipeline.TaskOutcome(n, TaskStatus.SKIPPED) for n in spec.tasks]
-    result = BuildResult(False, True, skipped, synced=job.synced)
+    result = BuildResult(False, hook_error is None, skipped, synced=job.synced, hook_error=hook_error)
     if job.dvc_repo:
         _record(job.project, result, up_to_date=None)
     result.elapsed = time.perf_counter() - job.start

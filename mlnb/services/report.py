@@ -76,10 +76,12 @@ def build_report(spec: PipelineSpec, out: Path) -> Path:
         nb = task.notebook_product
         failed = spec.root / "products" / FAILED_DIR / name / nb.name
         path = nb if nb.exists() else failed if failed.exists() else None
-        if path is None:
+        if path is None or path.suffix.lower() not in (".ipynb", ".html"):  # a function's or SQL task's data
             continue
         label = f"{name} ({'failed' if path == failed else 'executed'})"
-        parts.append(f"<details><summary>{html.escape(label)}</summary>{_notebook_html(path)}</details>")
+        body = (_notebook_html(path) if path.suffix.lower() == ".ipynb" else  # an nbconvert render, as written
+                f'<iframe style="width:100%;height:32rem;border:0" srcdoc="{html.escape(path.read_text())}"></iframe>')
+        parts.append(f"<details><summary>{html.escape(label)}</summary>{body}</details>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mlnb build report</title>"
             f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
     with atomic_write(out, encoding="utf-8") as fh:

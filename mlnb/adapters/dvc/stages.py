@@ -25,6 +25,7 @@ import difflib
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,10 @@ def stage(spec: PipelineSpec, task: TaskSpec) -> dict[str, Any]:
             plots.append(_rel(root, product))
         else:
             outs.append(_rel(root, product))
-    body: dict[str, Any] = {"cmd": f"mlnb run {task.name}", "deps": sorted(_rel(root, d) for d in deps)}
+    cmd = f"mlnb run {shlex.quote(task.name)}"
+    if spec.entry_point:  # the stage runs the task of the pipeline this dvc.yaml was made from
+        cmd += f" --entry-point {shlex.quote(spec.entry_point)}"
+    body: dict[str, Any] = {"cmd": cmd, "deps": sorted(_rel(root, d) for d in deps)}
     if task.env_keys:
         body["params"] = [{PARAMS_FILE: sorted(task.env_keys)}]
     body["outs"] = sorted(outs)

@@ -43,7 +43,8 @@ def spec_from_factory(entry: EntryPoint, factory: str, env: dict[str, Any]) -> P
     dag = make_dag(factory, entry.root, spec_dir)
     tasks = {name: _task(dag[name], entry.root) for name in dag}  # Ploomber iterates in topological order
     path = entry.path or entry.root / factory
-    return PipelineSpec(path, entry.root, tasks, factory=factory)
+    hooks = bool(dag.on_render or dag.on_finish or any(getattr(dag[n], "_on_render", None) for n in dag))
+    return PipelineSpec(path, entry.root, tasks, factory=factory, hooks=hooks)
 
 
 def _task(task: Any, root: Path) -> TaskSpec:

@@ -203,6 +203,22 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
     return outcomes, not raised and all(o.status is not TaskStatus.FAILED for o in outcomes)
 
 
+def finish_up_to_date(dag: Any) -> str | None:
+    """Build a DAG whose tasks are all up to date, as ``ploomber build`` does: nothing runs but its
+    ``on_finish`` hook (``on_render`` ran in :func:`open_dag`). The hook's error, one line; None if it passed
+    or stopped the build with ``DAGBuildEarlyStop``."""
+    from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
+
+    try:
+        with _rendered_once(dag, force=False):
+            dag.build(show_progress=False)
+    except DAGBuildEarlyStop:
+        return None
+    except DAGBuildError as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
 @contextmanager
 def _rendered_once(dag: Any, force: bool) -> Iterator[None]:
     """Build without rendering again: :func:`open_dag` rendered the DAG (its ``on_render`` hooks ran then),
