@@ -76,14 +76,20 @@ def resuming_client_class() -> type:
             from nbclient.exceptions import CellExecutionError
             from nbformat import from_dict
 
-            partial = {c.get("id"): c for c in self.resume["partial"].get("cells", [])}
-            start = next((i for i, c in enumerate(self.nb.cells) if c.get("id") == self.resume["cell_id"]), 0)
+            ran_cells = self.resume["partial"].get("cells", [])
+            partial = {c.get("id"): c for c in ran_cells}
+            start = next((i for i, c in enumerate(self.nb.cells) if c.get("id") == self.resume["cell_id"]), None)
+            if start is None:  # a script: its notebook's cell ids are new each run; the source cell's position
+                source = [i for i, c in enumerate(self.nb.cells)
+                          if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+                at = self.resume.get("cell_index", -1)
+                start = source[at] if 0 <= at < len(source) else 0
             for index, cell in enumerate(self.nb.cells):
                 if index < start:
                     self.nb_man.cell_start(cell, index)
-                    ran = partial.get(cell.get("id")) or next(
-                        (c for c in partial.values() if "injected-parameters" in c.get("metadata", {}).get("tags", [])
-                         and "injected-parameters" in cell.get("metadata", {}).get("tags", [])), None)
+                    # the same cell in the failed run: by id, else by position (the cells before the failing
+                    # one are unchanged, the injected parameters cell at the same place)
+                    ran = partial.get(cell.get("id")) or (ran_cells[index] if index < len(ran_cells) else None)
                     if cell.get("cell_type") == "code" and ran is not None:
                         cell["outputs"] = from_dict(ran.get("outputs", []))  # NotebookNodes, as nbclient's
                         cell["execution_count"] = ran.get("execution_count")

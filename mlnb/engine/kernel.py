@@ -38,8 +38,9 @@ _task = threading.local()  # per build thread: the options of the task it is run
 @contextlib.contextmanager
 def task_options(env: dict[str, str] | None = None, resume: dict[str, Any] | None = None) -> Iterator[None]:
     """For the notebook this thread runs next: extra kernel ``env`` (e.g. where to snapshot on
-    failure) and ``resume`` = {"cell_id", "partial"} (skip the cells before ``cell_id``, taking
-    their outputs from the ``partial`` notebook: the kernel restores the namespace instead)."""
+    failure) and ``resume`` = {"cell_id", "cell_index", "partial"} (skip the cells before ``cell_id``, or for a
+    script, whose cells have no lasting ids, before source cell ``cell_index``, taking their outputs from the
+    ``partial`` notebook: the kernel restores the namespace instead)."""
     previous = getattr(_task, "options", None)
     _task.options = {"env": dict(env or {}), "resume": resume}
     try:

@@ -191,6 +191,8 @@ def resume_plan(spec: PipelineSpec, name: str) -> ResumePlan | None:
         return start(f"the partial notebook {partial.relative_to(spec.root)} is gone")
     now = cell_hashes(task.source)
     index = next((i for i, c in enumerate(now) if c["id"] == cell.id), None)
+    if index is None and task.kind == sources.SCRIPT and cell.index < len(now):
+        index = cell.index  # a script's cells have no ids (each run's notebook gets new ones): by position
     if index is None:
         return start(f"the failing cell (id {cell.id}) is no longer in {task.source.name}")
     before_then = found.cells[:cell.index]

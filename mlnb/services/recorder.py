@@ -40,7 +40,8 @@ class FailureRecorder:
             counts = [c.get("execution_count") or 0 for c in (plan.partial or {}).get("cells", [])
                       if c.get("cell_type") == "code" and c.get("id") != plan.cell_id]
             env[checkpoint.COUNT_ENV] = str(max(counts, default=0) + 1)
-            return kernel.task_options(env, {"cell_id": plan.cell_id, "partial": plan.partial})
+            return kernel.task_options(env, {"cell_id": plan.cell_id, "cell_index": plan.cell_index,
+                                             "partial": plan.partial})
         clear(self.spec, name)  # a fresh run: an older snapshot would misdescribe its failure
         return kernel.task_options(env)
 

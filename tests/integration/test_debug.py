@@ -165,3 +165,32 @@ def test_a_task_that_failed_before_any_cell_gets_a_one_line_answer(tmp_path: Pat
     out = run_mlnb(root, "debug", "t")
     assert out.returncode == 2 and "failed before any cell ran" in out.stderr
     assert "Traceback" not in out.stderr and out.stderr.strip().count("\n") == 0
+
+
+def test_a_script_task_resumes_at_its_failing_cell(tmp_path: Path) -> None:
+    """A jupytext script (Ploomber's most common task): its notebook gets new cell ids on every run, so
+    the failing cell is found by its position among the script's cells."""
+    root = tmp_path / "script"
+    root.mkdir()
+    (root / "pipeline.yaml").write_text("tasks:\n  - source: step.py\n    product:\n      nb: out/step.ipynb\n"
+                                        "      data: out/data.txt\n")
+    cells = ['upstream = None\nproduct = None', COUNT.format(n=1) + "x = 41",
+             COUNT.format(n=2) + "import time\ntime.sleep(1)  # the expensive cell",
+             COUNT.format(n=3) + "raise ValueError('boom')",
+             "Path(product['data']).write_text(str(x + 1))"]
+    script = root / "step.py"
+    script.write_text('# %% tags=["parameters"]\n' + "\n\n# %%\n".join(cells) + "\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    failed = run_mlnb(root, "build", "--no-dvc")
+    assert failed.returncode == 1 and "FAILED task step: cell 3" in failed.stderr, failed.stderr
+    debug = run_mlnb(root, "debug", "step")
+    assert debug.returncode == 0, debug.stderr
+    nb = json.loads((root / "products/_failed/step/step.debug.ipynb").read_text())
+    assert any("raise ValueError('boom')" in "".join(c["source"]) for c in nb["cells"])
+    script.write_text(script.read_text().replace("raise ValueError('boom')", "x += 0"))
+    (root / "counter.txt").write_text("")
+    resumed = run_mlnb(root, "build", "--no-dvc", "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resume: step: resumes at cell 3" in resumed.stdout
+    assert (root / "counter.txt").read_text() == "3"  # cells 1 and 2 restored, not run again
+    assert (root / "out/data.txt").read_text() == "42"
