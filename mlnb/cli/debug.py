@@ -15,6 +15,8 @@ import click
 
 from mlnb.cli.kit import entry_point_option, handle_errors
 from mlnb.cli.kit import project as _project
+from mlnb.core import settings
+from mlnb.core.io import shown
 
 if TYPE_CHECKING:
     from mlnb.core.outcomes import FailureManifest
@@ -39,7 +41,8 @@ def debug_task(task: str, lab: bool, use_pdb: bool, entry_point: str | None) -> 
     path = debug.write_debug_notebook(spec, task)
     rel = path.relative_to(root)
     click.echo(f"debug notebook: {rel} (run all cells: the failing cell raises the error again; MLflow runs "
-               f"opened there go to .mlnb/debug/, not to the project's experiment)")
+               f"opened there go to {shown(settings.state_dir(root) / 'debug', root)}/, not to the project's "
+               f"experiment)")
     url = running_lab_url(path)
     if url:
         click.echo(f"  open it in the running JupyterLab: {url}")

@@ -63,11 +63,25 @@ def build(ctx: click.Context, force: bool, env_file: str | None, params: tuple[s
     skip_slow_optional_imports()
     request = BuildRequest(force=force, record=not no_dvc, engine=engine, jobs=jobs, resume=resume,
                            snapshot_mb=snapshot_max_mb)
-    result = run_build(_project(env_file, params, entry_point), request, progress=_progress)
+    project = _project(env_file, params, entry_point)
+    _announce_footprint(project)
+    result = run_build(project, request, progress=_progress)
     if not result.ran:
         click.echo(f"Nothing to do: all {len(result.outcomes)} tasks are up to date "
                    f"({result.elapsed:.1f} s). Use --force to rebuild.")
     _report_and_exit(result)
+
+
+def _announce_footprint(project: Any) -> None:
+    """Before the first build of a project (no state directory yet): what mlnb writes into it, once
+    (after the spec is read: a spec error stays one line)."""
+    from mlnb.core import footprint, settings
+
+    if settings.state_dir(project.root).exists() or not project.spec:
+        return
+    click.echo("mlnb: first build here; besides the pipeline's products, mlnb writes:", err=True)
+    for line in footprint.lines():
+        click.echo(f"  {line}", err=True)
 
 
 @main.command("run")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from mlnb.cli.kit import handle_errors
+from mlnb.core import settings
 from mlnb.errors import MlnbError, ServingError, UserInputError
 
 
@@ -43,7 +44,7 @@ def _context(model_uri: str | None, allow_unsafe_pickle: bool) -> tuple[str, Pat
             raise UserInputError(f"{project.env_path}: mlflow.model_name: not set, so pass MODEL_URI")
         model_uri = f"models:/{name}@champion"
     user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlnb" / "serve"
-    cache = root / ".mlnb" / "serve-cache" if root else user_cache
+    cache = settings.state_dir(root) / "serve-cache" if root else user_cache
     return model_uri, cache
 
 

@@ -37,12 +37,12 @@ from mlnb.core.io import atomic_write
 # What a running build reports per task: (event: started|executed|failed, task, seconds).
 Progress = Callable[[str, str, float], None]
 
-EVENTS_FILE = Path(".mlnb") / "build" / "events.jsonl"
+EVENTS_FILE = Path("build") / "events.jsonl"  # under the state directory (MLNB_STATE_DIR)
 ORIGIN_ENV = "MLNB_BUILD_ORIGIN"  # who started the build: "terminal" unless set (the panel sets "jupyter")
 
 
 def events_path(root: Path) -> Path:
-    return root / EVENTS_FILE
+    return settings.state_dir(root) / EVENTS_FILE
 
 
 class EventLog:

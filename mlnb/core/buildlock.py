@@ -23,14 +23,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlnb.core import settings
 from mlnb.errors import BuildRunning
 
-LOCK_FILE = Path(".mlnb") / "build.lock"
+LOCK_FILE = Path("build.lock")  # under the state directory (MLNB_STATE_DIR)
 _FLOCK = "hhqqi4x"  # struct flock on Linux (x86-64, arm64): type, whence, start, len, pid
 
 
 def lock_path(root: Path) -> Path:
-    return root / LOCK_FILE
+    return settings.state_dir(root) / LOCK_FILE
 
 
 def holder(root: Path) -> int | None:

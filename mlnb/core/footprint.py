@@ -13,12 +13,12 @@ class Footprint(NamedTuple):
 
 
 FOOTPRINT: tuple[Footprint, ...] = (
-    Footprint("products/", "task outputs and executed notebooks; failed tasks' under products/_failed/",
-              "edit the product paths in pipeline.yaml"),
+    Footprint("products/", "the last build's summary (last_build.json), failed tasks' outputs (_failed/); a "
+              "scaffolded project's task outputs", "task outputs: edit the product paths in pipeline.yaml"),
     Footprint("mlflow.db, mlartifacts/", "the local MLflow store (build, task and registered-model runs)",
               "set MLFLOW_TRACKING_URI (a server or another store)"),
     Footprint(".mlnb/", "mlnb's state: build log, events and lock, failure snapshots, debug stores, caches",
-              "cannot be moved yet (safe to delete between builds)"),
+              "set MLNB_STATE_DIR (relative to the project, or an absolute path; safe to delete between builds)"),
     Footprint("reports/", "`mlnb report` output", "mlnb report -o PATH"),
     Footprint("dvc.lock", "the outputs' hashes when a build records them in DVC (commit it)",
               "cannot be moved (DVC's; mlnb build --no-dvc writes none)"),

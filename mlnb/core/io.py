@@ -180,3 +180,9 @@ def inside(root: str | os.PathLike[str], path: str | os.PathLike[str], what: str
     if resolved != root and root not in resolved.parents:
         raise UnsafePathError(f"{what} {str(path)!r} is outside the project {root}")
     return resolved
+
+
+def shown(path: Path, root: Path) -> str:
+    """``path`` as messages show it: relative to ``root`` when inside it (a state directory moved out of
+    the project by ``MLNB_STATE_DIR`` is shown whole)."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -59,6 +59,9 @@ _DECLARED = (
     # the project and the build
     Setting("MLNB_PROJECT_ROOT", "path", None, "The project directory (holding pipeline.yaml) task notebooks and "
             "the JupyterLab extension use; default: the one at or above the working directory."),
+    Setting("MLNB_STATE_DIR", "path", Path(".mlnb"), "Where mlnb keeps its state for a project (build log, "
+            "events and lock, failure snapshots, debug and serve caches, nbval workspace): relative to the project "
+            "root, or an absolute path (one per project)."),
     Setting("ENTRY_POINT", "str", None, "Ploomber's own: what a pipeline command builds when no --entry-point "
             "is given (a spec file, a factory's dotted path, a folder or a glob), read as `ploomber build` reads it."),
     Setting("MLNB_DVC_REMOTE", "str", None, "The DVC remote `mlnb push`/`pull` use (a path or URL, no "
@@ -105,6 +108,12 @@ _DECLARED = (
             "that run code when loaded (pickle, cloudpickle): only for models you trust."),
 )
 SETTINGS: Mapping[str, Setting] = {s.name: s for s in _DECLARED}
+
+
+def state_dir(root: Path) -> Path:
+    """The project at ``root``'s state directory (``MLNB_STATE_DIR``, default ``ROOT/.mlnb``)."""
+    chosen: Path = get("MLNB_STATE_DIR")
+    return chosen if chosen.is_absolute() else root / chosen
 
 
 def declared(name: str) -> Setting:

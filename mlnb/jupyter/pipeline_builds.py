@@ -26,14 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlnb.core import build_events, buildlock, payloads
+from mlnb.core import build_events, buildlock, payloads, settings
 from mlnb.errors import BuildRunning, MlnbError, UserInputError
 
 POLL = 0.1  # seconds between looks at the events file and the lock while someone listens
 START_TIMEOUT = 120.0  # seconds for a started `mlnb build` to take the lock (or exit)
 ESCALATION = ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))  # after the first SIGINT
 MODES = {"build": [], "force": ["--force"], "resume": ["--resume"]}
-LOG = Path(".mlnb") / "build" / "build.log"
+LOG = Path("build") / "build.log"  # under the state directory (MLNB_STATE_DIR)
 
 
 class NoBuild(MlnbError):
@@ -62,7 +62,7 @@ class Builds:
         pid = buildlock.holder(self.root)
         if pid is not None:
             raise BuildRunning(buildlock.refusal(self.root, pid))
-        log = self.root / LOG
+        log = settings.state_dir(self.root) / LOG
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, build_events.ORIGIN_ENV: "jupyter", "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:
@@ -82,7 +82,8 @@ class Builds:
             time.sleep(0.02)
         # reaps it when it ends (started only now: a waiting thread would hide its exit from poll())
         threading.Thread(target=proc.wait, name=f"mlnb-build-{proc.pid}", daemon=True).start()
-        return {"pid": proc.pid, "mode": mode, "log": LOG.as_posix(), "running": running}
+        shown = log.relative_to(self.root) if log.is_relative_to(self.root) else log
+        return {"pid": proc.pid, "mode": mode, "log": shown.as_posix(), "running": running}
 
     def stop(self) -> payloads.BuildStopped:
         """SIGINT to the running build (escalating in the background); raises NoBuild."""

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlnb.adapters.mlflow.tracking import DEBUG_ENV
 from mlnb.adapters.ploomber import pipeline, uptodate
-from mlnb.core import sources
-from mlnb.core.io import atomic_write
+from mlnb.core import settings, sources
+from mlnb.core.io import atomic_write, shown
 from mlnb.core.notebooks import cell_source, read_notebook, read_source_notebook
 from mlnb.core.outcomes import CellError, CheapCells, FailedCell, FailureManifest
 from mlnb.core.project import Project
@@ -52,7 +52,7 @@ NO_TRACKING = f"os.environ[{DEBUG_ENV!r}] = '1'  # MLflow runs opened here stay 
 
 
 def snapshot_dir(root: Path, task: str) -> Path:
-    return root / ".mlnb" / "snapshots" / task
+    return settings.state_dir(root) / "snapshots" / task
 
 
 def partial_notebook(spec: PipelineSpec, task: TaskSpec) -> Path:
@@ -148,9 +148,9 @@ def manifest(spec: PipelineSpec, name: str) -> FailureManifest:
                              "`mlnb debug` and `--resume` cover notebook and script tasks only")
     path = snapshot_dir(spec.root, name) / MANIFEST
     try:
-        return FailureManifest.read(path, str(path.relative_to(spec.root)))
+        return FailureManifest.read(path, shown(path, spec.root))
     except OSError:
-        raise UserInputError(f"task {name}: no failure on record ({path.relative_to(spec.root)} is missing); "
+        raise UserInputError(f"task {name}: no failure on record ({shown(path, spec.root)} is missing); "
                              f"it did not fail in the last `mlnb build`") from None
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb.core import build_events, buildlock
+from mlnb.core import build_events, buildlock, settings
 from mlnb.core.outcomes import CellError, FailureManifest, TaskStatus
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec
@@ -70,7 +70,7 @@ def relative(path: Path, server_root: Path | None) -> str | None:
 
 def failure_of(root: Path, task: str) -> dict[str, Any] | None:
     """The failing cell and error of ``task``'s last run, from its failure manifest, or None."""
-    path = root / ".mlnb" / "snapshots" / task / _MANIFEST
+    path = settings.state_dir(root) / "snapshots" / task / _MANIFEST
     try:
         found = FailureManifest.read(path)
     except (OSError, UserInputError):

@@ -125,7 +125,7 @@ def promote(project: ModelRegistry, run_id: str, *, note: str = "", force: bool 
     registry.check_run_id(run_id)
     who = audit.current_user(user)
     client = registry._client()
-    with file_lock(project.root / registry.LOCK_FILE):
+    with file_lock(registry.lock_file(project.root)):
         completed = finish_unfinished(client, project)
         run = registry._build_run(client, project, run_id)
         reqs = requirements(project, run, who)
@@ -172,7 +172,7 @@ def rollback(project: ModelRegistry, *, note: str = "", user: str | None = None)
     who = audit.current_user(user)
     client = registry._client()
     name = project.model_name
-    with file_lock(project.root / registry.LOCK_FILE):
+    with file_lock(registry.lock_file(project.root)):
         completed = finish_unfinished(client, project)
         if completed and completed["action"] == "rollback":  # the retry of an interrupted rollback: done now
             return Outcome(True, f"finished the interrupted rollback: {name} version {completed['version']} is the "
@@ -206,7 +206,7 @@ def approve(project: ModelRegistry, run_id: str, *, note: str = "", user: str | 
     registry.check_run_id(run_id)
     who = audit.current_user(user)
     client = registry._client()
-    with file_lock(project.root / registry.LOCK_FILE):
+    with file_lock(registry.lock_file(project.root)):
         finish_unfinished(client, project)
         run = registry._build_run(client, project, run_id)
         if run.data.tags.get("mlnb.gate.verdict") == "failed" or run.data.tags.get("mlnb.status") == "failed":

@@ -23,7 +23,7 @@ from typing import Any
 from mlnb.adapters.mlflow import registry as mlflow_registry
 from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.adapters.mlflow import tracking
-from mlnb.core import audit, integrity
+from mlnb.core import audit, integrity, settings
 from mlnb.core.gate import verdict_of
 from mlnb.core.io import read_json
 from mlnb.core.project import Project
@@ -33,8 +33,12 @@ CHAMPION, PREVIOUS = "champion", "previous"
 TAG_MAX = 5000  # MLflow's limit on a tag value
 COMPACT = ("action", "txn", "run_id", "version", "previous_version", "user", "time", "forced", "bypassed")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-LOCK_FILE = Path(".mlnb") / "registry.lock"
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+def lock_file(root: Path) -> Path:
+    """The lock every promotion, approval and rollback of the project at ``root`` holds."""
+    return settings.state_dir(root) / "registry.lock"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """``mlnb init``: a new project from the templates in ``mlnb/templates/project/`` (load -> validate ->
 train -> evaluate -> export on a sample CSV, the gate, DVC, CI templates, Dockerfile, Makefile).
 
-Templates are plain files; the only substitutions are ``{{project_name}}`` and ``{{mlnb_version}}``
-(other ``{{...}}``, such as Ploomber's ``{{data.target}}`` placeholders, are left as they are).
+Templates are plain files; the only substitutions are ``{{project_name}}``, ``{{mlnb_version}}`` and
+``{{mlnb_install}}`` (other ``{{...}}``, such as Ploomber's ``{{data.target}}`` placeholders, are left as they are).
 A template named ``dot-x`` is written as ``.x`` (the package holds no dotfiles git or setuptools would
 treat specially).
 
@@ -62,8 +62,27 @@ def _version() -> str:
         return "0.1.0"
 
 
+def _install_source() -> str:
+    """What ``make setup`` installs: the local checkout mlnb was installed from (pip's ``direct_url.json``
+    says a ``file://`` URL), so a new project works before mlnb is on an index; else ``mlnb==VERSION``."""
+    import json
+    from importlib.metadata import distributions
+
+    url = None
+    for found in distributions(name="mlnb"):  # a source checkout's mlnb.egg-info may come first: no record
+        try:
+            said = json.loads(found.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        url = said.get("url") if isinstance(said, dict) else None
+        if url:
+            break
+    return f"mlnb @ {url}" if isinstance(url, str) and url.startswith("file://") else f"mlnb=={_version()}"
+
+
 def template_files(name: str) -> dict[str, str]:
-    """{path in the new project: text}, ``{{project_name}}`` and ``{{mlnb_version}}`` substituted."""
+    """{path in the new project: text}, ``{{project_name}}``, ``{{mlnb_version}}`` and ``{{mlnb_install}}``
+    substituted."""
     base = resources.files(TEMPLATE_PACKAGE).joinpath(*TEMPLATE_DIR)
     out: dict[str, str] = {}
 
@@ -75,7 +94,8 @@ def template_files(name: str) -> dict[str, str]:
                     walk(child, rel + "/")
             else:
                 text = child.read_text(encoding="utf-8")
-                for key, value in {"project_name": name, "mlnb_version": _version()}.items():
+                for key, value in {"project_name": name, "mlnb_version": _version(),
+                                   "mlnb_install": _install_source()}.items():
                     text = text.replace("{{" + key + "}}", value)
                 out[_target_name(rel)] = text
 

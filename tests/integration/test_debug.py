@@ -167,9 +167,12 @@ def test_a_task_that_failed_before_any_cell_gets_a_one_line_answer(tmp_path: Pat
     assert "Traceback" not in out.stderr and out.stderr.strip().count("\n") == 0
 
 
-def test_a_script_task_resumes_at_its_failing_cell(tmp_path: Path) -> None:
+@pytest.mark.parametrize("state", ["default", "elsewhere"])
+def test_a_script_task_resumes_at_its_failing_cell(tmp_path: Path, state: str) -> None:
     """A jupytext script (Ploomber's most common task): its notebook gets new cell ids on every run, so
-    the failing cell is found by its position among the script's cells."""
+    the failing cell is found by its position among the script's cells. With ``MLNB_STATE_DIR`` outside
+    the project, the lock, snapshot and manifest live there and the project gets no ``.mlnb/``."""
+    env = {"MLNB_STATE_DIR": str(tmp_path / "state")} if state == "elsewhere" else None
     root = tmp_path / "script"
     root.mkdir()
     (root / "pipeline.yaml").write_text("tasks:\n  - source: step.py\n    product:\n      nb: out/step.ipynb\n"
@@ -181,16 +184,18 @@ def test_a_script_task_resumes_at_its_failing_cell(tmp_path: Path) -> None:
     script = root / "step.py"
     script.write_text('# %% tags=["parameters"]\n' + "\n\n# %%\n".join(cells) + "\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    failed = run_mlnb(root, "build", "--no-dvc")
+    failed = run_mlnb(root, "build", "--no-dvc", env=env)
     assert failed.returncode == 1 and "FAILED task step: cell 3" in failed.stderr, failed.stderr
-    debug = run_mlnb(root, "debug", "step")
+    debug = run_mlnb(root, "debug", "step", env=env)
     assert debug.returncode == 0, debug.stderr
     nb = json.loads((root / "products/_failed/step/step.debug.ipynb").read_text())
     assert any("raise ValueError('boom')" in "".join(c["source"]) for c in nb["cells"])
     script.write_text(script.read_text().replace("raise ValueError('boom')", "x += 0"))
     (root / "counter.txt").write_text("")
-    resumed = run_mlnb(root, "build", "--no-dvc", "--resume")
+    resumed = run_mlnb(root, "build", "--no-dvc", "--resume", env=env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resume: step: resumes at cell 3" in resumed.stdout
     assert (root / "counter.txt").read_text() == "3"  # cells 1 and 2 restored, not run again
     assert (root / "out/data.txt").read_text() == "42"
+    assert (root / ".mlnb").is_dir() == (state == "default")
+    assert (tmp_path / "state" / "build.lock").exists() == (state == "elsewhere")

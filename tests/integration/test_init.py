@@ -54,7 +54,14 @@ def test_init_then_build_is_green_and_leaves_git_clean(tmp_path: Path) -> None:
     assert (root / "products/export/model/MLmodel").is_file()
     assert git_status(root) == []  # products, the MLflow store and .mlnb/ are all git-ignored
     assert run_mlnb(root, "dvc", "sync", "--check").returncode == 0
-    print(f"mlnb init && make build: {time.monotonic() - started:.1f} s")
+    tested = subprocess.run(["make", "test", f"MLNB={' '.join(MLNB)}"], cwd=root, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)  # sync check; a forced build
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "gate: " in tested.stdout + tested.stderr
+    assert git_status(root) == []
+    makefile = (root / "Makefile").read_text()  # `make setup` installs the mlnb this project was made with
+    assert "INSTALL_MLNB ?= mlnb @ file://" in makefile or "INSTALL_MLNB ?= mlnb==" in makefile
+    print(f"mlnb init && make build && make test: {time.monotonic() - started:.1f} s")
 
 
 def test_init_refuses_a_non_empty_directory_and_force_says_what_it_overwrites(tmp_path: Path) -> None:

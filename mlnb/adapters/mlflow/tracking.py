@@ -195,10 +195,10 @@ def _debug_run(task: str, root: Path, experiment: str) -> Iterator[Any]:
     telemetry_off()
     import mlflow
 
-    store = root.resolve() / ".mlnb" / "debug"
+    store = settings.state_dir(root.resolve()) / "debug"
     store.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{store / 'mlflow.db'}"
-    print(f"mlnb debug: this MLflow run goes to {store.relative_to(root.resolve()) / 'mlflow.db'}, "
+    print(f"mlnb debug: this MLflow run goes to {store / 'mlflow.db'}, "
           f"not to the project's experiment")
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)

@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.adapters.git import tree_state
+from mlnb.core import settings
 from mlnb.core.io import read_json, write_json
 
-RESULTS_DIR = Path(".mlnb") / "nbval" / "results"
+
+def results_dir(root: Path) -> Path:
+    """Where ``mlnb nbval`` records its result per commit (the promotion policy reads them)."""
+    return settings.state_dir(root) / "nbval" / "results"
 
 
 def write(root: Path, passed: bool, references: list[str], summary: str, tool: str) -> Path | None:
@@ -24,7 +28,7 @@ def write(root: Path, passed: bool, references: list[str], summary: str, tool: s
     commit, changed = tree_state(root)
     if commit is None:
         return None
-    path = root / RESULTS_DIR / f"{commit}.json"
+    path = results_dir(root) / f"{commit}.json"
     write_json(path, {"commit": commit, "clean": not changed, "changed": changed[:20], "passed": passed,
                       "references": sorted(references), "summary": summary[:500], "tool": tool,
                       "time": datetime.now(UTC).isoformat(timespec="seconds")})
@@ -34,7 +38,7 @@ def write(root: Path, passed: bool, references: list[str], summary: str, tool: s
 def read(root: Path, commit: str) -> dict[str, Any] | None:
     if not re.fullmatch(r"[0-9a-f]{40}", commit):
         return None
-    path = root / RESULTS_DIR / f"{commit}.json"
+    path = results_dir(root) / f"{commit}.json"
     if not path.is_file():
         return None
     data = read_json(path)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from mlnb.adapters.mlflow.tracking import TELEMETRY_OFF
 from mlnb.adapters.nbval.reference import OUT_DIR, WORKSPACE_ENV
+from mlnb.core import settings
 from mlnb.core.io import atomic_write
 from mlnb.errors import RegressionError, UserInputError
 
 CI_ENV = "env.ci.yaml"
-WORKSPACE = Path(".mlnb") / "nbval" / "workspace"
+WORKSPACE = Path("nbval") / "workspace"  # under the state directory (MLNB_STATE_DIR)
 KEEP = {"products", "mlflow.db", "mlartifacts", ".fingerprint"}  # built state that survives a re-sync
 IGNORE = {".git", ".mlnb", ".venv", "venv", ".dvc", "dvc.lock", "products", "reports", "mlruns", "mlartifacts",
           "mlflow.db", "node_modules", "tests", "__pycache__", ".ipynb_checkpoints", ".pytest_cache",
@@ -36,9 +37,10 @@ def _copy(root: Path, ws: Path) -> str:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     ws.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
+    state = settings.state_dir(root)
     for entry in sorted(root.iterdir()):
-        if entry.name in IGNORE or entry.name.endswith(".egg-info"):
-            continue
+        if entry.name in IGNORE or entry.name.endswith(".egg-info") or state.is_relative_to(entry):
+            continue  # (the state directory holds the workspace itself)
         target = ws / entry.name
         if entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, target, symlinks=True,
@@ -75,7 +77,7 @@ def prepare(root: Path, env_file: str = CI_ENV) -> Workspace:
     if not (root / env_file).is_file():
         raise UserInputError(f"{env_file}: the CI parameter set for nbval is missing (copy params.yaml and make "
                              f"it small and fast: fewer estimators, fixed seeds)")
-    ws = root / WORKSPACE
+    ws = settings.state_dir(root) / WORKSPACE
     fingerprint = _copy(root, ws)
     stamp = ws / ".fingerprint"
     force = not stamp.exists() or stamp.read_text() != fingerprint

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mlnb.adapters.dvc.objects import file_md5, object_path
-from mlnb.adapters.nbval.record import RESULTS_DIR
+from mlnb.adapters.nbval.record import results_dir
 from mlnb.core.io import write_json
 from mlnb.errors import EnvError
 from mlnb.services import policy
@@ -48,7 +48,7 @@ def make_project(tmp_path: Path) -> tuple[Path, dict]:
     obj = object_path(remote, md5)
     obj.parent.mkdir(parents=True)
     shutil.copy(root / OUT, obj)
-    write_json(root / RESULTS_DIR / f"{SHA}.json", {"commit": SHA, "clean": True, "passed": True,
+    write_json(results_dir(root) / f"{SHA}.json", {"commit": SHA, "clean": True, "passed": True,
                                                     "references": ["train"], "time": "2026-01-01T00:00:00"})
     lock = {"schema": "2.0", "stages": {"train": {"cmd": "mlnb run train", "outs": [{"path": OUT, "md5": md5}]}}}
     return root, lock
@@ -129,7 +129,7 @@ def test_nbval_of_another_commit_or_a_failed_run_is_not_held(project: Path) -> N
                         POLICY, "bob")
     (bad,) = policy.blocking(reqs)
     assert bad.name == "nbval" and "no nbval run recorded at commit cdcdcdcdcdcd" in bad.detail
-    write_json(project / RESULTS_DIR / f"{SHA}.json", {"commit": SHA, "clean": True, "passed": False,
+    write_json(results_dir(project) / f"{SHA}.json", {"commit": SHA, "clean": True, "passed": False,
                                                       "summary": "1 of 2 references match"})
     reqs = policy.check(project, Client(lock_of(project)), run_with(), POLICY, "bob")
     (bad,) = policy.blocking(reqs)
