@@ -210,7 +210,7 @@ def report(output: str, entry_point: str | None) -> None:
     from mlnb.services.report import build_report
 
     project = _project(entry_point=entry_point)
-    path = build_report(project.spec, project.root / output)
+    path = build_report(project.spec, project.root / output, project.root)
     click.echo(f"report written: {path}")
 
 

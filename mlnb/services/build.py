@@ -245,8 +245,9 @@ def _nothing_to_do(job: _Build, hook_error: str | None = None) -> BuildResult:
     if job.dvc_repo:
         _record(job.project, result, up_to_date=None)
     result.elapsed = time.perf_counter() - job.start
-    if not (spec.root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
-        _write_last_build(spec.root, result)
+    root = job.project.root  # the project's, as a build that ran writes it (not the spec's folder)
+    if not (root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
+        _write_last_build(root, result)
     return result
 
 

@@ -36,9 +36,10 @@ def _notebook_html(path: Path) -> str:
     return body
 
 
-def build_report(spec: PipelineSpec, out: Path) -> Path:
-    """Write ``out`` (self-contained HTML: images inlined) and return it."""
-    last = spec.root / "products" / "last_build.json"
+def build_report(spec: PipelineSpec, out: Path, root: Path) -> Path:
+    """Write ``out`` (self-contained HTML: images inlined) and return it; ``root`` is the project's (where
+    the build wrote ``products/last_build.json``; a spec in a subfolder resolves its products there)."""
+    last = root / "products" / "last_build.json"
     if not last.exists():
         raise UserInputError(f"{last}: no build recorded yet; run `mlnb build` first")
     build = json.loads(last.read_text())

@@ -66,3 +66,25 @@ def test_dvc_stages_run_the_task_of_the_entry_points_pipeline(project: Path) -> 
     cmd = shlex.split(stages["total"]["cmd"])
     ran = run_mlnb(project, *cmd[1:])  # as `dvc repro` runs it, with this interpreter's mlnb
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_a_spec_in_a_subfolder_builds_and_reports_from_the_project_root(tmp_path: Path) -> None:
+    """Ploomber resolves a spec's products against the spec's folder (``specs/out/``); mlnb's own records
+    (``products/last_build.json``, read by `mlnb report` and `mlnb verdict`) stay at the project root."""
+    root = tmp_path / "sub"
+    (root / "specs").mkdir(parents=True)
+    (root / "specs/pipeline.train.yaml").write_text("tasks:\n  - source: load.py\n    product:\n"
+                                                    "      nb: out/load.html\n      data: out/data.txt\n")
+    (root / "specs/load.py").write_text('# %% tags=["parameters"]\nupstream = None\nproduct = None\n\n# %%\n'
+                                        "open(product['data'], 'w').write('3')\nprint('wrote 3')\n")
+    git_init(root)
+    args = ["--entry-point", "specs/pipeline.train.yaml"]
+    built = run_mlnb(root, "build", "--no-dvc", *args)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert (root / "specs/out/data.txt").read_text() == "3"
+    again = run_mlnb(root, "build", "--no-dvc", *args)
+    assert "Nothing to do" in again.stdout, again.stdout + again.stderr
+    report = run_mlnb(root, "report", *args)
+    assert report.returncode == 0, report.stderr
+    assert "wrote 3" in (root / "reports/report.html").read_text()  # the HTML render, embedded
+    assert not (root / "specs/products/last_build.json").exists()
