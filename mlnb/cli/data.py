@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 
 
 def _spec(entry_point: str | None) -> PipelineSpec:
-    return project(entry_point=entry_point).spec
+    from mlnb.errors import VersioningError
+
+    loaded = project(entry_point=entry_point)
+    if loaded.spec.root != loaded.root:  # dvc.yaml, its stages and the repository live at the project root
+        raise VersioningError(f"{loaded.spec.path.name}: its products resolve against "
+                              f"{loaded.spec.root.relative_to(loaded.root)}/ (as Ploomber resolves them), not the "
+                              "project root; DVC stages for such a spec are not supported yet (build with --no-dvc)")
+    return loaded.spec
 
 
 @click.group("dvc")
@@ -67,8 +74,8 @@ def dvc_commit(entry_point: str | None) -> None:
     from mlnb.adapters.dvc import repo
     from mlnb.services.status import current_tasks
 
+    spec = _spec(entry_point)
     loaded = project(entry_point=entry_point)
-    spec = loaded.spec
     current = current_tasks(loaded)
     recorded = repo.commit(spec, up_to_date=current)
     skipped = [name for name in spec.tasks if name not in current]

@@ -184,7 +184,7 @@ def _checked_build(project: Project, request: BuildRequest, progress: Progress |
         raise SpecError(f"pipeline.yaml: no task named {only!r} (tasks: {', '.join(spec.tasks)})")
     dvc_repo = request.record and only is None and versioning.is_dvc_repo(project.root)
     synced = False
-    if dvc_repo:  # dvc.yaml is generated: keep it current (moving env.yaml is left to `mlnb dvc sync`)
+    if dvc_repo and spec.root == project.root:  # dvc.yaml is generated: keep it current
         base = project.committed.spec  # dvc.yaml describes params.yaml
         versioning.require_params_linked(base)
         synced = versioning.sync(base).changed
@@ -335,6 +335,11 @@ def _record(project: Project, result: BuildResult, up_to_date: list[str] | None)
     if project.overridden:
         result.record_note = ("not recorded in DVC: built with --env-file/-p overrides, which dvc.lock "
                               "(keyed on env.yaml) would misdescribe")
+        return
+    if project.spec.root != project.root:
+        result.record_note = (f"not recorded in DVC: {project.spec.path.name}'s products resolve against "
+                              f"{project.spec.root.relative_to(project.root)}/ (as Ploomber resolves them), not the "
+                              "project root; DVC stages for such a spec are not supported yet")
         return
     try:
         result.recorded = versioning.commit(project.spec, up_to_date=up_to_date)

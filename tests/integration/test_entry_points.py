@@ -88,3 +88,6 @@ def test_a_spec_in_a_subfolder_builds_and_reports_from_the_project_root(tmp_path
     assert report.returncode == 0, report.stderr
     assert "wrote 3" in (root / "reports/report.html").read_text()  # the HTML render, embedded
     assert not (root / "specs/products/last_build.json").exists()
+    refused = run_mlnb(root, "dvc", "init", *args)  # stages at the root would name products of specs/: refused
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "products resolve against specs/" in refused.stderr and not (root / ".dvc").exists()
