@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
 
 def _spec(entry_point: str | None) -> PipelineSpec:
-    from mlnb.errors import VersioningError
+    from mlnb.errors import UserInputError
 
     loaded = project(entry_point=entry_point)
     if loaded.spec.root != loaded.root:  # dvc.yaml, its stages and the repository live at the project root
-        raise VersioningError(f"{loaded.spec.path.name}: its products resolve against "
+        raise UserInputError(f"{loaded.spec.path.name}: its products resolve against "
                               f"{loaded.spec.root.relative_to(loaded.root)}/ (as Ploomber resolves them), not the "
                               "project root; DVC stages for such a spec are not supported yet (build with --no-dvc)")
     return loaded.spec
