@@ -29,6 +29,10 @@ RUN pip install --no-cache-dir . \
 # --- the pipeline image -------------------------------------------------------------------------
 FROM base AS pipeline
 COPY --chown=mlnb:mlnb . .
+# Dask too: this image is also a cluster worker's (`dask worker tcp://SCHEDULER:8786 --nthreads 1`);
+# the extra's range is pyproject.toml's (DL3013 cannot see it there)
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[cluster]"
 USER 10001
 RUN python scripts/make_raw_data.py
 

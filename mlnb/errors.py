@@ -185,3 +185,16 @@ class StaleFailure(UserInputError):
     """A failure that is no longer the task's current one (a later build ran the task again)."""
 
     http_status = 409
+
+
+class RemoteTaskFailed(TaskFailed):
+    """A task run on a cluster worker failed (its partial notebook was sent back); ``early_stop``: it asked
+    the build to stop gracefully (Ploomber's ``DAGBuildEarlyStop``)."""
+
+    def __init__(self, task: str, message: str, early_stop: bool = False) -> None:
+        self.early_stop = early_stop
+        super().__init__(task, message)
+
+
+class ClusterError(MlnbError):
+    """The cluster could not run a task: scheduler unreachable, workers without mlnb, a worker lost too often."""

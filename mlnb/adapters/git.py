@@ -73,3 +73,12 @@ def section_changes(committed: Any, used: Any, prefix: str) -> list[str]:
         elif old != new:
             out.append(f"{prefix}.{key}: {old!r} -> {new!r}")
     return out
+
+
+def listed_files(root: Path) -> list[str] | None:
+    """The files git would commit in ``root`` (tracked, and untracked ones not ignored), relative to ``root``;
+    None when ``root`` is not in a git work tree."""
+    proc = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    if proc is None or proc.returncode != 0:
+        return None
+    return sorted({p for p in proc.stdout.split("\0") if p})

@@ -51,18 +51,33 @@ def main() -> None:
                                               "the cells before it, its params and upstream are unchanged.")
 @click.option("--snapshot-max-mb", type=click.FloatRange(min=0), default=512, show_default=True,
               help="Size limit of a failed task's namespace snapshot (what does not fit is listed).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="dask: run each task on a Dask worker (--scheduler, else a local cluster).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="The Dask scheduler to use (or MLNB_DASK_SCHEDULER). [default: a local cluster]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of the local cluster. [default: number of cores]")
+@click.option("--shared-fs", is_flag=True, help="The Dask workers mount this project at the same path: run tasks "
+                                                 "in place instead of exchanging products through the DVC remote.")
+@click.option("--retries", type=click.IntRange(min=0, max=20), default=None,
+              help="Runs of a task again when its worker dies (or MLNB_DASK_RETRIES). [default: 2]")
 @entry_point_option
 @click.pass_context
 @handle_errors
 def build(ctx: click.Context, force: bool, env_file: str | None, params: tuple[str, ...], no_dvc: bool, engine: str,
-          jobs: int | None, resume: bool, snapshot_max_mb: float, entry_point: str | None) -> None:
+          jobs: int | None, resume: bool, snapshot_max_mb: float, executor: str, scheduler: str | None,
+          workers: int | None, shared_fs: bool, retries: int | None, entry_point: str | None) -> None:
     """Run outdated tasks under one MLflow build run, then record the outputs in DVC."""
     from mlnb.services.build import BuildRequest, run_build
+    from mlnb.services.cluster import ClusterOptions
 
     params = (*params, *env_overrides(ctx.args))
     skip_slow_optional_imports()
+    if executor == "local" and (scheduler or workers or shared_fs or retries is not None):
+        raise click.UsageError("--scheduler, --workers, --shared-fs and --retries go with --executor dask")
+    on = ClusterOptions(scheduler, workers, shared_fs, retries) if executor == "dask" else None
     request = BuildRequest(force=force, record=not no_dvc, engine=engine, jobs=jobs, resume=resume,
-                           snapshot_mb=snapshot_max_mb)
+                           snapshot_mb=snapshot_max_mb, cluster=on)
     project = _project(env_file, params, entry_point)
     _announce_footprint(project)
     result = run_build(project, request, progress=_progress)

@@ -66,6 +66,10 @@ _DECLARED = (
             "is given (a spec file, a factory's dotted path, a folder or a glob), read as `ploomber build` reads it."),
     Setting("MLNB_DVC_REMOTE", "str", None, "The DVC remote `mlnb push`/`pull` use (a path or URL, no "
             "password), instead of the repository's default remote; registered in .dvc/config.local."),
+    Setting("MLNB_DASK_SCHEDULER", "str", None, "The Dask scheduler `mlnb build --executor dask` sends tasks to "
+            "(tcp://HOST:PORT); unset: a local cluster of worker processes."),
+    Setting("MLNB_DASK_RETRIES", "int", 2, "How many times a task is run again on the cluster when its worker dies "
+            "or the exchange with the remote fails (a failing notebook is not retried).", minimum=0, maximum=20),
     Setting("MLNB_BUILD_ORIGIN", "str", "terminal", "Who started the build, as the Pipeline panel shows it "
             "(the panel sets `jupyter`).", internal=True),
     Setting("MLNB_BUILD_RUN_ID", "str", None, "The MLflow build run a task's runs (and registered model "

@@ -8,6 +8,7 @@ found in products named ``metrics`` and ``gate``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -31,8 +32,9 @@ from mlnb.core.outcomes import TaskStatus
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec
 from mlnb.errors import MlnbError, SpecError, UserInputError
-from mlnb.services import build_tags, debug
+from mlnb.services import build_tags, cluster, debug
 from mlnb.services.build_tags import gate_verdict, is_gate_failure
+from mlnb.services.cluster import ClusterOptions
 from mlnb.services.explain import upstream_hashes
 from mlnb.services.recorder import FailureRecorder, retire_failures
 
@@ -54,6 +56,7 @@ class BuildRequest:
     jobs: int | None = None
     resume: bool = False
     snapshot_mb: float = 512
+    cluster: ClusterOptions | None = None  # run the tasks on a Dask cluster (:mod:`mlnb.services.cluster`)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,10 @@ def _run_build(project: Project, request: BuildRequest, progress: Progress | Non
     start = time.perf_counter()
     if request.resume and request.engine != "fork":
         raise UserInputError("--resume: needs the fork engine (failure snapshots are taken in its kernels)")
+    if request.cluster is not None and (request.resume or request.engine != "fork" or request.only):
+        what = "--resume" if request.resume else "--engine papermill" if request.engine != "fork" else "mlnb run"
+        raise UserInputError(f"--executor dask: not with {what} (failure snapshots and the stock engine stay "
+                             "local; `mlnb build` re-runs a failed task from its start on the cluster)")
     result = _checked_build(project, request, progress, cells, start)
     result.warnings = list(project.spec.warnings)
     return result
@@ -193,6 +200,8 @@ def _checked_build(project: Project, request: BuildRequest, progress: Progress |
     job = _Build(project, request, request.jobs or os.cpu_count() or 1, progress, dvc_repo, synced, start)
     if only is None and not force and not spec.hooks and uptodate.all_up_to_date(spec):  # without Ploomber
         return _nothing_to_do(job)
+    if request.cluster is not None:
+        return _cluster_build(job, request.cluster)
     server = _start_engine(spec, engine, 1 if only else job.jobs)
     try:
         dag = pipeline.open_dag(spec, project.env, engine)
@@ -206,6 +215,23 @@ def _checked_build(project: Project, request: BuildRequest, progress: Progress |
     finally:
         if server is not None:
             server.stop()
+
+
+def _cluster_build(job: _Build, options: ClusterOptions) -> BuildResult:
+    """The tasks' code on a Dask cluster, everything else here (:mod:`mlnb.services.cluster`)."""
+    project, spec = job.project, job.project.spec
+    cluster.check(project, options)  # before the DAG is even loaded
+    dag = pipeline.open_dag(spec, project.env, "papermill")  # nothing runs here: no local kernels
+    if not job.request.force and not any(s.outdated for s in pipeline.status(spec, dag)):
+        return _nothing_to_do(job, pipeline.finish_up_to_date(dag) if spec.hooks else None)
+    with cluster.session(project, options) as remote:
+        jobs = job.request.jobs or remote.slots
+        return _tracked_build(dataclasses.replace(job, jobs=jobs, progress=job.progress or _silent), dag=dag,
+                              server=None, recorder=None, remote=remote)
+
+
+def _silent(event: str, task: str, seconds: float) -> None:
+    """Progress nobody reads (the cluster build always runs on mlnb's executor, which reports some)."""
 
 
 def _task_options(recorder: Any, cells: Callable[[str, int, int], None] | None) -> Any:
@@ -251,7 +277,8 @@ def _nothing_to_do(job: _Build, hook_error: str | None = None) -> BuildResult:
     return result
 
 
-def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_options: Any = None) -> BuildResult:
+def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_options: Any = None,
+                   remote: cluster.Session | None = None) -> BuildResult:
     project, spec, env, root = job.project, job.project.spec, job.project.env, job.project.root
     force, only, engine = job.request.force, job.request.only, job.request.engine
     experiment_id = tracking.configure(root, project.experiment)
@@ -261,6 +288,9 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
             **build_tags.tree_tags(root), **tracking.owner_tags(root)}
     if only is not None:
         tags["mlnb.only"] = only
+    if remote is not None:
+        tags.update({"mlnb.executor": "dask", "mlnb.dask.scheduler": remote.cluster.address,
+                     "mlnb.dask.shared_fs": str(remote.store is None).lower()})
     env_path = project.env_path
     name = tracking.build_run_name(commit, tracking.changed_params(root, env_path, env),
                                    project.env_file and env_path.name)
@@ -271,8 +301,9 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
         with environ(**{tracking.BUILD_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri(root)}):
             outcomes, ok = pipeline.build(spec, dag, force=force, only=only, jobs=job.jobs,
                                           progress=job.progress if engine == "fork" else None,
-                                          interrupt=server.interrupt if server is not None else None,
-                                          task_options=task_options)
+                                          interrupt=remote.interrupt if remote is not None else
+                                          server.interrupt if server is not None else None,
+                                          task_options=task_options, remote=remote)
         notes = recorder.after(outcomes, run_id) if recorder is not None else []
         client = mlflow_runs.client()
         existing = tracking.task_runs(run_id, run.experiment_id)
@@ -283,7 +314,8 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
                 stamp_run(outcome.notebook, run_id, outcome.name,
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
             if outcome.status.ran:
-                _record_task(client, run_id, run.experiment_id, outcome, existing)
+                worker = remote.worker_of.get(outcome.name) if remote is not None else None
+                _record_task(client, run_id, run.experiment_id, outcome, existing, worker)
         result = BuildResult(True, ok, outcomes, run_id, synced=job.synced, interrupted=pipeline.interrupted(dag),
                              resume_notes=notes)
         ran = {o.name for o in outcomes if o.status.ran}
@@ -358,7 +390,7 @@ def invalidate_changed_modules(spec: PipelineSpec) -> dict[str, list[str]]:
 
 
 def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pipeline.TaskOutcome,
-                 existing: dict[str, str]) -> None:
+                 existing: dict[str, str], worker: str | None = None) -> None:
     """Complete (or create) the task's child run: status, duration, executed notebook."""
     run_id = existing.get(outcome.name)
     if run_id is None:
@@ -366,6 +398,8 @@ def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pi
             "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
         run_id = child.info.run_id
     tags = {"mlnb.status": outcome.status.value}
+    if worker:  # host:pid of the cluster worker that ran it
+        tags["mlnb.worker"] = worker
     if outcome.failure:
         tags["mlnb.failure"] = outcome.failure.describe()[:5000]
     # one store transaction, not one per value

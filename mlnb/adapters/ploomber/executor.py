@@ -88,7 +88,7 @@ class ThreadedExecutor(Executor):
                         break
                     if task.exec_status == TaskStatus.WaitingExecution and task.name not in started:
                         self.progress("started", task.name, 0.0)
-                        runner = self._run_inline if _uses_client(task) else pool.submit
+                        runner = self._run_inline if uses_client(task) else pool.submit
                         running[runner(self._run_task, task)] = (task, time.perf_counter())
                         started.add(task.name)
                 if not running:
@@ -141,7 +141,7 @@ class ThreadedExecutor(Executor):
         return None
 
 
-def _uses_client(task: Any) -> bool:
+def uses_client(task: Any) -> bool:
     """The task or its product talks to a database through a Ploomber client (SQL tasks, SQL relations)."""
     product = task.product
     products = list(product.products.products.values()) if hasattr(product, "products") else [product]

@@ -34,7 +34,7 @@ from mlnb.core.io import fsync_dir
 from mlnb.core.notebooks import read_notebook
 from mlnb.core.outcomes import CellFailure, TaskStatus, find_failure
 from mlnb.core.spec import PipelineSpec, TaskSpec
-from mlnb.errors import SpecError, TaskFailed, UnsafePathError
+from mlnb.errors import RemoteTaskFailed, SpecError, TaskFailed, UnsafePathError
 
 FAILED_DIR = "_failed"
 
@@ -155,13 +155,17 @@ def ploomber_up_to_date(dag: Any) -> dict[str, bool]:
 
 def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = None, jobs: int = 1,
           progress: Progress | None = None, interrupt: Callable[[bool], None] | None = None,
-          task_options: Callable[[str], Any] | None = None) -> tuple[list[TaskOutcome], bool]:
+          task_options: Callable[[str], Any] | None = None,
+          remote: Callable[[str], None] | None = None) -> tuple[list[TaskOutcome], bool]:
     """Run the DAG; return per-task outcomes and whether everything succeeded.
 
     With ``only``, run exactly that task (forced; its upstream products must exist, as when
     ``dvc repro`` runs one stage). A failed task's products are quarantined (see module docstring).
     With ``progress`` (a ``(event, task, seconds)`` callback), tasks run on mlnb's threaded
-    executor, up to ``jobs`` at a time; without it, on Ploomber's own serial executor."""
+    executor, up to ``jobs`` at a time; without it, on Ploomber's own serial executor. With ``remote``, a
+    task's code runs elsewhere (a cluster worker): ``remote(name)`` returns once the task's products are in
+    place (or raises with its partial notebook there), and the rest of the task's life cycle (checks, hooks,
+    metadata, quarantine) happens here, as for a local task."""
     from ploomber.constants import TaskStatus as PloomberStatus
     from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 
@@ -173,6 +177,12 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         from mlnb.adapters.ploomber.executor import ThreadedExecutor
 
         dag.executor = ThreadedExecutor(jobs, progress, interrupt, task_options)
+    if remote is not None:
+        from mlnb.adapters.ploomber.executor import uses_client
+
+        for name in spec.tasks:
+            if not uses_client(dag[name]):  # a database task runs here: its client is this process's
+                dag[name].run = _remotely(remote, name)
     raised, said = False, ""
     try:
         with _rendered_once(dag, force):
@@ -201,6 +211,19 @@ def build(spec: PipelineSpec, dag: Any, force: bool = False, only: str | None = 
         else:
             outcomes.append(TaskOutcome(name, TaskStatus.NOT_RUN))
     return outcomes, not raised and all(o.status is not TaskStatus.FAILED for o in outcomes)
+
+
+def _remotely(remote: Callable[[str], None], name: str) -> Callable[[], None]:
+    def run() -> None:
+        from ploomber.exceptions import DAGBuildEarlyStop
+
+        try:
+            remote(name)
+        except RemoteTaskFailed as exc:
+            if exc.early_stop:  # the task asked to stop the build gracefully, as it would have here
+                raise DAGBuildEarlyStop(str(exc)) from exc
+            raise
+    return run
 
 
 def finish_up_to_date(dag: Any) -> str | None:

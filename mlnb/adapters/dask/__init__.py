@@ -1,0 +1,1 @@
+"""Dask (``distributed``): the only package that imports it."""

@@ -1,0 +1,218 @@
+"""``mlnb build --executor dask``: the build's tasks run on Dask workers, the rest of the build stays here.
+
+The build (this process) keeps the DAG, the progress lines, MLflow's build and child runs, quarantine and the
+DVC record, exactly as for a local build; only each task's code runs on a worker
+(:mod:`mlnb.services.remote_task`). By default the workers share nothing with this machine: they get the
+project's sources once (:mod:`mlnb.services.bundle`) and, per task, the upstream products and DVC-tracked
+data it reads through the project's DVC remote, by content hash; they push the task's products back the
+same way and this process fetches them into the project. ``--shared-fs`` is for a cluster that mounts the
+project at the same path: tasks run in place, nothing is exchanged.
+
+Refused before anything runs, in one line: MLflow's embedded SQLite store without a shared filesystem (the
+workers could not reach it: set ``MLFLOW_TRACKING_URI`` to a tracking server), no DVC remote without a shared
+filesystem, a scheduler with no workers, workers without this version of mlnb.
+
+Ctrl-C: the tasks not started are not started, the running ones are cancelled (their results are dropped; on
+a local cluster a second Ctrl-C restarts the workers, which kills their kernels).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlnb.adapters.dask import cluster as dask_cluster
+from mlnb.adapters.dvc import exchange
+from mlnb.adapters.dvc import repo as versioning
+from mlnb.adapters.mlflow import tracking
+from mlnb.core import settings
+from mlnb.core.project import Project
+from mlnb.errors import ClusterError, RemoteTaskFailed, TaskFailed, UserInputError
+from mlnb.services import bundle as bundles
+from mlnb.services import remote_task
+from mlnb.services.remote_task import TaskRequest
+
+EXECUTORS = ("local", "dask")
+_PASSED = ("MLFLOW_TRACKING_URI", "MLNB_BUILD_RUN_ID")
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where and how: ``scheduler`` (``tcp://HOST:PORT``; None: ``MLNB_DASK_SCHEDULER``, else a local cluster of
+    ``workers`` processes), ``shared_fs`` (workers mount the project at the same path), ``retries``."""
+
+    scheduler: str | None = None
+    workers: int | None = None
+    shared_fs: bool = False
+    retries: int | None = None
+
+
+def check(project: Project, options: ClusterOptions) -> str | None:
+    """Refuse what cannot work, before anything starts; the remote's URL (None on a shared filesystem)."""
+    uri = tracking.tracking_uri(project.root)
+    if options.shared_fs:
+        return None
+    if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
+        raise UserInputError(f"--executor dask: MLflow's store is {uri}, which workers on other machines cannot "
+                             "reach: set MLFLOW_TRACKING_URI to a tracking server (`mlflow server`), or pass "
+                             "--shared-fs if every worker mounts this project at the same path")
+    if versioning.is_dvc_repo(project.root):
+        rem = versioning.remote(project.root)
+        url = rem.url if rem is not None else None
+    else:
+        raw = settings.get(versioning.REMOTE_ENV)
+        url = str((Path.cwd() / raw).resolve()) if raw and "://" not in raw else raw
+    if not url:
+        raise UserInputError("--executor dask: workers exchange products through the project's DVC remote, and "
+                             f"none is set: run `mlnb remote set PATH_OR_URL` or set {versioning.REMOTE_ENV} "
+                             "(or pass --shared-fs)")
+    return url
+
+
+class Session:
+    """A build's use of the cluster: the ``remote`` callable :func:`mlnb.adapters.ploomber.pipeline.build`
+    calls (from its worker threads) for each task, and its Ctrl-C handler."""
+
+    def __init__(self, project: Project, options: ClusterOptions, remote_url: str | None,
+                 cluster: dask_cluster.Cluster) -> None:
+        self.project, self.options, self.cluster = project, options, cluster
+        self.root = project.root.resolve()
+        self.retries = options.retries if options.retries is not None else settings.get("MLNB_DASK_RETRIES")
+        self.store = exchange.open_store(remote_url) if remote_url else None
+        self.version = metadata.version("mlnb")
+        self._lock = threading.Lock()
+        self._hashes: dict[Path, str] = {}
+        self._sent: dict[str, dict[str, str]] = {}  # task -> manifest of its products, as a worker sent them
+        self._futures: dict[str, Any] = {}
+        self.interrupted = 0
+        self._bundle: Any = None
+        self._digest: str | None = None
+        self._data: dict[str, str] = {}
+        self.worker_of: dict[str, str] = {}
+
+    def prepare(self) -> None:
+        """Check the workers, send the sources, push the DVC-tracked data (once per build)."""
+        dask_cluster.wait_for_workers(self.cluster)
+        versions = dask_cluster.worker_versions(self.cluster)
+        wrong = {addr: v for addr, v in versions.items() if v != self.version}
+        if wrong:
+            addr, got = next(iter(wrong.items()))
+            said = "does not have mlnb installed" if got is None else f"has mlnb {got}, this build {self.version}"
+            raise ClusterError(f"Dask worker {addr} {said}: workers need the project's image (the same mlnb)")
+        if self.store is None:
+            return
+        made = bundles.make_bundle(self.project)
+        self._digest = made.digest
+        self._bundle = dask_cluster.share(self.cluster, made.data)
+        data = bundles.dvc_data(self.root)
+        missing = [p for p in data if not p.exists()]
+        if missing:
+            raise UserInputError(f"{missing[0].relative_to(self.root)}: DVC-tracked data missing here: run `mlnb pull`")
+        self._data = exchange.push(self.store, self.root, data, self._hashes)
+
+    @property
+    def slots(self) -> int:
+        return self.cluster.slots()
+
+    def __call__(self, name: str) -> None:
+        """Run task ``name`` on a worker; return once its products are here (raise once its partial notebook is)."""
+        if self.interrupted:
+            raise TaskFailed(name, "interrupted (Ctrl-C)")
+        environ = {k: os.environ[k] for k in _PASSED if os.environ.get(k)}
+        request = TaskRequest(task=name, version=self.version, env_file=self._env_file(),
+                              overrides=self.project.overrides, entry_point=self.project.entry_point,
+                              remote=self.store.url if self.store else None,
+                              root=str(self.root) if self.store is None else None, digest=self._digest,
+                              inputs=self._inputs(name), environ=environ)
+        key = f"mlnb-{name}-{uuid.uuid4().hex[:12]}"
+        if self.store is None:
+            future = dask_cluster.submit(self.cluster, remote_task.run_shared, request, key=key, retries=self.retries)
+        else:
+            future = dask_cluster.submit(self.cluster, _on_worker, request, self._bundle, key=key,
+                                         retries=self.retries)
+        with self._lock:
+            self._futures[name] = future
+        try:
+            answer = dask_cluster.result(future)
+        except (ClusterError, TaskFailed) as exc:
+            raise TaskFailed(name, str(exc)) from None
+        except Exception as exc:  # raised on the worker (after its retries) or cancelled by Ctrl-C
+            if self.interrupted:
+                raise TaskFailed(name, "interrupted (Ctrl-C)") from None
+            raise TaskFailed(name, f"on the cluster: {remote_task.describe(exc)}") from None
+        finally:
+            with self._lock:
+                self._futures.pop(name, None)
+        result = remote_task.RemoteResult(**answer)
+        self.worker_of[name] = result.worker
+        if self.store is not None:
+            exchange.fetch(self.store, self.root, result.products)
+        if not result.ok:
+            raise RemoteTaskFailed(name, result.failure or "failed on the cluster", result.early_stop)
+        with self._lock:
+            self._sent[name] = result.products
+
+    def interrupt(self, hard: bool) -> None:
+        """Ctrl-C (the executor's handler): cancel what runs; the second time, restart a local cluster's workers."""
+        self.interrupted += 1
+        with self._lock:
+            futures = list(self._futures.values())
+        dask_cluster.cancel(self.cluster, futures)
+        if hard and self.cluster.local is not None:
+            dask_cluster.restart_workers(self.cluster)
+
+    def _inputs(self, name: str) -> dict[str, str]:
+        """What the task reads from elsewhere: its upstream tasks' products (pushed now if this build did not
+        make them) and the DVC-tracked data."""
+        if self.store is None:
+            return {}
+        inputs = dict(self._data)
+        spec = self.project.spec
+        for up in spec.tasks[name].upstream:
+            with self._lock:
+                sent = self._sent.get(up)
+            if sent is None:
+                paths = [p for p in spec.tasks[up].products.values() if p.exists()]
+                with self._lock:
+                    sent = exchange.push(self.store, self.root, paths, self._hashes)
+                    self._sent[up] = sent
+            inputs.update(sent)
+        return inputs
+
+    def _env_file(self) -> str | None:
+        env_file = self.project.env_file
+        if not env_file:
+            return None
+        path = Path(env_file).resolve()
+        if not path.is_relative_to(self.root):
+            raise UserInputError(f"--env-file {env_file}: outside the project, so workers do not get it; "
+                                 "put it in the project")
+        return path.relative_to(self.root).as_posix()
+
+
+def _on_worker(request: TaskRequest, bundle: bytes) -> dict[str, Any]:
+    """What a worker runs (by reference: the worker imports this module)."""
+    return remote_task.run_bundle(dask_cluster.work_dir(), request, bundle)
+
+
+@contextmanager
+def session(project: Project, options: ClusterOptions) -> Iterator[Session]:
+    """Checks first (one line each), then the cluster: the scheduler given, or a local one closed at the end."""
+    url = check(project, options)
+    address = options.scheduler or settings.get("MLNB_DASK_SCHEDULER")
+    retries = options.retries if options.retries is not None else settings.get("MLNB_DASK_RETRIES")
+    workers = options.workers or os.cpu_count() or 1
+    cluster = dask_cluster.connect(address, workers, retries)
+    try:
+        run = Session(project, options, url, cluster)
+        run.prepare()
+        yield run
+    finally:
+        dask_cluster.close(cluster)

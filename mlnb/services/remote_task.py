@@ -1,0 +1,204 @@
+"""One task run away from its build: on a Dask worker (``mlnb build --executor dask``) or in an orchestrator's
+step (``mlnb run TASK --exchange``, what ``mlnb export argo|kubeflow`` writes).
+
+Without a shared filesystem the task runs in a copy of the project's sources (sent by the build once per
+worker, unpacked once per sources digest) and gets what it reads through the DVC remote, by content hash
+(:mod:`mlnb.adapters.dvc.exchange`): the upstream products it needs and the project's DVC-tracked data. It
+runs on the fork engine as in a local build (a fork server per sources digest is kept warm in the worker),
+then sends its products back the same way and answers with their manifest. A failed task sends back what it
+left (its partial notebook, any products) so the build quarantines it as it would a local failure. With a
+shared filesystem (``--shared-fs``) the task runs in the project itself and nothing is exchanged.
+
+A worker process runs one task at a time (papermill and the fork server's settings are process-wide), whatever
+its number of threads. The answer is a plain dict (:class:`RemoteResult` fields), so nothing of mlnb's
+classes has to travel back.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import tarfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlnb.adapters.dvc import exchange
+from mlnb.adapters.ploomber import pipeline, single
+from mlnb.core.io import environ
+from mlnb.core.project import Project, load_project
+from mlnb.errors import ClusterError, MlnbError, UserInputError
+
+_ONE_AT_A_TIME = threading.Lock()
+_SERVERS: dict[str, Any] = {}  # sources digest -> its warm fork server (one per worker process)
+_PASSED_ENV = ("MLFLOW_TRACKING_URI", "MLNB_BUILD_RUN_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What a worker needs to run one task of a build."""
+
+    task: str
+    version: str  # the build's mlnb version: a worker with another one refuses
+    env_file: str | None = None  # relative to the project
+    overrides: tuple[str, ...] = ()
+    entry_point: str | None = None
+    remote: str | None = None  # the DVC remote's URL; None: a shared filesystem (``root``)
+    root: str | None = None  # the project's path, on a shared filesystem
+    digest: str | None = None  # of the sources bundle
+    inputs: dict[str, str] = field(default_factory=dict)  # manifest: upstream products and DVC-tracked data
+    environ: dict[str, str] = field(default_factory=dict)  # MLflow's server, the build run
+
+
+@dataclass
+class RemoteResult:
+    task: str
+    ok: bool
+    products: dict[str, str]  # manifest of what was sent back (nothing on a shared filesystem)
+    failure: str | None = None
+    early_stop: bool = False
+    elapsed: float = 0.0
+    worker: str = ""
+
+
+def run_bundle(work: Path, request: TaskRequest, bundle: bytes) -> dict[str, Any]:
+    """On a worker: unpack the sources (once per digest) in ``work``, run the task there, exchange through the
+    remote. The dict form of :class:`RemoteResult`; mlnb's own errors (a spec, the version) are answered, not
+    raised, since running again would not help (Dask retries what raises: a lost connection, a full disk)."""
+    try:
+        return _run_bundle(work, request, bundle)
+    except MlnbError as exc:
+        return asdict(RemoteResult(request.task, False, {}, str(exc), worker=_where()))
+
+
+def _run_bundle(work: Path, request: TaskRequest, bundle: bytes) -> dict[str, Any]:
+    _check_version(request.version)
+    with _ONE_AT_A_TIME:
+        assert request.digest is not None and request.remote is not None
+        root = _unpacked(work, request.digest, bundle)
+        project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
+        store = exchange.open_store(request.remote)
+        result = run_exchanged(project, request.task, store, request.inputs, work / "objects",
+                               request.environ, server_key=request.digest)
+        return asdict(result)
+
+
+def run_shared(request: TaskRequest) -> dict[str, Any]:
+    """On a worker that mounts the project at ``request.root``: run the task in place."""
+    try:
+        return _run_shared(request)
+    except MlnbError as exc:
+        return asdict(RemoteResult(request.task, False, {}, str(exc), worker=_where()))
+
+
+def _run_shared(request: TaskRequest) -> dict[str, Any]:
+    _check_version(request.version)
+    with _ONE_AT_A_TIME:
+        assert request.root is not None
+        root = Path(request.root)
+        if not root.is_dir():
+            raise ClusterError(f"--shared-fs: {root} is not a directory on worker {socket.gethostname()}")
+        project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
+        return asdict(_run(project, request.task, request.environ, server_key=f"shared:{root}"))
+
+
+def run_exchanged(project: Project, name: str, store: exchange.Store, inputs: dict[str, str], cache: Path | None,
+                  env: dict[str, str], server_key: str | None = None) -> RemoteResult:
+    """Fetch ``inputs``, run task ``name`` in ``project``, push what it left; the manifest in the result."""
+    spec = project.spec
+    if name not in spec.tasks:
+        raise UserInputError(f"{spec.path.name}: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
+    exchange.fetch(store, project.root, inputs, cache)
+    result = _run(project, name, env, server_key)
+    task = spec.tasks[name]
+    left = [*task.products.values(), task.notebook_product.with_name(pipeline.partial_notebook_name(task))]
+    result.products = exchange.push(store, project.root, [p for p in dict.fromkeys(left) if p.exists()])
+    return result
+
+
+def _run(project: Project, name: str, env: dict[str, str], server_key: str | None) -> RemoteResult:
+    start = time.perf_counter()
+    spec = project.spec
+    with environ(**{k: v for k, v in env.items() if k in _PASSED_ENV}):
+        _fork_server(project, server_key)
+        dag = pipeline.open_dag(spec, project.env, "fork")
+        error = single.run_task(spec, dag, name)
+    failure = None
+    if error is not None:
+        task = spec.tasks[name]
+        missing = [p for p in task.products.values() if not p.exists()]
+        described = pipeline.task_failure(spec, task, missing, error)
+        failure = described.describe() if described else f"{type(error).__name__}: {error}"
+    return RemoteResult(name, error is None, {}, failure, _early_stop(error), time.perf_counter() - start, _where())
+
+
+def _where() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _fork_server(project: Project, key: str | None) -> None:
+    """Start (once per ``key``) the fork server this worker's tasks of the project run on."""
+    from mlnb.engine.imports import notebook_imports
+    from mlnb.engine.kernel import ForkServer
+
+    key = key or str(project.root)
+    server = _SERVERS.get(key)
+    if server is not None and server.proc is not None and server.proc.poll() is None:
+        return  # its settings stay in this process's environment (ForkServer.start)
+    for old in _SERVERS.values():  # another project (or another version of it): one server per worker
+        old.stop()
+    _SERVERS.clear()
+    spec = project.spec
+    modules = [*notebook_imports([t.source for t in spec.tasks.values()], spec.root), "cloudpickle",
+               "mlnb.engine.checkpoint"]
+    _SERVERS[key] = ForkServer(modules, 1, spec.root).start()
+
+
+def _early_stop(error: BaseException | None) -> bool:
+    while error is not None:
+        if type(error).__name__ == "DAGBuildEarlyStop":
+            return True
+        error = error.__cause__
+    return False
+
+
+def _check_version(expected: str) -> None:
+    from importlib import metadata
+
+    here = metadata.version("mlnb")
+    if here != expected:
+        raise ClusterError(f"worker {socket.gethostname()} has mlnb {here}, the build {expected}: install the same "
+                           "version on the workers (the project's image)")
+
+
+def _factory_loader() -> Any:
+    from mlnb.adapters.ploomber.factory import spec_from_factory
+
+    return spec_from_factory
+
+
+def _unpacked(work: Path, digest: str, bundle: bytes) -> Path:
+    """The sources of ``digest`` unpacked under ``work`` (once: later tasks reuse the tree, and their own
+    products are removed before each runs)."""
+    root = work / "projects" / digest  # not "src/...": Ploomber takes a folder in src/ for a package's
+    if root.is_dir():
+        return root
+    tmp = work / "projects" / f".{digest}.{uuid.uuid4().hex}"
+    tmp.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+        tar.extractall(tmp, filter="data")  # no links out, no absolute paths, no devices
+    try:
+        os.rename(tmp, root)
+    except OSError:  # another process of this worker unpacked it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an error raised on a worker."""
+    return str(exc) if isinstance(exc, MlnbError) else f"{type(exc).__name__}: {exc}"
