@@ -17,6 +17,7 @@ from mlnb.adapters.mlflow import tracking
 from mlnb.adapters.mlflow.tracking import telemetry_off
 from mlnb.cli import data as cli_data
 from mlnb.cli import debug as cli_debug
+from mlnb.cli import export as cli_export
 from mlnb.cli import init as cli_init
 from mlnb.cli import lineage as cli_lineage
 from mlnb.cli import nbval as cli_nbval
@@ -79,6 +80,10 @@ def build(ctx: click.Context, force: bool, env_file: str | None, params: tuple[s
     request = BuildRequest(force=force, record=not no_dvc, engine=engine, jobs=jobs, resume=resume,
                            snapshot_mb=snapshot_max_mb, cluster=on)
     project = _project(env_file, params, entry_point)
+    if on is not None:  # what the cluster cannot do is refused first, in one line
+        from mlnb.services.cluster import check
+
+        check(project, on)
     _announce_footprint(project)
     result = run_build(project, request, progress=_progress)
     if not result.ran:
@@ -101,13 +106,49 @@ def _announce_footprint(project: Any) -> None:
 
 @main.command("run")
 @click.argument("task")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override an env key (repeatable).")
+@click.option("--exchange", is_flag=True, help="A workflow step (Argo, Kubeflow): fetch the upstream products and "
+                                               "DVC-tracked data from the DVC remote by hash, run, push the products.")
+@click.option("--upstream", "upstream", multiple=True, metavar="MANIFEST_JSON",
+              help="With --exchange: an upstream step's products manifest (repeatable).")
+@click.option("--products-out", type=click.Path(dir_okay=False), default=None,
+              help="With --exchange: write this task's products manifest here.")
 @entry_point_option
 @handle_errors
-def run_task(task: str, entry_point: str | None) -> None:
+def run_task(task: str, params: tuple[str, ...], exchange: bool, upstream: tuple[str, ...], products_out: str | None,
+             entry_point: str | None) -> None:
     """Run exactly TASK (forced; its upstream products must exist). `dvc repro` stages call this."""
     from mlnb.services.build import BuildRequest, run_build
 
-    _report_and_exit(run_build(_project(entry_point=entry_point), BuildRequest(only=task, record=False)))
+    project = _project(None, params, entry_point)
+    if not exchange:
+        if upstream or products_out:
+            raise click.UsageError("--upstream and --products-out go with --exchange")
+        _report_and_exit(run_build(project, BuildRequest(only=task, record=False)))
+    _run_step(project, task, list(upstream), products_out)
+
+
+def _run_step(project: Any, task: str, upstream: list[str], products_out: str | None) -> None:
+    import json
+
+    from mlnb.core.io import atomic_write
+    from mlnb.errors import UserInputError
+    from mlnb.services.cluster import remote_url
+    from mlnb.services.remote_task import run_step
+
+    url = remote_url(project)
+    if not url:
+        raise UserInputError("--exchange: no DVC remote: set MLNB_DVC_REMOTE (or the project's default remote)")
+    result = run_step(project, task, upstream, url)
+    if products_out:
+        Path(products_out).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(products_out, encoding="utf-8") as fh:
+            json.dump({"task": task, "products": result.products}, fh)
+    if not result.ok:
+        click.echo(f"FAILED task {task}: {result.failure}", err=True)
+        exit_now(1)
+    click.echo(f"{task}: done in {result.elapsed:.1f} s, {len(result.products)} files pushed to {url}")
+    exit_now(0)
 
 
 def _report_and_exit(result: Any) -> None:
@@ -306,6 +347,7 @@ def add(notebook: str, name: str | None) -> None:
         click.echo(f"dvc.yaml regenerated: stage {result.name} added")
 
 
+main.add_command(cli_export.export_group)
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
                  cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS,
                  *cli_init.COMMANDS]:

@@ -314,8 +314,8 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
                 stamp_run(outcome.notebook, run_id, outcome.name,
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
             if outcome.status.ran:
-                worker = remote.worker_of.get(outcome.name) if remote is not None else None
-                _record_task(client, run_id, run.experiment_id, outcome, existing, worker)
+                placed = remote.placed(outcome.name) if remote is not None else None
+                _record_task(client, run_id, run.experiment_id, outcome, existing, placed)
         result = BuildResult(True, ok, outcomes, run_id, synced=job.synced, interrupted=pipeline.interrupted(dag),
                              resume_notes=notes)
         ran = {o.name for o in outcomes if o.status.ran}
@@ -390,7 +390,7 @@ def invalidate_changed_modules(spec: PipelineSpec) -> dict[str, list[str]]:
 
 
 def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pipeline.TaskOutcome,
-                 existing: dict[str, str], worker: str | None = None) -> None:
+                 existing: dict[str, str], placed: tuple[str, dict[str, float]] | None = None) -> None:
     """Complete (or create) the task's child run: status, duration, executed notebook."""
     run_id = existing.get(outcome.name)
     if run_id is None:
@@ -398,12 +398,14 @@ def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pi
             "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
         run_id = child.info.run_id
     tags = {"mlnb.status": outcome.status.value}
-    if worker:  # host:pid of the cluster worker that ran it
-        tags["mlnb.worker"] = worker
+    metrics = {"duration_s": round(outcome.elapsed, 3)}
+    if placed:  # host:pid of the cluster worker that ran it, and its seconds there (fetch, render, run, push)
+        tags["mlnb.worker"] = placed[0]
+        metrics.update({f"worker_{k}_s": v for k, v in placed[1].items()})
     if outcome.failure:
         tags["mlnb.failure"] = outcome.failure.describe()[:5000]
     # one store transaction, not one per value
-    mlflow_runs.log_batch(client, run_id, metrics={"duration_s": round(outcome.elapsed, 3)}, tags=tags)
+    mlflow_runs.log_batch(client, run_id, metrics=metrics, tags=tags)
     if outcome.notebook and outcome.notebook.exists():
         client.log_artifact(run_id, str(outcome.notebook), "notebooks")
     client.set_terminated(run_id, status="FINISHED" if outcome.status is TaskStatus.EXECUTED else "FAILED")

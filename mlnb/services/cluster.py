@@ -18,6 +18,7 @@ a local cluster a second Ctrl-C restarts the workers, which kills their kernels)
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import uuid
@@ -63,17 +64,24 @@ def check(project: Project, options: ClusterOptions) -> str | None:
         raise UserInputError(f"--executor dask: MLflow's store is {uri}, which workers on other machines cannot "
                              "reach: set MLFLOW_TRACKING_URI to a tracking server (`mlflow server`), or pass "
                              "--shared-fs if every worker mounts this project at the same path")
-    if versioning.is_dvc_repo(project.root):
-        rem = versioning.remote(project.root)
-        url = rem.url if rem is not None else None
-    else:
-        raw = settings.get(versioning.REMOTE_ENV)
-        url = str((Path.cwd() / raw).resolve()) if raw and "://" not in raw else raw
+    url = remote_url(project)
     if not url:
         raise UserInputError("--executor dask: workers exchange products through the project's DVC remote, and "
                              f"none is set: run `mlnb remote set PATH_OR_URL` or set {versioning.REMOTE_ENV} "
                              "(or pass --shared-fs)")
     return url
+
+
+def remote_url(project: Project) -> str | None:
+    """The DVC remote products are exchanged through: ``MLNB_DVC_REMOTE`` (a path is made absolute), else the
+    project's default remote; None when there is neither."""
+    raw = settings.get(versioning.REMOTE_ENV)
+    if raw:
+        return str((Path.cwd() / Path(raw).expanduser()).resolve()) if "://" not in raw else raw
+    if versioning.is_dvc_repo(project.root):
+        rem = versioning.remote(project.root)
+        return rem.url if rem is not None else None
+    return None
 
 
 class Session:
@@ -92,10 +100,13 @@ class Session:
         self._sent: dict[str, dict[str, str]] = {}  # task -> manifest of its products, as a worker sent them
         self._futures: dict[str, Any] = {}
         self.interrupted = 0
-        self._bundle: Any = None
+        self._bundle: str | None = None  # md5 of the sources' archive in the remote
+        self._warm: list[Any] = []  # kept: a released future is a cancelled task
+        self._load: dict[str, float] = {}  # worker -> tasks of this build on it (running or queued; a warm-up 0.5)
         self._digest: str | None = None
         self._data: dict[str, str] = {}
         self.worker_of: dict[str, str] = {}
+        self.phases: dict[str, dict[str, float]] = {}  # task -> seconds on its worker (fetch, render, run, push)
 
     def prepare(self) -> None:
         """Check the workers, send the sources, push the DVC-tracked data (once per build)."""
@@ -110,7 +121,15 @@ class Session:
             return
         made = bundles.make_bundle(self.project)
         self._digest = made.digest
-        self._bundle = dask_cluster.share(self.cluster, made.data)
+        self._bundle = exchange.push_bytes(self.store, made.data)  # a worker fetches it by hash, once
+        warm = TaskRequest(task="", version=self.version, env_file=self._env_file(), overrides=self.project.overrides,
+                           entry_point=self.project.entry_point, remote=self.store.url, digest=made.digest,
+                           bundle=self._bundle)
+        for addr in dask_cluster.workers(self.cluster):  # each unpacks and starts its fork server now, at once
+            self._load[addr] = self._load.get(addr, 0) + 0.5  # a task sent there waits for it, but no longer
+            self._warm.append(dask_cluster.submit(self.cluster, _warm, warm, retries=0, worker=addr,
+                                                  strict=True, key=f"mlnb-warm-{uuid.uuid4().hex[:12]}",
+                                                  done=functools.partial(self._done, addr, 0.5)))
         data = bundles.dvc_data(self.root)
         missing = [p for p in data if not p.exists()]
         if missing:
@@ -130,13 +149,12 @@ class Session:
                               overrides=self.project.overrides, entry_point=self.project.entry_point,
                               remote=self.store.url if self.store else None,
                               root=str(self.root) if self.store is None else None, digest=self._digest,
-                              inputs=self._inputs(name), environ=environ)
+                              bundle=self._bundle, inputs=self._inputs(name), environ=environ)
         key = f"mlnb-{name}-{uuid.uuid4().hex[:12]}"
-        if self.store is None:
-            future = dask_cluster.submit(self.cluster, remote_task.run_shared, request, key=key, retries=self.retries)
-        else:
-            future = dask_cluster.submit(self.cluster, _on_worker, request, self._bundle, key=key,
-                                         retries=self.retries)
+        addr = self._pick()  # the least busy worker: Dask would queue a task behind another on a busy one
+        args = (_in_place, request) if self.store is None else (_on_worker, request)
+        future = dask_cluster.submit(self.cluster, *args, key=key, retries=self.retries, worker=addr,
+                                     done=functools.partial(self._done, addr, 1.0))
         with self._lock:
             self._futures[name] = future
         try:
@@ -152,12 +170,32 @@ class Session:
                 self._futures.pop(name, None)
         result = remote_task.RemoteResult(**answer)
         self.worker_of[name] = result.worker
+        self.phases[name] = result.phases
         if self.store is not None:
             exchange.fetch(self.store, self.root, result.products)
         if not result.ok:
             raise RemoteTaskFailed(name, result.failure or "failed on the cluster", result.early_stop)
         with self._lock:
             self._sent[name] = result.products
+
+    def _pick(self) -> str | None:
+        with self._lock:
+            live = dask_cluster.workers(self.cluster)
+            if not live:
+                return None
+            addr = min(live, key=lambda a: self._load.get(a, 0))
+            self._load[addr] = self._load.get(addr, 0) + 1
+            return addr
+
+    def _done(self, addr: str | None, weight: float, _future: Any) -> None:
+        if addr is not None:
+            with self._lock:
+                self._load[addr] = max(0.0, self._load.get(addr, 0) - weight)
+
+    def placed(self, name: str) -> tuple[str, dict[str, float]] | None:
+        """Where task ``name`` ran in this build (``host:pid``) and its seconds there; None: not on a worker."""
+        worker = self.worker_of.get(name)
+        return (worker, self.phases.get(name, {})) if worker else None
 
     def interrupt(self, hard: bool) -> None:
         """Ctrl-C (the executor's handler): cancel what runs; the second time, restart a local cluster's workers."""
@@ -197,9 +235,19 @@ class Session:
         return path.relative_to(self.root).as_posix()
 
 
-def _on_worker(request: TaskRequest, bundle: bytes) -> dict[str, Any]:
-    """What a worker runs (by reference: the worker imports this module)."""
-    return remote_task.run_bundle(dask_cluster.work_dir(), request, bundle)
+def _on_worker(request: TaskRequest) -> dict[str, Any]:
+    """What a worker runs (by reference: the worker imports this module); a cancelled task's kernel is killed."""
+    with dask_cluster.on_cancel(remote_task.stop_running):
+        return remote_task.run_bundle(dask_cluster.work_dir(), request)
+
+
+def _warm(request: TaskRequest) -> None:
+    remote_task.warm(dask_cluster.work_dir(), request)
+
+
+def _in_place(request: TaskRequest) -> dict[str, Any]:
+    with dask_cluster.on_cancel(remote_task.stop_running):
+        return remote_task.run_shared(request)
 
 
 @contextmanager

@@ -1,13 +1,15 @@
 """One task run away from its build: on a Dask worker (``mlnb build --executor dask``) or in an orchestrator's
 step (``mlnb run TASK --exchange``, what ``mlnb export argo|kubeflow`` writes).
 
-Without a shared filesystem the task runs in a copy of the project's sources (sent by the build once per
-worker, unpacked once per sources digest) and gets what it reads through the DVC remote, by content hash
-(:mod:`mlnb.adapters.dvc.exchange`): the upstream products it needs and the project's DVC-tracked data. It
-runs on the fork engine as in a local build (a fork server per sources digest is kept warm in the worker),
-then sends its products back the same way and answers with their manifest. A failed task sends back what it
-left (its partial notebook, any products) so the build quarantines it as it would a local failure. With a
-shared filesystem (``--shared-fs``) the task runs in the project itself and nothing is exchanged.
+Without a shared filesystem the task runs in a copy of the project's sources (an archive the build puts in
+the DVC remote, fetched by hash and unpacked once per worker and sources digest) and gets what it reads through
+the DVC remote, by content hash (:mod:`mlnb.adapters.dvc.exchange`): the upstream products it needs and the
+project's DVC-tracked data. It runs on the fork engine as in a local build (a fork server per sources digest is
+kept warm in the worker), then sends its products back the same way (and any file it wrote beside them, such
+as a model's ``.sha256`` sidecar, which a downstream task may read) and answers with their manifest. A failed
+task sends back what it left (its partial notebook, any products) so the build quarantines it as it would a
+local failure. With a shared filesystem (``--shared-fs``) the task runs in the project itself and nothing is
+exchanged.
 
 A worker process runs one task at a time (papermill and the fork server's settings are process-wide), whatever
 its number of threads. The answer is a plain dict (:class:`RemoteResult` fields), so nothing of mlnb's
@@ -16,6 +18,7 @@ classes has to travel back.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -50,7 +53,8 @@ class TaskRequest:
     entry_point: str | None = None
     remote: str | None = None  # the DVC remote's URL; None: a shared filesystem (``root``)
     root: str | None = None  # the project's path, on a shared filesystem
-    digest: str | None = None  # of the sources bundle
+    digest: str | None = None  # of the sources (the folder a worker unpacks them in)
+    bundle: str | None = None  # the md5 of their archive, an object in the remote
     inputs: dict[str, str] = field(default_factory=dict)  # manifest: upstream products and DVC-tracked data
     environ: dict[str, str] = field(default_factory=dict)  # MLflow's server, the build run
 
@@ -64,28 +68,45 @@ class RemoteResult:
     early_stop: bool = False
     elapsed: float = 0.0
     worker: str = ""
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: fetch, render, run, push
 
 
-def run_bundle(work: Path, request: TaskRequest, bundle: bytes) -> dict[str, Any]:
+def run_bundle(work: Path, request: TaskRequest) -> dict[str, Any]:
     """On a worker: unpack the sources (once per digest) in ``work``, run the task there, exchange through the
     remote. The dict form of :class:`RemoteResult`; mlnb's own errors (a spec, the version) are answered, not
     raised, since running again would not help (Dask retries what raises: a lost connection, a full disk)."""
     try:
-        return _run_bundle(work, request, bundle)
+        return _run_bundle(work, request)
     except MlnbError as exc:
         return asdict(RemoteResult(request.task, False, {}, str(exc), worker=_where()))
 
 
-def _run_bundle(work: Path, request: TaskRequest, bundle: bytes) -> dict[str, Any]:
+def _run_bundle(work: Path, request: TaskRequest) -> dict[str, Any]:
     _check_version(request.version)
     with _ONE_AT_A_TIME:
-        assert request.digest is not None and request.remote is not None
-        root = _unpacked(work, request.digest, bundle)
-        project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
+        assert request.remote is not None
         store = exchange.open_store(request.remote)
+        root = _unpacked(work, request, store)
+        project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
         result = run_exchanged(project, request.task, store, request.inputs, work / "objects",
                                request.environ, server_key=request.digest)
         return asdict(result)
+
+
+def warm(work: Path, request: TaskRequest) -> None:
+    """Before the build's first task reaches this worker: unpack the sources, start the fork server, load
+    Ploomber (seconds on a worker's first build, paid while the first tasks run elsewhere)."""
+    try:
+        _check_version(request.version)
+        with _ONE_AT_A_TIME:
+            assert request.remote is not None
+            root = _unpacked(work, request, exchange.open_store(request.remote))
+            project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
+            with contextlib.chdir(root):
+                _fork_server(project, request.digest)
+                pipeline.open_dag(project.spec, project.env, "fork")  # Ploomber imported, notebooks read once
+    except MlnbError:  # the task that needs it will say it
+        pass
 
 
 def run_shared(request: TaskRequest) -> dict[str, Any]:
@@ -113,28 +134,84 @@ def run_exchanged(project: Project, name: str, store: exchange.Store, inputs: di
     spec = project.spec
     if name not in spec.tasks:
         raise UserInputError(f"{spec.path.name}: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
+    t0 = time.perf_counter()
     exchange.fetch(store, project.root, inputs, cache)
+    fetched = time.perf_counter() - t0
+    started = time.time()
     result = _run(project, name, env, server_key)
     task = spec.tasks[name]
-    left = [*task.products.values(), task.notebook_product.with_name(pipeline.partial_notebook_name(task))]
+    left = [*task.products.values(), task.notebook_product.with_name(pipeline.partial_notebook_name(task)),
+            *_written_beside(task.products.values(), started, project.root)]
+    t0 = time.perf_counter()
     result.products = exchange.push(store, project.root, [p for p in dict.fromkeys(left) if p.exists()])
+    result.phases.update(fetch=round(fetched, 3), push=round(time.perf_counter() - t0, 3))
     return result
+
+
+def run_step(project: Project, name: str, upstream: list[str], remote: str) -> RemoteResult:
+    """``mlnb run TASK --exchange``: one step of an orchestrator's workflow (Argo, Kubeflow) in the project image.
+    ``upstream``: the manifests (JSON) the upstream steps wrote; the DVC-tracked data comes from the ``*.dvc``
+    files' hashes. MLflow's server and the build run come from this process's environment."""
+    import json
+
+    from mlnb.adapters.dvc.objects import dvc_files, needed_by
+
+    store = exchange.open_store(remote)
+    inputs: dict[str, str] = {}
+    for text in upstream:
+        try:
+            given = json.loads(text)
+            inputs.update({str(k): str(v) for k, v in given["products"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise UserInputError(f"--upstream {text[:60]!r}: not a products manifest (what `mlnb run "
+                                 "--exchange --products-out` writes)") from None
+    root = project.root
+    entries = [(e.path, e.md5) for f in dvc_files(root) for e in needed_by(f, root)]
+    inputs = {**exchange.tracked(store, root, entries), **inputs}
+    try:
+        return run_exchanged(project, name, store, inputs, None, dict(os.environ))
+    finally:
+        stop_servers()
+
+
+def stop_servers() -> None:
+    """Stop this process's fork servers (a one-task process, on its way out)."""
+    for server in _SERVERS.values():
+        server.stop()
+    _SERVERS.clear()
+
+
+def _written_beside(products: Any, since: float, root: Path) -> list[Path]:
+    """Files the task wrote next to its products without declaring them (a model's ``.sha256`` sidecar, say):
+    a downstream task may read them, as it would beside a local build's products."""
+    found = []
+    for folder in {p.parent for p in products if p.parent != root and p.parent.is_dir()}:
+        for path in folder.iterdir():
+            if (path.is_file() and not path.name.startswith(".") and not path.is_symlink()
+                    and path.stat().st_mtime >= since - 1):
+                found.append(path)
+    return sorted(found)
 
 
 def _run(project: Project, name: str, env: dict[str, str], server_key: str | None) -> RemoteResult:
     start = time.perf_counter()
     spec = project.spec
-    with environ(**{k: v for k, v in env.items() if k in _PASSED_ENV}):
+    with environ(**{k: v for k, v in env.items() if k in _PASSED_ENV}), contextlib.chdir(project.root):
+        # in the project, as a local build's kernels are (they find it, and read relative paths, from there)
         _fork_server(project, server_key)
+        t0 = time.perf_counter()
         dag = pipeline.open_dag(spec, project.env, "fork")
+        t1 = time.perf_counter()
         error = single.run_task(spec, dag, name)
+        phases = {"render": round(t1 - t0, 3), "run": round(time.perf_counter() - t1, 3)}
     failure = None
     if error is not None:
         task = spec.tasks[name]
         missing = [p for p in task.products.values() if not p.exists()]
         described = pipeline.task_failure(spec, task, missing, error)
         failure = described.describe() if described else f"{type(error).__name__}: {error}"
-    return RemoteResult(name, error is None, {}, failure, _early_stop(error), time.perf_counter() - start, _where())
+    return RemoteResult(name, error is None, {}, failure, _early_stop(error), time.perf_counter() - start, _where(),
+                        phases)
 
 
 def _where() -> str:
@@ -157,6 +234,15 @@ def _fork_server(project: Project, key: str | None) -> None:
     modules = [*notebook_imports([t.source for t in spec.tasks.values()], spec.root), "cloudpickle",
                "mlnb.engine.checkpoint"]
     _SERVERS[key] = ForkServer(modules, 1, spec.root).start()
+
+
+def stop_running() -> None:
+    """Kill the kernel of the task this worker runs (the build cancelled it: Ctrl-C)."""
+    for server in list(_SERVERS.values()):
+        try:
+            server.interrupt(hard=True)
+        except Exception:  # the server is gone already
+            pass
 
 
 def _early_stop(error: BaseException | None) -> bool:
@@ -182,14 +268,16 @@ def _factory_loader() -> Any:
     return spec_from_factory
 
 
-def _unpacked(work: Path, digest: str, bundle: bytes) -> Path:
-    """The sources of ``digest`` unpacked under ``work`` (once: later tasks reuse the tree, and their own
-    products are removed before each runs)."""
-    root = work / "projects" / digest  # not "src/...": Ploomber takes a folder in src/ for a package's
+def _unpacked(work: Path, request: TaskRequest, store: exchange.Store) -> Path:
+    """The build's sources unpacked under ``work`` (fetched from the remote and unpacked once per digest: later
+    tasks reuse the tree, and their own products are removed before each runs)."""
+    assert request.digest is not None and request.bundle is not None
+    root = work / "projects" / request.digest  # not "src/...": Ploomber takes a folder in src/ for a package's
     if root.is_dir():
         return root
-    tmp = work / "projects" / f".{digest}.{uuid.uuid4().hex}"
+    tmp = work / "projects" / f".{request.digest}.{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
+    bundle = exchange.fetch_bytes(store, request.bundle, work)
     with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
         tar.extractall(tmp, filter="data")  # no links out, no absolute paths, no devices
     try:

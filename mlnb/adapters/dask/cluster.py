@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -73,13 +76,19 @@ def worker_versions(cluster: Cluster) -> dict[str, str | None]:
     return {addr: value if isinstance(value, str) else None for addr, value in got.items()}
 
 
-def share(cluster: Cluster, data: Any) -> Any:
-    """Send ``data`` to the cluster once; the handle stands for it in :func:`submit` (a worker fetches it once)."""
-    return cluster.client.scatter(data, broadcast=False, hash=True)
+def submit(cluster: Cluster, fn: Any, *args: Any, key: str, retries: int, worker: str | None = None,
+           strict: bool = False, done: Callable[[Any], None] | None = None) -> Any:
+    """Run ``fn(*args)`` on a worker; its future. ``worker``: on that one (``strict``: only there; else another
+    when it is gone). ``done`` is called when the future finishes, whatever the outcome."""
+    placed = {"workers": [worker], "allow_other_workers": not strict} if worker else {}
+    future = cluster.client.submit(fn, *args, key=key, pure=False, retries=retries, **placed)
+    if done is not None:
+        future.add_done_callback(done)
+    return future
 
 
-def submit(cluster: Cluster, fn: Any, *args: Any, key: str, retries: int) -> Any:
-    return cluster.client.submit(fn, *args, key=key, pure=False, retries=retries)
+def workers(cluster: Cluster) -> list[str]:
+    return list(cluster.client.scheduler_info().get("workers", {}))
 
 
 def result(future: Any) -> Any:
@@ -122,3 +131,32 @@ def work_dir() -> Path:
     path = base / "mlnb"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def on_cancel(callback: Callable[[], None], every: float = 0.25) -> Iterator[None]:
+    """On a worker, around a task function: call ``callback`` (once) when the build cancels the task (Ctrl-C),
+    so what the task started can be stopped rather than left to finish for nobody."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+        key = worker.get_current_task()
+    except ValueError:  # not on a worker
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(every):
+            state = worker.state.tasks.get(key)
+            if state is None or state.state in ("cancelled", "released", "forgotten"):
+                callback()
+                return
+
+    watcher = threading.Thread(target=watch, name="mlnb-cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()

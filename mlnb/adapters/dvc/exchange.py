@@ -15,7 +15,9 @@ written into the workspace atomically.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -26,6 +28,7 @@ from typing import Any
 from mlnb.adapters.dvc.objects import file_md5
 from mlnb.errors import UserInputError, VersioningError
 
+_MD5 = re.compile(r"[0-9a-f]{32}")
 Manifest = dict[str, str]  # path relative to the project root -> md5
 
 
@@ -87,10 +90,51 @@ def push(store: Store, root: Path, paths: Iterable[Path], known: dict[Path, str]
     return manifest
 
 
+def push_bytes(store: Store, data: bytes) -> str:
+    """Upload ``data`` as one object (unless the remote holds it); its md5."""
+    md5 = hashlib.md5(data).hexdigest()  # DVC's content address; not used for security
+    target = store.object(md5)
+    if not store.fs.exists(target):
+        store.fs.makedirs(store.fs.parent(target), exist_ok=True)
+        partial = f"{target}.{uuid.uuid4().hex}.tmp"
+        with store.fs.open(partial, "wb") as fh:
+            fh.write(data)
+        store.fs.mv(partial, target)
+    return md5
+
+
+def fetch_bytes(store: Store, md5: str, scratch: Path) -> bytes:
+    """The object ``md5`` (a directory listing's ends in ``.dir``, as DVC names it), hash-checked (downloaded
+    through a file in ``scratch``, removed after)."""
+    path = _download(store, md5, scratch / f".{md5}.{uuid.uuid4().hex}")
+    try:
+        return path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def tracked(store: Store, root: Path, entries: Iterable[tuple[str, str]]) -> Manifest:
+    """The manifest of DVC-tracked outputs given as (path, md5) pairs from ``*.dvc`` files (a directory's
+    md5 ends in ``.dir``: its listing is an object too, read from the remote)."""
+    import json
+
+    manifest: Manifest = {}
+    for path, md5 in entries:
+        if md5.endswith(".dir"):
+            listing = json.loads(fetch_bytes(store, md5, root))
+            for item in listing:
+                manifest[(Path(path) / item["relpath"]).as_posix()] = item["md5"]
+        else:
+            manifest[path] = md5
+    return manifest
+
+
 def fetch(store: Store, root: Path, manifest: Manifest, cache: Path | None = None) -> None:
     """Put every file of ``manifest`` in place under ``root``, hash-checked. ``cache`` (a local directory of
     objects, DVC's layout) keeps what was downloaded, so a worker fetches an object once."""
     for rel, md5 in manifest.items():
+        if not _MD5.fullmatch(md5):
+            raise UserInputError(f"manifest: {rel!r} has no md5 but {md5[:40]!r}")
         target = (root / rel).resolve()
         if not target.is_relative_to(root.resolve()) or ".." in Path(rel).parts:
             raise UserInputError(f"manifest: {rel!r} is outside the project")
@@ -109,7 +153,8 @@ def fetch(store: Store, root: Path, manifest: Manifest, cache: Path | None = Non
 
 
 def _download(store: Store, md5: str, dest: Path) -> Path:
-    source = store.object(md5)
+    source = store.object(md5)  # "abc.dir" is stored as files/md5/ab/c.dir and hashes to "abc"
+    md5 = md5.removesuffix(".dir")
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
     try:
