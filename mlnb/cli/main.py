@@ -24,6 +24,7 @@ from mlnb.cli import nbval as cli_nbval
 from mlnb.cli import registry as cli_registry
 from mlnb.cli import serve as cli_serve
 from mlnb.cli import settings as cli_settings
+from mlnb.cli import sweep as cli_sweep
 from mlnb.cli.kit import entry_point_option, env_overrides, exit_now, handle_errors, skip_slow_optional_imports
 from mlnb.cli.kit import project as _project
 from mlnb.cli.kit import root as _root
@@ -350,7 +351,7 @@ def add(notebook: str, name: str | None) -> None:
 main.add_command(cli_export.export_group)
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
                  cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS,
-                 *cli_init.COMMANDS]:
+                 *cli_init.COMMANDS, *cli_sweep.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":

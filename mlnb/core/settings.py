@@ -70,6 +70,9 @@ _DECLARED = (
             "(tcp://HOST:PORT); unset: a local cluster of worker processes."),
     Setting("MLNB_DASK_RETRIES", "int", 2, "How many times a task is run again on the cluster when its worker dies "
             "or the exchange with the remote fails (a failing notebook is not retried).", minimum=0, maximum=20),
+    Setting("MLNB_SWEEP_RUN_ID", "str", None, "The `mlnb sweep` run a point's build run goes under.", internal=True),
+    Setting("MLNB_SWEEP_SOURCE", "path", None, "The project a sweep point's sources were copied from (its git "
+            "commit and committed params are that project's).", internal=True),
     Setting("MLNB_BUILD_ORIGIN", "str", "terminal", "Who started the build, as the Pipeline panel shows it "
             "(the panel sets `jupyter`).", internal=True),
     Setting("MLNB_BUILD_RUN_ID", "str", None, "The MLflow build run a task's runs (and registered model "

@@ -23,6 +23,7 @@ from mlnb.adapters.dvc import stages
 from mlnb.adapters.mlflow import runs as mlflow_runs
 from mlnb.adapters.mlflow import tracking
 from mlnb.adapters.ploomber import pipeline, uptodate
+from mlnb.core import settings
 from mlnb.core.build_events import EventLog, Progress
 from mlnb.core.buildlock import build_lock
 from mlnb.core.gate import GateResult
@@ -283,16 +284,21 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
     force, only, engine = job.request.force, job.request.only, job.request.engine
     experiment_id = tracking.configure(root, project.experiment)
     tracking.close_orphaned_builds(experiment_id, root)  # we hold the build lock: a RUNNING one here is dead
-    commit = tracking.git_commit(root)
+    source = settings.get("MLNB_SWEEP_SOURCE") or root  # a sweep point: the project its sources came from
+    commit = tracking.git_commit(source)
     tags = {"mlnb.kind": "build", "mlnb.git_commit": commit, "mlnb.force": str(force).lower(), "mlnb.engine": engine,
-            **build_tags.tree_tags(root), **tracking.owner_tags(root)}
+            **build_tags.tree_tags(Path(source)), **tracking.owner_tags(root)}
+    if sweep := settings.get("MLNB_SWEEP_RUN_ID"):  # a point of `mlnb sweep`: under its run
+        tags.update({"mlflow.parentRunId": sweep, "mlnb.sweep_run": sweep})
     if only is not None:
         tags["mlnb.only"] = only
     if remote is not None:
         tags.update({"mlnb.executor": "dask", "mlnb.dask.scheduler": remote.cluster.address,
                      "mlnb.dask.shared_fs": str(remote.store is None).lower()})
     env_path = project.env_path
-    name = tracking.build_run_name(commit, tracking.changed_params(root, env_path, env),
+    if source != root and env_path.resolve().is_relative_to(root.resolve()):  # the same file in the source project
+        env_path = Path(source) / env_path.resolve().relative_to(root.resolve())
+    name = tracking.build_run_name(commit, tracking.changed_params(Path(source), env_path, env),
                                    project.env_file and env_path.name)
     with mlflow_runs.start_run(name, tags) as run:
         run_id = run.run_id
@@ -324,7 +330,7 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
             result.metrics = json.loads(metrics_path.read_text())
             run.log_metrics({k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)})
         if gate_path:
-            result.gate, gate_tags = gate_verdict(root, env, GateResult.from_dict(
+            result.gate, gate_tags = gate_verdict(Path(source), env, GateResult.from_dict(
                 json.loads(gate_path.read_text()), str(gate_path.relative_to(root))))
             run.set_tags(gate_tags)
             run.log_dict(result.gate.to_dict(), "gate.json")

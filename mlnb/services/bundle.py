@@ -34,12 +34,18 @@ class Bundle:
     files: int
 
 
-def make_bundle(project: Project) -> Bundle:
+def source_files(project: Project) -> list[str]:
+    """The sources' paths, relative to the project root (what :func:`make_bundle` packs)."""
     root = project.root.resolve()
     excluded = _excluded(project)
     listed = git.listed_files(root)
     names = listed if listed is not None else _walk(root)
-    files = [n for n in names if not _under(n, excluded) and ((root / n).is_file() or (root / n).is_symlink())]
+    return [n for n in names if not _under(n, excluded) and ((root / n).is_file() or (root / n).is_symlink())]
+
+
+def make_bundle(project: Project) -> Bundle:
+    root = project.root.resolve()
+    files = source_files(project)
     digest = hashlib.sha256()
     buffer = io.BytesIO()
     total = 0

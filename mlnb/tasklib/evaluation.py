@@ -101,6 +101,14 @@ def run_gate(y_true: Any, X: Any, model_name: str, config: GateConfig, *, pred: 
                          baseline_out=baseline, labels=labels if needs != "values" else None)
 
 
+def log_model(model: Any, X_example: Any) -> str:
+    """Log a scikit-learn ``model`` to the active run (signature and input example from ``X_example``; a
+    tree ensemble's own scikit-learn types named for skops, which MLflow's default format asks for); its URI."""
+    from mlnb.adapters.mlflow import models
+
+    return models.log_sklearn(model, X_example, None).model_uri
+
+
 def export_model(model: Any, X_example: Any, out_dir: str | Path, model_name: str,
                  tags: dict[str, str]) -> dict[str, Any]:
     """Log + register ``model`` as a new version (no alias) and write the same MLflow

@@ -170,6 +170,42 @@ def test_a_worker_without_this_mlnb_is_refused(tmp_path: Path) -> None:
         other.close()
 
 
+def test_a_sweep_on_the_cluster_runs_its_shared_task_once(tmp_path: Path, cluster: Cluster) -> None:
+    """A 2x3 grid over `b`'s parameters, every point's tasks on the workers: `a` (upstream, unswept) runs once."""
+    root = tmp_path / "sw"
+    write_notebook(root / "a.ipynb", [("params", "upstream = None\nproduct = None"),
+                                      ("code", "from pathlib import Path\nPath(product['data']).write_text('3')")])
+    write_notebook(root / "b.ipynb", [
+        ("params", "upstream = ['a']\nproduct = None\nx = 1\ny = 'p'"),
+        ("code", "import json\nfrom pathlib import Path\nbase = int(Path(upstream['a']['data']).read_text())\n"
+                 "Path(product['data']).write_text(json.dumps({'score': base * x + len(y)}))"),
+    ])
+    (root / "env.yaml").write_text("x: 1\ny: p\nmlflow:\n  experiment: sw\n")
+    (root / "pipeline.yaml").write_text(
+        "tasks:\n  - source: a.ipynb\n    product: {nb: out/a.ipynb, data: out/a.txt}\n"
+        "  - source: b.ipynb\n    product: {nb: out/b.ipynb, data: out/b.json}\n"
+        "    params: {x: '{{x}}', y: '{{y}}'}\n")
+    git_init(root)
+    (tmp_path / "remote").mkdir()
+    proc = run_mlnb(root, "sweep", "-p", "x=1,2", "-p", "y=p,qq,rrr", "-j", "2", "--executor", "dask",
+                    env=_env(cluster, tmp_path / "remote"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "shared tasks (run once): a" in proc.stdout
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=cluster.tracking)
+    exp = client.get_experiment_by_name("sw")
+    (sweep,) = client.search_runs([exp.experiment_id], "tags.`mlnb.kind` = 'sweep'")
+    builds = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{sweep.info.run_id}'")
+    assert len(builds) == 6 and all(b.data.tags["mlnb.executor"] == "dask" for b in builds)
+    ran: dict[str, int] = {}
+    for build in builds:
+        for task, child in _children(cluster, "sw", build.info.run_id).items():
+            assert child.data.tags["mlnb.worker"]
+            ran[task] = ran.get(task, 0) + 1
+    assert ran == {"a": 1, "b": 6}
+
+
 def _slow_project(base: Path, marker: Path, seconds: float) -> Path:
     root = base / "slow"
     write_notebook(root / "first.ipynb", [("params", "upstream = None\nproduct = None"),

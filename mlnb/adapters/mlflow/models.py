@@ -42,14 +42,27 @@ class LoggedModel:
     version: str  # the registered version's number
 
 
-def log_sklearn(model: Any, X_example: Any, model_name: str) -> LoggedModel:
+def log_sklearn(model: Any, X_example: Any, model_name: str | None) -> LoggedModel:
     """Log a scikit-learn ``model`` to the active run (signature inferred on ``X_example``, which is also
-    the input example; MLflow's default pip requirements) and register it under ``model_name``."""
+    the input example; MLflow's default pip requirements) and register it under ``model_name`` (if given;
+    else ``version`` is empty)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     signature = infer_signature(X_example, model.predict(X_example))
+    trusted = _own_types(model)  # e.g. a forest's sklearn.tree._tree.Tree, which skops asks to be named
     info = mlflow.sklearn.log_model(model, name="model", signature=signature, input_example=X_example,
                                     registered_model_name=model_name,
-                                    pip_requirements=mlflow.sklearn.get_default_pip_requirements())
-    return LoggedModel(info.model_uri, str(info.registered_model_version))
+                                    pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
+                                    **({"skops_trusted_types": trusted} if trusted else {}))
+    return LoggedModel(info.model_uri, str(info.registered_model_version or ""))
+
+
+def _own_types(model: Any) -> list[str]:
+    """The types in ``model`` that skops does not trust by default and that are scikit-learn's own classes
+    (the allow-list :mod:`.safeload` loads with); anything else stays untrusted, so logging it fails."""
+    import skops.io
+
+    from mlnb.adapters.mlflow.safeload import allowed_type
+
+    return [t for t in skops.io.get_untrusted_types(data=skops.io.dumps(model)) if allowed_type(t)]
