@@ -39,6 +39,8 @@ from mlnb.errors import ClusterError, MlnbError, UserInputError
 
 _ONE_AT_A_TIME = threading.Lock()
 _SERVERS: dict[str, Any] = {}  # sources digest -> its warm fork server (one per worker process)
+_STORES: dict[str, exchange.Store] = {}
+_READY: dict[tuple[Any, ...], tuple[Project, Any | None]] = {}  # (digest, env file, -p, entry point) -> project, DAG
 _PASSED_ENV = ("MLFLOW_TRACKING_URI", "MLNB_BUILD_RUN_ID", "MLFLOW_EXPERIMENT_NAME")
 
 
@@ -85,9 +87,8 @@ def _run_bundle(work: Path, request: TaskRequest) -> dict[str, Any]:
     _check_version(request.version)
     with _ONE_AT_A_TIME:
         assert request.remote is not None
-        store = exchange.open_store(request.remote)
-        root = _unpacked(work, request, store)
-        project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
+        store = _store(request.remote)
+        project = _ready(work, request, store)[0]
         result = run_exchanged(project, request.task, store, request.inputs, work / "objects",
                                request.environ, server_key=request.digest)
         return asdict(result)
@@ -100,11 +101,10 @@ def warm(work: Path, request: TaskRequest) -> None:
         _check_version(request.version)
         with _ONE_AT_A_TIME:
             assert request.remote is not None
-            root = _unpacked(work, request, exchange.open_store(request.remote))
-            project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
-            with contextlib.chdir(root):
+            project = _ready(work, request, _store(request.remote))[0]
+            with contextlib.chdir(project.root):
                 _fork_server(project, request.digest)
-                pipeline.open_dag(project.spec, project.env, "fork")  # Ploomber imported, notebooks read once
+            pipeline.preload()  # the DAG itself is rendered by the first task, once its inputs are fetched
     except MlnbError:  # the task that needs it will say it
         pass
 
@@ -200,7 +200,12 @@ def _run(project: Project, name: str, env: dict[str, str], server_key: str | Non
         # in the project, as a local build's kernels are (they find it, and read relative paths, from there)
         _fork_server(project, server_key)
         t0 = time.perf_counter()
-        dag = pipeline.open_dag(spec, project.env, "fork")
+        key = next((k for k, (p, _) in _READY.items() if p is project), None)
+        dag = _READY[key][1] if key is not None else None  # rendered once per build configuration
+        if dag is None:
+            dag = pipeline.open_dag(spec, project.env, "fork")
+            if key is not None:
+                _READY[key] = (project, dag)
         t1 = time.perf_counter()
         error = single.run_task(spec, dag, name)
         phases = {"render": round(t1 - t0, 3), "run": round(time.perf_counter() - t1, 3)}
@@ -266,6 +271,26 @@ def _factory_loader() -> Any:
     from mlnb.adapters.ploomber.factory import spec_from_factory
 
     return spec_from_factory
+
+
+def _store(url: str) -> exchange.Store:
+    """The remote at ``url``, opened once per worker process."""
+    if url not in _STORES:
+        _STORES[url] = exchange.open_store(url)
+    return _STORES[url]
+
+
+def _ready(work: Path, request: TaskRequest, store: exchange.Store) -> tuple[Project, Any]:
+    """The project of ``request`` unpacked and loaded once per worker process; its DAG is rendered by the first
+    task and kept (a build's tasks render the same DAG: Ploomber's partial build copies it, so it is reused)."""
+    key = (request.digest, request.env_file, request.overrides, request.entry_point)
+    if key not in _READY:
+        root = _unpacked(work, request, store)
+        project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
+        if len(_READY) >= 8:  # other builds' configurations: keep a few
+            _READY.pop(next(iter(_READY)))
+        _READY[key] = (project, None)  # rendered by the first task (its resources fetched first)
+    return _READY[key]
 
 
 def _unpacked(work: Path, request: TaskRequest, store: exchange.Store) -> Path:
