@@ -27,13 +27,13 @@ from mlnb.core import settings
 from mlnb.core.build_events import EventLog, Progress
 from mlnb.core.buildlock import build_lock
 from mlnb.core.gate import GateResult
-from mlnb.core.io import atomic_write, environ
+from mlnb.core.io import environ
 from mlnb.core.notebooks import stamp_run
 from mlnb.core.outcomes import TaskStatus
 from mlnb.core.project import Project
 from mlnb.core.spec import PipelineSpec
 from mlnb.errors import MlnbError, SpecError, UserInputError
-from mlnb.services import build_tags, cluster, debug
+from mlnb.services import build_record, build_tags, cluster, debug
 from mlnb.services.build_tags import gate_verdict, is_gate_failure
 from mlnb.services.cluster import ClusterOptions
 from mlnb.services.explain import upstream_hashes
@@ -274,7 +274,7 @@ def _nothing_to_do(job: _Build, hook_error: str | None = None) -> BuildResult:
     result.elapsed = time.perf_counter() - job.start
     root = job.project.root  # the project's, as a build that ran writes it (not the spec's folder)
     if not (root / "products" / "last_build.json").exists():  # e.g. outputs pulled from DVC: report them
-        _write_last_build(root, result)
+        build_record.write_last_build(root, result)
     return result
 
 
@@ -321,7 +321,7 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
                           upstream_hashes(spec, spec.tasks[outcome.name], hashes))
             if outcome.status.ran:
                 placed = remote.placed(outcome.name) if remote is not None else None
-                _record_task(client, run_id, run.experiment_id, outcome, existing, placed)
+                build_record.record_task(client, run_id, run.experiment_id, outcome, existing, placed)
         result = BuildResult(True, ok, outcomes, run_id, synced=job.synced, interrupted=pipeline.interrupted(dag),
                              resume_notes=notes)
         ran = {o.name for o in outcomes if o.status.ran}
@@ -342,7 +342,7 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
         if ok and artifact:
             result.artifact = artifact
             run.set_tag("mlnb.artifact", str(artifact.relative_to(root)))
-        run.log_dict(_task_rows(outcomes), "tasks.json")
+        run.log_dict(build_record.task_rows(outcomes), "tasks.json")
         run.set_tag("mlnb.status", "ok" if ok else "failed")
         if not ok:
             run.set_tag("mlnb.failed_task", ",".join(o.name for o in result.failed))
@@ -363,7 +363,7 @@ def _tracked_build(job: _Build, *, dag: Any, server: Any, recorder: Any, task_op
         build_tags.record_dvc_on_run(client, run_id, spec, result)
     result.elapsed = time.perf_counter() - job.start
     if only is None:  # `mlnb run TASK` (a dvc repro stage) is not a build of the pipeline
-        _write_last_build(root, result)
+        build_record.write_last_build(root, result)
     return result
 
 
@@ -393,37 +393,3 @@ def invalidate_changed_modules(spec: PipelineSpec) -> dict[str, list[str]]:
         for product in spec.tasks[name].products.values():
             stages.metadata_path(product).unlink(missing_ok=True)
     return changed
-
-
-def _record_task(client: Any, build_run_id: str, experiment_id: str, outcome: pipeline.TaskOutcome,
-                 existing: dict[str, str], placed: tuple[str, dict[str, float]] | None = None) -> None:
-    """Complete (or create) the task's child run: status, duration, executed notebook."""
-    run_id = existing.get(outcome.name)
-    if run_id is None:
-        child = client.create_run(experiment_id, run_name=outcome.name, tags={
-            "mlflow.parentRunId": build_run_id, "mlnb.kind": "task", "mlnb.task": outcome.name})
-        run_id = child.info.run_id
-    tags = {"mlnb.status": outcome.status.value}
-    metrics = {"duration_s": round(outcome.elapsed, 3)}
-    if placed:  # host:pid of the cluster worker that ran it, and its seconds there (fetch, render, run, push)
-        tags["mlnb.worker"] = placed[0]
-        metrics.update({f"worker_{k}_s": v for k, v in placed[1].items()})
-    if outcome.failure:
-        tags["mlnb.failure"] = outcome.failure.describe()[:5000]
-    # one store transaction, not one per value
-    mlflow_runs.log_batch(client, run_id, metrics=metrics, tags=tags)
-    if outcome.notebook and outcome.notebook.exists():
-        client.log_artifact(run_id, str(outcome.notebook), "notebooks")
-    client.set_terminated(run_id, status="FINISHED" if outcome.status is TaskStatus.EXECUTED else "FAILED")
-
-
-def _task_rows(outcomes: list[pipeline.TaskOutcome]) -> list[dict[str, Any]]:
-    return [{"task": o.name, "status": o.status.value, "elapsed_s": round(o.elapsed, 2),
-             "failure": o.failure.describe() if o.failure else None} for o in outcomes]
-
-
-def _write_last_build(root: Path, result: BuildResult) -> None:
-    data = {"run_id": result.run_id, "ran": result.ran, "ok": result.ok, "elapsed_s": round(result.elapsed, 2),
-            "tasks": _task_rows(result.outcomes)}
-    with atomic_write(root / "products" / "last_build.json", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)

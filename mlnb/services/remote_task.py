@@ -104,7 +104,7 @@ def warm(work: Path, request: TaskRequest) -> None:
             project = _ready(work, request, _store(request.remote))[0]
             with contextlib.chdir(project.root):
                 _fork_server(project, request.digest)
-            pipeline.preload()  # the DAG itself is rendered by the first task, once its inputs are fetched
+            single.preload()  # the DAG itself is rendered by the first task, once its inputs are fetched
     except MlnbError:  # the task that needs it will say it
         pass
 

@@ -66,16 +66,6 @@ def _quiet_ploomber() -> None:
 ENGINES = ("fork", "papermill")
 
 
-def preload() -> None:
-    """Import Ploomber and papermill's engine now (seconds in a fresh process), ahead of :func:`open_dag`."""
-    _quiet_ploomber()
-    import ploomber.spec  # noqa: F401
-
-    from mlnb.engine import papermill_engine
-
-    papermill_engine.register()
-
-
 def open_dag(spec: PipelineSpec, env: dict[str, Any], engine: str = "papermill") -> Any:
     """A rendered Ploomber DAG for ``spec`` with ``env`` (after overrides). With ``engine="fork"``
     notebook tasks run on papermill's ``mlnb`` engine (pre-started forked kernels, see

@@ -13,6 +13,18 @@ from mlnb.adapters.ploomber.pipeline import forget_metadata, partial_notebook_na
 from mlnb.core.spec import PipelineSpec
 
 
+def preload() -> None:
+    """Import Ploomber and papermill's engine now (seconds in a fresh process), ahead of ``open_dag``."""
+    from mlnb.adapters.ploomber.pipeline import _quiet_ploomber
+
+    _quiet_ploomber()
+    import ploomber.spec  # noqa: F401
+
+    from mlnb.engine import papermill_engine
+
+    papermill_engine.register()
+
+
 def run_task(spec: PipelineSpec, dag: Any, name: str) -> BaseException | None:
     """Run task ``name`` of the rendered ``dag`` (forced, upstream not run: its products must be in place);
     the error that stopped it (Ploomber's wrapper unwrapped), or None."""
