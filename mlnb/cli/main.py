@@ -70,7 +70,7 @@ def build(ctx: click.Context, force: bool, env_file: str | None, params: tuple[s
           jobs: int | None, resume: bool, snapshot_max_mb: float, executor: str, scheduler: str | None,
           workers: int | None, shared_fs: bool, retries: int | None, entry_point: str | None) -> None:
     """Run outdated tasks under one MLflow build run, then record the outputs in DVC."""
-    from mlnb.services.build import BuildRequest, run_build
+    from mlnb.services.build import BuildRequest, check_request, run_build
     from mlnb.services.cluster import ClusterOptions
 
     params = (*params, *env_overrides(ctx.args))
@@ -80,6 +80,7 @@ def build(ctx: click.Context, force: bool, env_file: str | None, params: tuple[s
     on = ClusterOptions(scheduler, workers, shared_fs, retries) if executor == "dask" else None
     request = BuildRequest(force=force, record=not no_dvc, engine=engine, jobs=jobs, resume=resume,
                            snapshot_mb=snapshot_max_mb, cluster=on)
+    check_request(request)
     project = _project(env_file, params, entry_point)
     if on is not None:  # what the cluster cannot do is refused first, in one line
         from mlnb.services.cluster import check

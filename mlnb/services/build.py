@@ -160,6 +160,15 @@ def run_build(project: Project, request: BuildRequest | None = None,
         return result
 
 
+def check_request(request: BuildRequest) -> None:
+    """Refuse options that do not go together, in one line (before anything is written)."""
+    if request.resume and request.engine != "fork":
+        raise UserInputError("--resume: needs the fork engine (failure snapshots are taken in its kernels)")
+    if request.cluster is not None and (request.engine != "fork" or request.only):
+        what = "--engine papermill" if request.engine != "fork" else "mlnb run"
+        raise UserInputError(f"--executor dask: not with {what} (workers run the fork engine, one whole build)")
+
+
 def _tee(first: Progress | None, second: Progress) -> Progress:
     def both(event: str, task: str, seconds: float) -> None:
         second(event, task, seconds)
@@ -174,12 +183,7 @@ def _run_build(project: Project, request: BuildRequest, progress: Progress | Non
     one MLflow build run, reporting to ``progress``, then record the outputs in DVC (``dvc commit``)
     when the project uses it."""
     start = time.perf_counter()
-    if request.resume and request.engine != "fork":
-        raise UserInputError("--resume: needs the fork engine (failure snapshots are taken in its kernels)")
-    if request.cluster is not None and (request.resume or request.engine != "fork" or request.only):
-        what = "--resume" if request.resume else "--engine papermill" if request.engine != "fork" else "mlnb run"
-        raise UserInputError(f"--executor dask: not with {what} (failure snapshots and the stock engine stay "
-                             "local; `mlnb build` re-runs a failed task from its start on the cluster)")
+    check_request(request)
     result = _checked_build(project, request, progress, cells, start)
     result.warnings = list(project.spec.warnings)
     return result
@@ -225,10 +229,11 @@ def _cluster_build(job: _Build, options: ClusterOptions) -> BuildResult:
     dag = pipeline.open_dag(spec, project.env, "papermill")  # nothing runs here: no local kernels
     if not job.request.force and not any(s.outdated for s in pipeline.status(spec, dag)):
         return _nothing_to_do(job, pipeline.finish_up_to_date(dag) if spec.hooks else None)
-    with cluster.session(project, options) as remote:
+    recorder = FailureRecorder(spec, job.request.resume, job.request.snapshot_mb)  # snapshots come back
+    with cluster.session(project, options, recorder) as remote:
         jobs = job.request.jobs or remote.slots
         return _tracked_build(dataclasses.replace(job, jobs=jobs, progress=job.progress or _silent), dag=dag,
-                              server=None, recorder=None, remote=remote)
+                              server=None, recorder=recorder, remote=remote)
 
 
 def _silent(event: str, task: str, seconds: float) -> None:

@@ -12,6 +12,9 @@ Refused before anything runs, in one line: MLflow's embedded SQLite store withou
 workers could not reach it: set ``MLFLOW_TRACKING_URI`` to a tracking server), no DVC remote without a shared
 filesystem, a scheduler with no workers, workers without this version of mlnb.
 
+Failure snapshots and ``--resume`` work as in a local build: a failed task's snapshot comes back with its
+partial notebook (``mlnb debug`` opens it here), and a resumed task gets it with its inputs.
+
 Ctrl-C: the tasks not started are not started, the running ones are cancelled (their results are dropped; on
 a local cluster a second Ctrl-C restarts the workers, which kills their kernels).
 """
@@ -38,6 +41,8 @@ from mlnb.core.project import Project
 from mlnb.errors import ClusterError, RemoteTaskFailed, TaskFailed, UserInputError
 from mlnb.services import bundle as bundles
 from mlnb.services import remote_task
+from mlnb.services.debug import MANIFEST, snapshot_dir
+from mlnb.services.recorder import FailureRecorder
 from mlnb.services.remote_task import TaskRequest
 
 EXECUTORS = ("local", "dask")
@@ -89,8 +94,8 @@ class Session:
     calls (from its worker threads) for each task, and its Ctrl-C handler."""
 
     def __init__(self, project: Project, options: ClusterOptions, remote_url: str | None,
-                 cluster: dask_cluster.Cluster) -> None:
-        self.project, self.options, self.cluster = project, options, cluster
+                 cluster: dask_cluster.Cluster, recorder: FailureRecorder | None = None) -> None:
+        self.project, self.options, self.cluster, self.recorder = project, options, cluster, recorder
         self.root = project.root.resolve()
         self.retries = options.retries if options.retries is not None else settings.get("MLNB_DASK_RETRIES")
         self.store = exchange.open_store(remote_url) if remote_url else None
@@ -145,11 +150,14 @@ class Session:
         if self.interrupted:
             raise TaskFailed(name, "interrupted (Ctrl-C)")
         environ = {k: os.environ[k] for k in _PASSED if os.environ.get(k)}
+        resume = self.recorder.resume(name) if self.recorder is not None else None
         request = TaskRequest(task=name, version=self.version, env_file=self._env_file(),
                               overrides=self.project.overrides, entry_point=self.project.entry_point,
                               remote=self.store.url if self.store else None,
                               root=str(self.root) if self.store is None else None, digest=self._digest,
-                              bundle=self._bundle, inputs=self._inputs(name), environ=environ)
+                              bundle=self._bundle, inputs=self._inputs(name), environ=environ,
+                              snapshot_mb=self.recorder.limit_mb if self.recorder is not None else None,
+                              resume=resume, snapshot=self._snapshot(name) if resume is not None else {})
         key = f"mlnb-{name}-{uuid.uuid4().hex[:12]}"
         addr = self._pick()  # the least busy worker: Dask would queue a task behind another on a busy one
         args = (_in_place, request) if self.store is None else (_on_worker, request)
@@ -173,6 +181,11 @@ class Session:
         self.phases[name] = result.phases
         if self.store is not None:
             exchange.fetch(self.store, self.root, result.products)
+            if result.snapshot:  # the failure's snapshot, where `mlnb debug` and `--resume` look for it
+                folder = snapshot_dir(self.project.spec.root, name)
+                for old in folder.glob("*") if folder.is_dir() else []:
+                    old.unlink()
+                exchange.fetch(self.store, folder, result.snapshot)
         if not result.ok:
             raise RemoteTaskFailed(name, result.failure or "failed on the cluster", result.early_stop)
         with self._lock:
@@ -224,6 +237,15 @@ class Session:
             inputs.update(sent)
         return inputs
 
+    def _snapshot(self, name: str) -> dict[str, str]:
+        """The snapshot task ``name`` resumes from, sent to the remote (nothing to send on a shared filesystem)."""
+        folder = snapshot_dir(self.project.spec.root, name)
+        if self.store is None or not folder.is_dir():
+            return {}
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST)
+        with self._lock:
+            return exchange.push(self.store, folder, files, self._hashes)
+
     def _env_file(self) -> str | None:
         env_file = self.project.env_file
         if not env_file:
@@ -251,7 +273,7 @@ def _in_place(request: TaskRequest) -> dict[str, Any]:
 
 
 @contextmanager
-def session(project: Project, options: ClusterOptions) -> Iterator[Session]:
+def session(project: Project, options: ClusterOptions, recorder: FailureRecorder | None = None) -> Iterator[Session]:
     """Checks first (one line each), then the cluster: the scheduler given, or a local one closed at the end."""
     url = check(project, options)
     address = options.scheduler or settings.get("MLNB_DASK_SCHEDULER")
@@ -259,7 +281,7 @@ def session(project: Project, options: ClusterOptions) -> Iterator[Session]:
     workers = options.workers or os.cpu_count() or 1
     cluster = dask_cluster.connect(address, workers, retries)
     try:
-        run = Session(project, options, url, cluster)
+        run = Session(project, options, url, cluster, recorder)
         run.prepare()
         yield run
     finally:

@@ -17,6 +17,7 @@ from mlnb.services.debug import (
     kernel_env,
     record_failure,
     resume_plan,
+    snapshot_dir,
 )
 
 
@@ -34,16 +35,25 @@ class FailureRecorder:
         from mlnb.engine import kernel
 
         env = kernel_env(self.spec, name, self.limit_mb)
-        plan = self.plans.get(name)
-        if plan is not None and plan.ok:
-            env[checkpoint.RESUME_ENV] = str(plan.snapshot)
-            counts = [c.get("execution_count") or 0 for c in (plan.partial or {}).get("cells", [])
-                      if c.get("cell_type") == "code" and c.get("id") != plan.cell_id]
-            env[checkpoint.COUNT_ENV] = str(max(counts, default=0) + 1)
-            return kernel.task_options(env, {"cell_id": plan.cell_id, "cell_index": plan.cell_index,
-                                             "partial": plan.partial})
-        clear(self.spec, name)  # a fresh run: an older snapshot would misdescribe its failure
+        resume = self.resume(name)
+        if resume is not None:
+            env[checkpoint.RESUME_ENV] = str(snapshot_dir(self.spec.root, name))
+            env[checkpoint.COUNT_ENV] = str(resume.pop("count"))
+            return kernel.task_options(env, resume)
         return kernel.task_options(env)
+
+    def resume(self, name: str) -> dict[str, Any] | None:
+        """Where task ``name`` resumes (cell_id, cell_index, the partial notebook, the execution count to go on
+        from; its snapshot is in :func:`~mlnb.services.debug.snapshot_dir`), or None: it runs from the start
+        (an older snapshot is cleared: it would misdescribe a new failure)."""
+        plan = self.plans.get(name)
+        if plan is None or not plan.ok:
+            clear(self.spec, name)
+            return None
+        counts = [c.get("execution_count") or 0 for c in (plan.partial or {}).get("cells", [])
+                  if c.get("cell_type") == "code" and c.get("id") != plan.cell_id]
+        return {"cell_id": plan.cell_id, "cell_index": plan.cell_index, "partial": plan.partial,
+                "count": max(counts, default=0) + 1}
 
     def after(self, outcomes: list[pipeline.TaskOutcome], build_run_id: str | None = None) -> list[str]:
         """Record failures, forget the snapshots of tasks that now succeeded; the resume notes."""

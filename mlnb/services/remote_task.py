@@ -59,6 +59,9 @@ class TaskRequest:
     bundle: str | None = None  # the md5 of their archive, an object in the remote
     inputs: dict[str, str] = field(default_factory=dict)  # manifest: upstream products and DVC-tracked data
     environ: dict[str, str] = field(default_factory=dict)  # MLflow's server, the build run
+    snapshot_mb: float | None = None  # take a failure snapshot (at most this size); None: none
+    resume: dict[str, Any] | None = None  # resume at a cell: cell_id, cell_index, partial (notebook), count
+    snapshot: dict[str, str] = field(default_factory=dict)  # manifest of the snapshot to resume from
 
 
 @dataclass
@@ -71,6 +74,7 @@ class RemoteResult:
     elapsed: float = 0.0
     worker: str = ""
     phases: dict[str, float] = field(default_factory=dict)  # seconds: fetch, render, run, push
+    snapshot: dict[str, str] = field(default_factory=dict)  # a failed task's snapshot, as sent back
 
 
 def run_bundle(work: Path, request: TaskRequest) -> dict[str, Any]:
@@ -89,8 +93,9 @@ def _run_bundle(work: Path, request: TaskRequest) -> dict[str, Any]:
         assert request.remote is not None
         store = _store(request.remote)
         project = _ready(work, request, store)[0]
+        kernel = Kernel(request.snapshot_mb, request.resume, request.snapshot)
         result = run_exchanged(project, request.task, store, request.inputs, work / "objects",
-                               request.environ, server_key=request.digest)
+                               request.environ, server_key=request.digest, kernel=kernel)
         return asdict(result)
 
 
@@ -125,27 +130,65 @@ def _run_shared(request: TaskRequest) -> dict[str, Any]:
         if not root.is_dir():
             raise ClusterError(f"--shared-fs: {root} is not a directory on worker {socket.gethostname()}")
         project = load_project(root, request.env_file, request.overrides, request.entry_point, _factory_loader())
-        return asdict(_run(project, request.task, request.environ, server_key=f"shared:{root}"))
+        kernel = Kernel(request.snapshot_mb, request.resume)  # the snapshot is in place
+        return asdict(_run(project, request.task, request.environ, f"shared:{root}", kernel))
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The failure snapshot options of a task run elsewhere (what :class:`~mlnb.services.recorder.FailureRecorder`
+    gives a local kernel): snapshot on failure (at most ``snapshot_mb``), resume from ``snapshot``."""
+
+    snapshot_mb: float | None = None
+    resume: dict[str, Any] | None = None
+    snapshot: dict[str, str] = field(default_factory=dict)
+
+    def options(self, spec: Any, name: str) -> contextlib.AbstractContextManager[None]:
+        if self.snapshot_mb is None:
+            return contextlib.nullcontext()
+        from mlnb.engine import checkpoint, kernel
+        from mlnb.services import debug
+
+        env = debug.kernel_env(spec, name, self.snapshot_mb)
+        if self.resume is None:
+            return kernel.task_options(env)
+        env[checkpoint.RESUME_ENV] = env[checkpoint.ENV]
+        env[checkpoint.COUNT_ENV] = str(self.resume["count"])
+        return kernel.task_options(env, {k: self.resume[k] for k in ("cell_id", "cell_index", "partial")})
 
 
 def run_exchanged(project: Project, name: str, store: exchange.Store, inputs: dict[str, str], cache: Path | None,
-                  env: dict[str, str], server_key: str | None = None) -> RemoteResult:
-    """Fetch ``inputs``, run task ``name`` in ``project``, push what it left; the manifest in the result."""
+                  env: dict[str, str], server_key: str | None = None, kernel: Kernel | None = None) -> RemoteResult:
+    """Fetch ``inputs``, run task ``name`` in ``project``, push what it left; the manifest in the result (and a
+    failure snapshot's, when ``kernel`` asks for one)."""
     spec = project.spec
     if name not in spec.tasks:
         raise UserInputError(f"{spec.path.name}: no task named {name!r} (tasks: {', '.join(spec.tasks)})")
+    kernel = kernel or Kernel()
+    snapshots = _snapshot_dir(project, name)
+    shutil.rmtree(snapshots, ignore_errors=True)  # an earlier task run's here: not this one's
     t0 = time.perf_counter()
     exchange.fetch(store, project.root, inputs, cache)
+    if kernel.resume is not None:
+        exchange.fetch(store, snapshots, kernel.snapshot, cache)
     fetched = time.perf_counter() - t0
     started = time.time()
-    result = _run(project, name, env, server_key)
+    result = _run(project, name, env, server_key, kernel)
     task = spec.tasks[name]
     left = [*task.products.values(), task.notebook_product.with_name(pipeline.partial_notebook_name(task)),
             *_written_beside(task.products.values(), started, project.root)]
     t0 = time.perf_counter()
     result.products = exchange.push(store, project.root, [p for p in dict.fromkeys(left) if p.exists()])
+    if not result.ok and kernel.snapshot_mb is not None and snapshots.is_dir():
+        result.snapshot = exchange.push(store, snapshots, sorted(p for p in snapshots.iterdir() if p.is_file()))
     result.phases.update(fetch=round(fetched, 3), push=round(time.perf_counter() - t0, 3))
     return result
+
+
+def _snapshot_dir(project: Project, name: str) -> Path:
+    from mlnb.services.debug import snapshot_dir
+
+    return snapshot_dir(project.spec.root, name)
 
 
 def run_step(project: Project, name: str, upstream: list[str], remote: str) -> RemoteResult:
@@ -193,7 +236,8 @@ def _written_beside(products: Any, since: float, root: Path) -> list[Path]:
     return sorted(found)
 
 
-def _run(project: Project, name: str, env: dict[str, str], server_key: str | None) -> RemoteResult:
+def _run(project: Project, name: str, env: dict[str, str], server_key: str | None,
+         kernel: Kernel | None = None) -> RemoteResult:
     start = time.perf_counter()
     spec = project.spec
     with environ(**{k: v for k, v in env.items() if k in _PASSED_ENV}), contextlib.chdir(project.root):
@@ -207,7 +251,8 @@ def _run(project: Project, name: str, env: dict[str, str], server_key: str | Non
             if key is not None:
                 _READY[key] = (project, dag)
         t1 = time.perf_counter()
-        error = single.run_task(spec, dag, name)
+        with (kernel or Kernel()).options(spec, name):
+            error = single.run_task(spec, dag, name)
         phases = {"render": round(t1 - t0, 3), "run": round(time.perf_counter() - t1, 3)}
     failure = None
     if error is not None:

@@ -145,9 +145,43 @@ def test_refusals_in_one_line(tmp_path: Path, cluster: Cluster) -> None:
     assert sqlite.stderr.count("\n") == 1 and "MLFLOW_TRACKING_URI" in sqlite.stderr and "sqlite:" in sqlite.stderr
     no_remote = run_mlnb(root, "build", "--executor", "dask", env={"MLFLOW_TRACKING_URI": cluster.tracking})
     assert no_remote.returncode == 2 and "DVC remote" in no_remote.stderr and no_remote.stderr.count("\n") == 1
-    resume = run_mlnb(root, "build", "--executor", "dask", "--resume", env=_env(cluster, tmp_path))
-    assert resume.returncode == 2 and "--resume" in resume.stderr
+    stock = run_mlnb(root, "build", "--executor", "dask", "--engine", "papermill", env=_env(cluster, tmp_path))
+    assert stock.returncode == 2 and "--engine papermill" in stock.stderr and stock.stderr.count("\n") == 1
     assert not (root / "out").exists() and not (root / "mlflow.db").exists()
+
+
+def test_a_failure_on_a_worker_is_debugged_here_and_resumed_on_the_cluster(tmp_path: Path, cluster: Cluster) -> None:
+    """The failed task's snapshot comes back with its partial notebook: `mlnb debug` opens it on this machine,
+    and `--resume` sends it to a worker, which runs only the fixed cell on (a counter outside the project)."""
+    counter = tmp_path / "counter.txt"
+    count = f"from pathlib import Path\n_c = Path({str(counter)!r})\n_c.write_text((_c.read_text() if _c.exists() else '') + '{{n}}')\n"
+    root = tmp_path / "p"
+    cells = [("params", "upstream = None\nproduct = None"),
+             ("code", count.format(n=1) + "import time\ntime.sleep(1.5)  # worth a snapshot\nx = 41"),
+             ("code", count.format(n=2) + "raise ValueError(f'x is {x}')"),
+             ("code", "Path(product['data']).write_text(str(x + 1))")]
+    write_notebook(root / "t.ipynb", cells)
+    (root / "pipeline.yaml").write_text("tasks:\n  - source: t.ipynb\n    product: {nb: out/t.ipynb, data: out/t.txt}\n")
+    (root / "env.yaml").write_text("mlflow:\n  experiment: resumed\n")
+    git_init(root)
+    (tmp_path / "remote").mkdir()
+    env = _env(cluster, tmp_path / "remote")
+    failed = run_mlnb(root, "build", "--executor", "dask", env=env)
+    assert failed.returncode == 1 and "ValueError: x is 41" in failed.stderr, failed.stdout[-2000:] + failed.stderr
+    assert counter.read_text() == "12"
+    manifest = json.loads((root / ".mlnb/snapshots/t/manifest.json").read_text())
+    assert manifest["cell"]["index"] == 2 and manifest["snapshot"] and "x" in manifest["snapshot"]["saved"]
+    assert run_mlnb(root, "debug", "t").returncode == 0  # opened here, from the worker's snapshot
+    assert (root / "products/_failed/t/t.debug.ipynb").is_file()
+
+    cells[2] = ("code", count.format(n=2) + "x = x + 0")
+    write_notebook(root / "t.ipynb", cells)
+    resumed = run_mlnb(root, "build", "--executor", "dask", "--resume", env=env)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "resume: t: resumes at cell 2" in resumed.stdout
+    assert counter.read_text() == "122"  # cell 1 (the slow one) did not run again
+    assert (root / "out/t.txt").read_text() == "42"
+    assert not (root / ".mlnb/snapshots/t").exists()
 
 
 def test_a_worker_without_this_mlnb_is_refused(tmp_path: Path) -> None:
