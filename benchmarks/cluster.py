@@ -3,8 +3,9 @@ separate builds, side by side in one run (A B A B ...).
 
 1. The example pipeline, `--force --no-dvc`: local fork engine vs the cluster (a chain: no parallelism to win,
    so this is the exchange's cost).
-2. Six independent tasks: empty ones (the dispatch overhead per task above the local engine: goal <= 50 ms)
-   and ones that sleep `--seconds` (2 s): local `-j 1` (back to back), local `-j 2`, cluster (2 workers).
+2. Six independent tasks that sleep `--seconds` (2 s): local `-j 1` (back to back), local `-j 2`, cluster
+   (2 workers). Then 4 and 16 empty tasks, local `-j 2` vs the cluster: the slope is the dispatch overhead per
+   task above the local engine (goal <= 50 ms), what is left the cost per build.
 3. A 6-point sweep over the example's `train.C` vs the same six `mlnb build -p train.C=...` one after another.
 
 The cluster is one `dask scheduler` and two `dask worker --nthreads 1` processes on 127.0.0.1, each worker
@@ -45,8 +46,8 @@ def timed(cwd: Path, *args: str, env: dict[str, str]) -> float:
     return elapsed
 
 
-def independent(base: Path, n: int, seconds: float) -> Path:
-    root = base / f"fan-{seconds:g}"
+def independent(base: Path, n: int, seconds: float, name: str | None = None) -> Path:
+    root = base / (name or f"fan-{seconds:g}")
     lines = ["tasks:"]
     for i in range(n):
         write_notebook(root / f"t{i}.ipynb", [
@@ -90,21 +91,34 @@ def main() -> None:
         print(f"   local fork engine {median(local):6.2f} s   cluster {median(remote_t):6.2f} s   "
               f"ratio {median(remote_t) / median(local):.2f}x")
 
-        print("\n2. six independent tasks:")
-        for seconds in (0.0, args.seconds):
-            fan = independent(base, 6, seconds)
-            timed(fan, "build", "--force", "--no-dvc", *dask, env=env)  # warm: each worker unpacks, imports
-            one, two, clu = [], [], []
-            for _ in range(args.rounds):
-                one.append(timed(fan, "build", "--force", "--no-dvc", "-j", "1", env=env))
+        print("\n2. independent tasks:")
+        fan = independent(base, 6, args.seconds)
+        timed(fan, "build", "--force", "--no-dvc", *dask, env=env)  # warm: each worker unpacks, imports
+        one, two, clu = [], [], []
+        for _ in range(args.rounds):
+            one.append(timed(fan, "build", "--force", "--no-dvc", "-j", "1", env=env))
+            two.append(timed(fan, "build", "--force", "--no-dvc", "-j", "2", env=env))
+            clu.append(timed(fan, "build", "--force", "--no-dvc", *dask, env=env))
+        print(f"   six that sleep {args.seconds:g} s: local -j 1 {median(one):6.2f} s   "
+              f"local -j 2 {median(two):6.2f} s   cluster (2 workers) {median(clu):6.2f} s")
+        # empty tasks, 4 then 16 on two slots: the slope is the cost per task, the rest the cost per build
+        sizes, local_s, cluster_s = (4, 16), {}, {}
+        for n in sizes:
+            fan = independent(base, n, 0.0, f"empty-{n}")
+            timed(fan, "build", "--force", "--no-dvc", *dask, env=env)
+            two, clu = [], []
+            for _ in range(args.rounds + 1):
                 two.append(timed(fan, "build", "--force", "--no-dvc", "-j", "2", env=env))
                 clu.append(timed(fan, "build", "--force", "--no-dvc", *dask, env=env))
-            what = "empty" if not seconds else f"sleep {seconds:g} s"
-            print(f"   {what:12} local -j 1 {median(one):6.2f} s   local -j 2 {median(two):6.2f} s   "
-                  f"cluster (2 workers) {median(clu):6.2f} s")
-            if not seconds:
-                per = (median(clu) - median(two)) / 3 * 1000  # 6 tasks on 2 slots: 3 waves
-                print(f"   dispatch overhead per task above the local engine: {per:.0f} ms (goal <= 50 ms)")
+            local_s[n], cluster_s[n] = median(two), median(clu)
+            print(f"   {n:2} empty tasks: local -j 2 {local_s[n]:6.2f} s   cluster {cluster_s[n]:6.2f} s")
+        waves = (sizes[1] - sizes[0]) / 2
+        per_local = (local_s[sizes[1]] - local_s[sizes[0]]) / waves * 1000
+        per_cluster = (cluster_s[sizes[1]] - cluster_s[sizes[0]]) / waves * 1000
+        print(f"   per task (on a slot): local {per_local:.0f} ms, cluster {per_cluster:.0f} ms: dispatch overhead "
+              f"{per_cluster - per_local:.0f} ms per task (goal <= 50 ms); per build "
+              f"{(cluster_s[sizes[0]] - local_s[sizes[0]]) - 2 * (per_cluster - per_local) / 1000:.2f} s "
+              "(connect, version check, sources, warm-up)")
 
         if not args.skip_sweep:
             values = ["0.25", "0.5", "1", "2", "4", "8"]

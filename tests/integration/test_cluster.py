@@ -102,7 +102,11 @@ def _diamond(base: Path, stamps: Path) -> Path:
         ("code", "Path(product['data']).write_text(str(total))"),
     ])
     (root / "env.yaml").write_text(f"stamps: {stamps}\nfail: false\nmlflow:\n  experiment: diamond\n")
-    tasks = "tasks:\n  - source: a.ipynb\n    product: {nb: out/a.ipynb, data: out/a.txt}\n"
+    # a's on_finish hook runs once, where the build runs (the worker runs only the task's code)
+    (root / "hooks.py").write_text("import os\nfrom pathlib import Path\n\n\ndef finished(product):\n"
+                                   f"    with open(Path({str(stamps)!r}, 'a.hook'), 'a') as fh:\n"
+                                   "        fh.write(f'{os.getpid()}\\n')\n")
+    tasks = "tasks:\n  - source: a.ipynb\n    product: {nb: out/a.ipynb, data: out/a.txt}\n    on_finish: hooks.finished\n"
     for name in ("b", "c"):
         tasks += (f"  - source: {name}.ipynb\n    product: {{nb: out/{name}.ipynb, data: out/{name}.txt}}\n"
                   "    params: {stamps: '{{stamps}}'}\n")
@@ -124,6 +128,7 @@ def test_a_diamond_runs_its_branches_at_once_and_a_failing_task_is_quarantined(t
     assert (root / "out/d.txt").read_text() == "7"  # (1 + 2) + (1 + 3)
     b, c = (json.loads((stamps / f"{n}.json").read_text()) for n in ("b", "c"))
     assert b[0] < c[1] and c[0] < b[1], f"b and c did not overlap: {b} {c}"
+    assert len((stamps / "a.hook").read_text().split()) == 1
 
     # d fails: its upstream is up to date (sent from here, not rebuilt), d's partial notebook comes back
     failed = run_mlnb(root, "build", "--executor", "dask", "-p", "fail=true", env=env)
