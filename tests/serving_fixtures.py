@@ -151,3 +151,34 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> int:
     except ProcessLookupError:
         pass
     return proc.returncode
+
+
+def save_misbehaving_model(dest: Path, mode: str) -> Path:
+    """A custom pyfunc model (loads only with ``--allow-unsafe-pickle``) over the breast-cancer columns that,
+    on any request but its 5-row warm-up, sleeps 1 s (``mode="sleep"``) or raises (``mode="raise"``)."""
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from mlnb.core.integrity import model_sha256
+    from mlnb.core.io import write_json
+
+    class Misbehaving(mlflow.pyfunc.PythonModel):  # pickled by value: the server needs no import path
+        def __init__(self, how: str) -> None:
+            self.how = how
+
+        def predict(self, context, model_input, params=None):  # no hints: MLflow would check them
+            import time
+
+            if len(model_input) != 5:
+                if self.how == "raise":
+                    raise ValueError("this challenger always fails")
+                time.sleep(1.0)
+            return np.zeros(len(model_input), dtype="int64")
+
+    X, _ = breast_cancer()
+    mlflow.pyfunc.save_model(str(dest / "model"), python_model=Misbehaving(mode),
+                             signature=infer_signature(X, np.zeros(len(X), dtype="int64")), input_example=X.head(5))
+    write_json(dest / "info.json", {"model_name": f"misbehaving-{mode}", "version": mode,
+                                    "artifact_sha256": model_sha256(dest / "model")})
+    return dest

@@ -73,26 +73,47 @@ def _context(model_uri: str | None, allow_unsafe_pickle: bool) -> tuple[str, Pat
                    "mlnb's allow-list. Loading such a file runs its author's code.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="debug also logs every request.")
+@click.option("--challenger", "challenger_uri", metavar="URI", envvar="MLNB_CHALLENGER_URI",
+              help="A second model served beside MODEL_URI (e.g. models:/NAME@challenger; hot-swapped, and "
+                   "retired when its alias is removed). With --traffic or --shadow.")
+@click.option("--traffic", type=click.FloatRange(0, 100), default=None, envvar="MLNB_CHALLENGER_TRAFFIC",
+              help="Percent of requests the challenger answers (sticky per routing key).")
+@click.option("--shadow", is_flag=True, envvar="MLNB_SHADOW",
+              help="Every request is scored by both; the champion answers, the challenger's answer is only "
+                   "compared and logged.")
+@click.option("--routing-header", default="X-Routing-Key", show_default=True,
+              help="Requests carrying this header go to the same variant for the same value.")
 @handle_errors
 def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb: float, poll_interval: float,
           prediction_log: Path | None, log_sample_rate: float, log_max_rows: int, no_verify: bool,
-          cache_dir: Path | None, allow_unsafe_pickle: bool, log_level: str) -> None:
+          cache_dir: Path | None, allow_unsafe_pickle: bool, log_level: str, challenger_uri: str | None,
+          traffic: float | None, shadow: bool, routing_header: str) -> None:
     """Serve MODEL_URI over HTTP in MLflow's scoring protocol (default models:/<model_name>@champion).
 
     MODEL_URI: models:/NAME@ALIAS (hot-swapped when the alias moves), models:/NAME/VERSION, runs:/ID/PATH,
     or a local model directory (products/export/model, or one written by mlnb fetch-model).
     Endpoints: POST /invocations, GET /health /ping /ready /version /metrics /openapi.json.
+    Every answer says which version answered (X-Model-Version) and which variant (X-Model-Variant).
     """
     from importlib.metadata import version
 
     from mlnb.serving import server, source
+    from mlnb.serving.variants import Split
 
+    if challenger_uri and (traffic is None) == (not shadow):
+        raise UserInputError("--challenger: give either --traffic PERCENT or --shadow (one of them)")
+    if not challenger_uri and (traffic is not None or shadow):
+        raise UserInputError("--traffic/--shadow: need --challenger URI (the model that shares the requests)")
     uri, cache = _context(model_uri, allow_unsafe_pickle)
+    challenger = source.parse_uri(challenger_uri) if challenger_uri else None
+    if challenger is not None and challenger.uri == uri:
+        raise UserInputError(f"--challenger {challenger_uri}: the same model as MODEL_URI")
+    split = Split(traffic=traffic or 0.0, shadow=shadow, header=routing_header)
     server.setup_logging(getattr(logging, log_level.upper()))
     options = server.Options(host=host, port=port, workers=workers, max_body=int(max_body_mb * 2 ** 20),
                              poll_interval=poll_interval, verify=not no_verify, cache_dir=cache_dir or cache,
                              prediction_log=prediction_log, log_sample_rate=log_sample_rate,
-                             log_max_rows=log_max_rows)
+                             log_max_rows=log_max_rows, challenger=challenger, split=split)
     versions = {"mlnb": version("mlnb"), "mlflow": version("mlflow")}
 
     def ready(ident: Any, sockets: list[Any]) -> None:
@@ -103,6 +124,9 @@ def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb
             check += "; UNSAFE: --allow-unsafe-pickle lets a model file run code"
         click.echo(f"serving {what} ({check}) on http://{host}:{bound[1]} "
                    f"with {workers} worker{'s' if workers > 1 else ''}", err=True)
+        if challenger is not None:
+            share = "a shadow copy of every request" if shadow else f"{traffic:g} % of requests"
+            click.echo(f"challenger {challenger.uri}: {share} (routing header {routing_header})", err=True)
 
     server.serve(source.parse_uri(uri), options, versions, ready)
 

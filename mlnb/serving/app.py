@@ -25,6 +25,7 @@ from mlnb.serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder, predictions_json
 from mlnb.serving.predlog import PredictionLog
+from mlnb.serving.variants import CHALLENGER, CHAMPION, Comparer, Router, Slot, Split
 
 log = logging.getLogger("mlnb.serve")
 SMALL_BODY = 64 * 1024  # for the GET endpoints, which take no body
@@ -39,12 +40,34 @@ class State:
     versions: dict[str, str] = field(default_factory=dict)  # mlnb, mlflow versions for /version
     draining: bool = False
     pending: set[Any] = field(default_factory=set)  # responses still being written (shutdown waits)
+    challenger: Slot = field(default_factory=Slot)  # empty: the champion answers every request
+    split: Split = field(default_factory=Split)
+    router: Router | None = None
+    comparer: Comparer | None = None
+
+    def with_challenger(self, slot: Slot, split: Split) -> None:
+        """Serve ``slot`` beside the champion, sharing requests as ``split`` says."""
+        self.challenger, self.split, self.router = slot, split, Router(split, slot)
+        self.comparer = Comparer(self.metrics, self.score, self._log_shadow, split.queue_size)
+
+    def model(self, variant: str) -> Any:
+        return self.holder.current if variant == CHAMPION else self.challenger.current
+
+    def score(self, variant: str, frame: Any) -> Any:
+        model = self.model(variant)
+        return None if model is None else model.predict(frame)
+
+    def _log_shadow(self, variant: str, request_id: str, frame: Any, predictions: Any) -> None:
+        model = self.model(variant)
+        if self.predlog is not None and model is not None and self.split.shadow:
+            self.predlog.offer(request_id, model.identity, frame, predictions, variant, shadow=True)
 
 
 @tornado.web.stream_request_body
 class Base(tornado.web.RequestHandler):
     endpoint = "other"
     body_limit: int = SMALL_BODY
+    variant = ""  # the variant that answered (/invocations)
 
     def initialize(self, state: State) -> None:
         self.state = state
@@ -103,7 +126,7 @@ class Base(tornado.web.RequestHandler):
         return future
 
     def on_finish(self) -> None:
-        self.state.metrics.request(self.endpoint, self.get_status())
+        self.state.metrics.request(self.endpoint, self.get_status(), self.variant)
 
 
 class Invocations(Base):
@@ -116,16 +139,24 @@ class Invocations(Base):
         if self._finished:
             return
         start = time.perf_counter()
-        model = self.state.holder.current  # this request uses this model to the end, whatever swaps
+        state = self.state
+        variant = state.router.pick(self.request.headers.get(state.split.header)) if state.router else CHAMPION
+        model = state.model(variant)  # this request uses this model to the end, whatever swaps
+        if model is None:  # the challenger retired since it was picked
+            variant, model = CHAMPION, state.holder.current
+        self.variant = variant
         request_id = uuid.uuid4().hex
         self.set_header("X-Request-Id", request_id)
+        self.set_header("X-Model-Version", model.identity.model_version or "")
+        self.set_header("X-Model-Variant", variant)
         rows = 0
         try:
             frame = parse_request(self.body, self.request.headers.get("Content-Type"), model.schema)
             try:
                 predictions = model.predict(frame)
             except Exception as exc:  # the model refused validated rows (e.g. values that overflow)
-                log.warning("request %s: the model raised %s: %s", request_id, type(exc).__name__,
+                state.metrics.scored_error(variant)
+                log.warning("request %s: the %s raised %s: %s", request_id, variant, type(exc).__name__,
                             (str(exc).splitlines() or [""])[0][:200])
                 raise BadRequest(f"the model could not score these rows ({type(exc).__name__}); "
                                  f"see the server log for request {request_id}") from None
@@ -135,9 +166,14 @@ class Invocations(Base):
             self.refuse(exc)
         else:
             self.send_json(200, payload)
-            if self.state.predlog is not None:
-                self.state.predlog.offer(request_id, model.identity, frame, predictions)
-        self.state.metrics.scored(time.perf_counter() - start, rows)
+            if state.predlog is not None:
+                state.predlog.offer(request_id, model.identity, frame, predictions, variant)
+            if state.comparer is not None and state.challenger.current is not None:
+                if state.split.shadow:  # the challenger scores a copy, after the answer
+                    state.comparer.offer(CHALLENGER, request_id, frame, predictions)
+                elif variant == CHALLENGER:  # the canary's share: what would the champion have said?
+                    state.comparer.offer(CHAMPION, request_id, frame, predictions)
+        state.metrics.scored(time.perf_counter() - start, rows, variant)
 
 
 class Health(Base):
@@ -159,17 +195,31 @@ class Ready(Base):
         if self.state.draining:
             self.send_json(503, {"error_code": "SHUTTING_DOWN", "message": "the service is shutting down"})
         else:
+            challenger = self.state.challenger.current
             self.send_json(200, {"status": "ready", "model_version": model.identity.model_version,
-                                 "loaded_at": model.loaded_at})
+                                 "loaded_at": model.loaded_at,
+                                 **({"challenger_version": challenger.identity.model_version} if challenger else {})})
 
 
 class Version(Base):
     endpoint = "/version"
 
     def get(self) -> None:
-        model = self.state.holder.current
-        self.send_json(200, {**model.identity.to_dict(), "loaded_at": model.loaded_at,
-                             "unsafe_load": model.unsafe, **self.state.versions})
+        state, model = self.state, self.state.holder.current
+        answer = {**model.identity.to_dict(), "loaded_at": model.loaded_at, "unsafe_load": model.unsafe,
+                  **state.versions}
+        if state.router is not None:  # both variants, and how requests are shared
+            answer["variants"] = {v: _described(state.model(v)) for v in (CHAMPION, CHALLENGER)}
+            answer["split"] = {"traffic_percent": state.split.traffic, "shadow": state.split.shadow,
+                               "routing_header": state.split.header,
+                               "challenger_serving": state.challenger.current is not None}
+        self.send_json(200, answer)
+
+
+def _described(model: Any) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {**model.identity.to_dict(), "loaded_at": model.loaded_at, "unsafe_load": model.unsafe}
 
 
 class MetricsPage(Base):

@@ -4,11 +4,14 @@ Requests only put a reference on a bounded queue (``offer``, never blocks); a wr
 records into JSON lines and appends them, one ``write`` per line on an ``O_APPEND`` file, so several
 workers can share one log. When the queue is full the record is dropped and counted
 (``mlnb_serve_prediction_log_dropped_total``). Past ``max_bytes`` the file is rotated to ``<path>.1``.
+A challenger's records say ``"variant": "challenger"``; its shadow copies also ``"shadow": true`` (the
+request id is the champion's answer's, so the two lines pair up).
 
 One line::
 
     {"time": "2026-12-02T19:40:01.123Z", "request_id": "...", "model_name": "...", "model_version": "3",
-     "rows": 1000, "logged_rows": 100, "columns": [...], "inputs": [[...], ...], "predictions": [...]}
+     "variant": "champion", "rows": 1000, "logged_rows": 100, "columns": [...], "inputs": [[...], ...],
+     "predictions": [...]}
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="mlnb-prediction-log", daemon=True)
         self._thread.start()
 
-    def offer(self, request_id: str, identity: Any, frame: Any, predictions: Any) -> None:
+    def offer(self, request_id: str, identity: Any, frame: Any, predictions: Any, variant: str = "champion",
+              shadow: bool = False) -> None:
         """Maybe log this request (sampled); never blocks the request."""
         if self.sample_rate < 1.0 and self._random.random() >= self.sample_rate:
             return
@@ -47,7 +51,7 @@ class PredictionLog:
         if rows > self.max_rows:  # the queue holds only what will be written
             frame, predictions = frame.iloc[: self.max_rows], predictions[: self.max_rows]
         try:
-            self._queue.put_nowait((time.time(), request_id, identity, frame, predictions, rows))
+            self._queue.put_nowait((time.time(), request_id, identity, frame, predictions, rows, variant, shadow))
         except queue.Full:
             self.metrics.count("log_dropped")
 
@@ -70,7 +74,8 @@ class PredictionLog:
                 self.metrics.count("log_dropped")
                 log.warning("prediction log %s: %s: %s", self.path, type(exc).__name__, exc)
 
-    def _line(self, ts: float, request_id: str, identity: Any, frame: Any, predictions: Any, n: int) -> bytes:
+    def _line(self, ts: float, request_id: str, identity: Any, frame: Any, predictions: Any, n: int,
+              variant: str = "champion", shadow: bool = False) -> bytes:
         import numpy as np
         import orjson
 
@@ -81,8 +86,10 @@ class PredictionLog:
             preds = preds.to_dict(orient="records") if hasattr(preds, "columns") else preds.tolist()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
         record = {"time": stamp, "request_id": request_id, "model_name": identity.model_name,
-                  "model_version": identity.model_version, "rows": n, "logged_rows": len(head),
+                  "model_version": identity.model_version, "variant": variant, "rows": n, "logged_rows": len(head),
                   "columns": list(head.columns), "inputs": head.to_numpy().tolist(), "predictions": preds}
+        if shadow:  # scored after the answer, never returned
+            record["shadow"] = True
         return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
 
     def _write(self, line: bytes) -> None:

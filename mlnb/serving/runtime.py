@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder, ServedModel
 from mlnb.serving.source import Identity, ModelRef
+from mlnb.serving.variants import CHALLENGER, CHAMPION, Slot, Split
 
 log = logging.getLogger("mlnb.serve")
 
@@ -39,6 +40,8 @@ class Options:
     log_sample_rate: float = 1.0
     log_max_rows: int = 100
     log_max_bytes: int = 100 * 2 ** 20
+    challenger: ModelRef | None = None  # served beside the champion (see mlnb.serving.variants)
+    split: Split = field(default_factory=Split)
 
 
 def load(ref: ModelRef, options: Options, version: str | None = None) -> ServedModel:
@@ -54,12 +57,14 @@ def load(ref: ModelRef, options: Options, version: str | None = None) -> ServedM
 
 
 class Watcher(threading.Thread):
-    """Poll the alias; on a move, hand the new version to ``deliver`` (which loads and swaps)."""
+    """Poll the alias; on a move, hand the new version to ``deliver`` (which loads and swaps). The
+    challenger's watcher also hands over None when its alias is removed (the challenger retires) and picks
+    up an alias set later."""
 
-    def __init__(self, ref: ModelRef, options: Options, serving: str, metrics: Metrics,
-                 deliver: Callable[[str], None]) -> None:
-        super().__init__(name="mlnb-alias-watcher", daemon=True)
-        self.ref, self.options, self.metrics, self.deliver = ref, options, metrics, deliver
+    def __init__(self, ref: ModelRef, options: Options, serving: str | None, metrics: Metrics,
+                 deliver: Callable[[str | None], None], variant: str = CHAMPION) -> None:
+        super().__init__(name=f"mlnb-{variant}-watcher", daemon=True)
+        self.ref, self.options, self.metrics, self.deliver, self.variant = ref, options, metrics, deliver, variant
         self.serving, self.failed, self.retrying = serving, set[str](), set[str]()
         self.stop = threading.Event()
         self._unreachable = False
@@ -70,17 +75,27 @@ class Watcher(threading.Thread):
 
     def check(self) -> None:
         try:
-            version = source.current_version(self.ref)
+            version = source.current_version(self.ref) if self.variant == CHAMPION \
+                else source.version_if_set(self.ref)
         except MlnbError as exc:
             if not self._unreachable:
                 log.warning("cannot read %s (still serving version %s): %s", self.ref.uri, self.serving, exc)
             self._unreachable = True
             return
         self._unreachable = False
+        if version is None:  # the challenger's alias is gone: the champion answers everything
+            if self.serving is not None:
+                log.info("%s is not set any more: the %s retires (was version %s)", self.ref.uri, self.variant,
+                         self.serving)
+                self.deliver(None)
+                self.serving = None
+            self.failed.clear()
+            return
         if version == self.serving or version in self.failed:
             return
         if version not in self.retrying:
-            log.info("%s moved to version %s (serving %s): loading it", self.ref.uri, version, self.serving)
+            log.info("%s moved to version %s (%s, serving %s): loading it", self.ref.uri, version, self.variant,
+                     self.serving)
         try:
             self.deliver(version)
         except FetchFailed as exc:  # the store hiccuped: try again at the next poll (said once)
@@ -91,8 +106,9 @@ class Watcher(threading.Thread):
             return
         except Exception as exc:  # MlnbError, or anything a broken model raises while loading
             self.failed.add(version)
-            self.metrics.count("swap_failures")
-            log.error("version %s not served, still serving %s: %s", version, self.serving, _line(exc))
+            self.metrics.count("swap_failures", variant=self.variant)
+            log.error("version %s not served, still serving %s (%s): %s", version, self.serving, self.variant,
+                      _line(exc))
             return
         self.serving = version
 
@@ -135,7 +151,7 @@ def check_loads(path: Path, identity: Identity) -> None:
 
 
 def start_watcher(ref: ModelRef, options: Options, identity: Identity, metrics: Metrics,
-                  deliver: Callable[[str], None]) -> Watcher | None:
+                  deliver: Callable[[str | None], None]) -> Watcher | None:
     metrics.model = (identity.model_name, identity.model_version)
     if not ref.watchable or options.poll_interval <= 0:
         return None
@@ -144,8 +160,39 @@ def start_watcher(ref: ModelRef, options: Options, identity: Identity, metrics: 
     return watcher
 
 
+def first_challenger(options: Options, metrics: Metrics,
+                     fetch: Callable[[str | None], Any]) -> tuple[Any, str | None, set[str]]:
+    """The challenger at start: ``fetch(version)``'s result (None when its alias is not set yet, or when it
+    fails: logged and counted, the champion answers 100 %), the version it is, and the versions that failed."""
+    ref = options.challenger
+    assert ref is not None
+    version: str | None = None
+    try:
+        if ref.watchable:
+            version = source.version_if_set(ref)
+            if version is None:
+                log.info("%s is not set: the champion answers every request until it is", ref.uri)
+                return None, None, set()
+        return fetch(version), version, set()
+    except Exception as exc:
+        metrics.count("swap_failures", variant=CHALLENGER)
+        log.error("challenger %s not served (the champion answers every request): %s", ref.uri, _line(exc))
+        return None, None, {version} if version else set()
+
+
+def watch_challenger(options: Options, serving: str | None, failed: set[str], metrics: Metrics,
+                     deliver: Callable[[str | None], None]) -> Watcher | None:
+    ref = options.challenger
+    if ref is None or not ref.watchable or options.poll_interval <= 0:
+        return None
+    watcher = Watcher(ref, options, serving, metrics, deliver, CHALLENGER)
+    watcher.failed |= failed
+    watcher.start()
+    return watcher
+
+
 def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, options: Options,
-                versions: dict[str, str], updates: int | None = None) -> None:
+               versions: dict[str, str], updates: int | None = None, challenger: Slot | None = None) -> None:
     """One serving process's event loop, until SIGTERM/SIGINT (or, for a worker, its pipe closing)."""
     from tornado.httpserver import HTTPServer
 
@@ -160,6 +207,8 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
         predlog = PredictionLog(path, metrics, options.log_sample_rate, options.log_max_rows,
                                 options.log_max_bytes)
     state = State(holder, metrics, options.max_body, predlog, versions)
+    if options.challenger is not None:
+        state.with_challenger(challenger or Slot(), options.split)
     gc.freeze()  # the imported stack and the model are long-lived: keep the collector from re-walking them
 
     async def main() -> None:
@@ -171,7 +220,7 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if updates is not None:
-            threading.Thread(target=_read_updates, args=(updates, holder, metrics, loop, stop),
+            threading.Thread(target=_read_updates, args=(updates, holder, state.challenger, metrics, loop, stop),
                              name="mlnb-worker-updates", daemon=True).start()
         await stop.wait()
         state.draining = True
@@ -184,28 +233,56 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
             log.warning("connections still open after 10 s; closing anyway")
 
     asyncio.run(main())
+    if state.comparer is not None:
+        state.comparer.close()
     if predlog is not None:
         predlog.close()
 
 
-def _read_updates(fd: int, holder: ModelHolder, metrics: Metrics, loop: asyncio.AbstractEventLoop,
-                  stop: asyncio.Event) -> None:
-    """A worker's end of the supervisor's pipe: one JSON line per new version (its directory and identity)."""
+def _read_updates(fd: int, holder: ModelHolder, challenger: Slot, metrics: Metrics,
+                  loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """A worker's end of the supervisor's pipe: one JSON line per new version (its variant, directory and
+    identity; a challenger's ``retire``)."""
     with os.fdopen(fd, "r", encoding="utf-8") as pipe:
         for line in pipe:
             update = json.loads(line)
+            variant = update.get("variant", CHAMPION)
+            if update.get("retire"):
+                retire(challenger, metrics)
+                continue
             identity = Identity(**update["identity"])
             try:
                 new = ServedModel.load(Path(update["path"]), identity)
             except Exception as exc:
-                metrics.count("swap_failures")
-                log.error("worker %s: version %s not served: %s", metrics.worker, identity.model_version, _line(exc))
+                metrics.count("swap_failures", variant=variant)
+                log.error("worker %s: version %s not served (%s): %s", metrics.worker, identity.model_version,
+                          variant, _line(exc))
                 continue
-            holder.swap(new)
-            metrics.count("swaps")
-            metrics.model = (identity.model_name, identity.model_version)
+            swapped_in(holder, challenger, metrics, variant, new)
     loop.call_soon_threadsafe(stop.set)  # the supervisor is gone: stop serving
 
 
-def identity_update(path: Path, identity: Identity) -> str:
-    return json.dumps({"path": str(path), "identity": identity.to_dict()}) + "\n"
+def swapped_in(holder: ModelHolder, challenger: Slot, metrics: Metrics, variant: str, new: ServedModel) -> None:
+    """Serve ``new`` as ``variant`` (the old model closed), and say so in the metrics."""
+    old = holder.swap(new) if variant == CHAMPION else challenger.swap(new)
+    if old is not None and variant == CHALLENGER:
+        old.close()  # the champion's old model is closed by the caller that owns its download
+    metrics.count("swaps", variant=variant)
+    metrics.models[variant] = (new.identity.model_name, new.identity.model_version)
+
+
+def retire(challenger: Slot, metrics: Metrics) -> None:
+    old = challenger.swap(None)
+    metrics.models.pop(CHALLENGER, None)
+    if old is not None:
+        old.close()
+        log.info("the challenger (version %s) retired: the champion answers every request",
+                 old.identity.model_version)
+
+
+def identity_update(path: Path, identity: Identity, variant: str = CHAMPION) -> str:
+    return json.dumps({"variant": variant, "path": str(path), "identity": identity.to_dict()}) + "\n"
+
+
+def retire_update() -> str:
+    return json.dumps({"variant": CHALLENGER, "retire": True}) + "\n"

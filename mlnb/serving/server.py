@@ -15,6 +15,11 @@ worker the directory over a pipe; each worker loads, warms and swaps on its own.
 at any step is logged, counted (``mlnb_serve_model_swap_failures_total``) and not retried; the old
 version keeps serving.
 
+Challenger. With ``--challenger URI`` a second model is served beside the champion and shares requests as
+:mod:`.variants` says (``--traffic P`` or ``--shadow``). It hot-swaps like the champion; when its alias is
+removed (``mlnb canary abort`` or ``promote``) it retires; a version that fails to load is not served and
+the champion answers every request meanwhile.
+
 Shutdown. SIGTERM or SIGINT: ``/ready`` turns 503, the socket stops accepting, responses being written
 finish (10 s at most), open connections close, the prediction log is flushed, exit 0.
 """
@@ -30,8 +35,20 @@ from mlnb.errors import ServingError, redact
 from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder
-from mlnb.serving.runtime import Options, bind, check_loads, load, run_worker, start_watcher
+from mlnb.serving.runtime import (
+    Options,
+    bind,
+    check_loads,
+    first_challenger,
+    load,
+    retire,
+    run_worker,
+    start_watcher,
+    swapped_in,
+    watch_challenger,
+)
 from mlnb.serving.source import Identity, ModelRef
+from mlnb.serving.variants import CHALLENGER, Slot
 from mlnb.serving.workers import Supervisor
 
 __all__ = ["Options", "serve", "setup_logging"]
@@ -62,23 +79,45 @@ def serve(ref: ModelRef, options: Options, versions: dict[str, str],
         Supervisor(sockets, path, identity, ref.downloaded, options, versions, ref).run()
         return
     model = load(ref, options)
-    sockets = bind(options.host, options.port)
+    metrics = Metrics("0")
+    challenger, serving, failed = (first_challenger(options, metrics, lambda v: load(options.challenger, options, v))
+                                   if options.challenger else (None, None, set()))
+    try:
+        sockets = bind(options.host, options.port)
+    except BaseException:
+        model.close()
+        if challenger is not None:
+            challenger.close()
+        raise
     if ready:
         ready(model.identity, sockets)
-    metrics = Metrics("0")
-    holder = ModelHolder(model)
+    holder, slot = ModelHolder(model), Slot(challenger)
+    if challenger is not None:
+        metrics.models[CHALLENGER] = (challenger.identity.model_name, challenger.identity.model_version)
 
-    def swap_in(version: str) -> None:
+    def swap_in(version: str | None) -> None:
+        assert version is not None  # the champion's alias is never "not set" here: the watcher says so
         new = load(ref, options, version)
         holder.swap(new).close()
         metrics.count("swaps")
         metrics.model = (new.identity.model_name, new.identity.model_version)
 
-    watcher = start_watcher(ref, options, model.identity, metrics, swap_in)
-    run_worker(sockets, holder, metrics, options, versions)
-    if watcher:
-        watcher.stop.set()
+    def challenger_in(version: str | None) -> None:
+        if version is None:
+            retire(slot, metrics)
+        else:
+            assert options.challenger is not None
+            swapped_in(holder, slot, metrics, CHALLENGER, load(options.challenger, options, version))
+
+    watchers = [start_watcher(ref, options, model.identity, metrics, swap_in),
+                watch_challenger(options, serving, failed, metrics, challenger_in)]
+    run_worker(sockets, holder, metrics, options, versions, challenger=slot)
+    for watcher in watchers:
+        if watcher:
+            watcher.stop.set()
     holder.current.close()
+    if slot.current is not None:
+        slot.current.close()
 
 
 class _Redacting(logging.Formatter):

@@ -98,6 +98,14 @@ def current_version(ref: ModelRef, client: Any = None) -> str:
         return alias_version(client or _client(), ref.name, ref.alias)
 
 
+def version_if_set(ref: ModelRef, client: Any = None) -> str | None:
+    """The version an alias points at now, or None when it is not set (a challenger's may come and go)."""
+    from mlnb.adapters.mlflow.registry import alias_version_if_set, translated
+
+    with translated(lambda message: ServingError(f"{ref.uri}: {message}")):
+        return alias_version_if_set(client or _client(), ref.name, ref.alias)
+
+
 def fetch(ref: ModelRef, cache_dir: Path, *, verify: bool = True, version: str | None = None) -> tuple[Path, Identity]:
     """Download (or locate) the model and check its hash -> (local MLflow model dir, identity).
 

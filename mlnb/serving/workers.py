@@ -4,7 +4,8 @@ Workers never talk to MLflow: each loads and warms the newest version the superv
 verified, after the fork (the supervisor never runs the model: OpenMP and fork do not mix), and later
 versions arrive as one JSON line over a pipe. The supervisor restarts a worker that dies (at most
 ``MAX_RESTARTS`` a minute), forwards SIGTERM/SIGINT and exits when every worker has exited. A worker
-that cannot load the model at start exits with ``LOAD_FAILED`` and the supervisor stops.
+that cannot load the model at start exits with ``LOAD_FAILED`` and the supervisor stops. A challenger is
+fetched, checked and sent the same way (a worker that cannot load it serves the champion alone).
 """
 
 from __future__ import annotations
@@ -22,8 +23,18 @@ from mlnb.errors import ServingError
 from mlnb.serving import source
 from mlnb.serving.metrics import Metrics
 from mlnb.serving.model import ModelHolder, ServedModel
-from mlnb.serving.runtime import Options, check_loads, identity_update, run_worker, start_watcher
+from mlnb.serving.runtime import (
+    Options,
+    check_loads,
+    first_challenger,
+    identity_update,
+    retire_update,
+    run_worker,
+    start_watcher,
+    watch_challenger,
+)
 from mlnb.serving.source import Identity, ModelRef
+from mlnb.serving.variants import CHALLENGER, CHAMPION, Slot
 
 log = logging.getLogger("mlnb.serve")
 MAX_RESTARTS = 10
@@ -35,8 +46,9 @@ class Supervisor:
                  versions: dict[str, str], ref: ModelRef) -> None:
         self.sockets, self.options, self.versions, self.ref = sockets, options, versions, ref
         self.current = (path, identity)  # what a new worker loads: always the newest verified version
+        self.challenger: tuple[Path, Identity] | None = None  # the same for the challenger (None: none)
         self.children: dict[int, tuple[int, int]] = {}  # pid -> (worker index, write end of its pipe)
-        self.downloads: list[Path] = [path] if owned else []
+        self.downloads: dict[str, list[Path]] = {CHAMPION: [path] if owned else [], CHALLENGER: []}
         self.lock = threading.RLock()  # re-entrant: the signal handler may run while _spawn holds it
         self.stopping = False
         self.failure = ""
@@ -46,16 +58,21 @@ class Supervisor:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        serving, failed = None, set[str]()
+        if self.options.challenger is not None:
+            self.challenger, serving, failed = first_challenger(self.options, self.metrics, self._fetched_challenger)
         for index in range(self.options.workers):
             self._spawn(index)
-        watcher = start_watcher(self.ref, self.options, self.current[1], self.metrics, self._deliver)
+        watchers = [start_watcher(self.ref, self.options, self.current[1], self.metrics, self._deliver),
+                    watch_challenger(self.options, serving, failed, self.metrics, self._deliver_challenger)]
         log.info("%d workers serving", self.options.workers)
         try:
             self._wait()
         finally:
-            if watcher:
-                watcher.stop.set()
-            for path in self.downloads:
+            for watcher in watchers:
+                if watcher:
+                    watcher.stop.set()
+            for path in [*self.downloads[CHAMPION], *self.downloads[CHALLENGER]]:
                 source.discard(path, self.options.cache_dir)
         if self.failure:
             raise ServingError(self.failure)
@@ -104,31 +121,68 @@ class Supervisor:
                 for _, fd in self.children.values():
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                os._exit(_worker(index, path, identity, read, self))
+                os._exit(_worker(index, path, identity, read, self, self.challenger))
             os.close(read)
             self.children[pid] = (index, write)
 
-    def _deliver(self, version: str) -> None:
+    def _deliver(self, version: str | None) -> None:
         """Fetch and verify once, check that it loads (in a throwaway child), then send it to every worker."""
-        path, identity = source.fetch(self.ref, self.options.cache_dir, verify=self.options.verify, version=version)
+        assert version is not None
+        path, identity = self._fetched(self.ref, version, CHAMPION)
+        with self.lock:
+            self.current = (path, identity)
+            self._send(identity_update(path, identity))
+            self._keep(CHAMPION, path)
+        self.metrics.count("swaps")
+
+    def _fetched_challenger(self, version: str | None) -> tuple[Path, Identity]:
+        assert self.options.challenger is not None
+        path, identity = self._fetched(self.options.challenger, version, CHALLENGER)
+        self._keep(CHALLENGER, path)
+        return path, identity
+
+    def _deliver_challenger(self, version: str | None) -> None:
+        if version is None:  # its alias was removed: every worker retires it
+            with self.lock:
+                self.challenger = None
+                self._send(retire_update())
+            self.metrics.models.pop(CHALLENGER, None)
+            return
+        path, identity = self._fetched_challenger(version)
+        with self.lock:
+            self.challenger = (path, identity)
+            self._send(identity_update(path, identity, CHALLENGER))
+        self.metrics.count("swaps", variant=CHALLENGER)
+
+    def _fetched(self, ref: ModelRef, version: str | None, variant: str) -> tuple[Path, Identity]:
+        path, identity = source.fetch(ref, self.options.cache_dir, verify=self.options.verify, version=version)
         try:
             check_loads(path, identity)
         except BaseException:
-            source.discard(path, self.options.cache_dir)
+            if ref.downloaded:
+                source.discard(path, self.options.cache_dir)
             raise
-        line = identity_update(path, identity)
+        return path, identity
+
+    def _send(self, line: str) -> None:
+        for _, fd in self.children.values():
+            with contextlib.suppress(BrokenPipeError):
+                os.write(fd, line.encode("utf-8"))
+
+    def _keep(self, variant: str, path: Path) -> None:
+        """Keep the newest two downloads of each variant (workers may still be loading the one before)."""
+        ref = self.ref if variant == CHAMPION else self.options.challenger
+        if ref is None or not ref.downloaded:
+            return
         with self.lock:
-            self.current = (path, identity)
-            for _, fd in self.children.values():
-                with contextlib.suppress(BrokenPipeError):
-                    os.write(fd, line.encode("utf-8"))
-            self.downloads.append(path)
-            while len(self.downloads) > 2:  # workers may still be loading the one before
-                source.discard(self.downloads.pop(0), self.options.cache_dir)
-        self.metrics.count("swaps")
+            kept = self.downloads[variant]
+            kept.append(path)
+            while len(kept) > 2:
+                source.discard(kept.pop(0), self.options.cache_dir)
 
 
-def _worker(index: int, path: Path, identity: Identity, updates: int, supervisor: Supervisor) -> int:
+def _worker(index: int, path: Path, identity: Identity, updates: int, supervisor: Supervisor,
+            challenger: tuple[Path, Identity] | None = None) -> int:
     """A worker's life, in the forked child: load and warm, serve, return an exit code."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -139,9 +193,17 @@ def _worker(index: int, path: Path, identity: Identity, updates: int, supervisor
         return LOAD_FAILED
     metrics = Metrics(str(index))
     metrics.model = (identity.model_name, identity.model_version)
+    slot = Slot()
+    if challenger is not None:
+        try:
+            slot.swap(ServedModel.load(*challenger))
+            metrics.models[CHALLENGER] = (challenger[1].model_name, challenger[1].model_version)
+        except BaseException as exc:  # the champion answers everything in this worker
+            metrics.count("swap_failures", variant=CHALLENGER)
+            log.error("worker %d: challenger not served: %s", index, exc)
     try:
         run_worker(supervisor.sockets, ModelHolder(model), metrics, supervisor.options, supervisor.versions,
-                   updates=updates)
+                   updates=updates, challenger=slot)
     except BaseException as exc:  # a worker reports its own death in one line
         log.error("worker %d: %s: %s", index, type(exc).__name__, exc)
         return 1

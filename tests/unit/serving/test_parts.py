@@ -84,7 +84,33 @@ def test_metrics_are_valid_prometheus_text() -> None:
     assert families["mlnb_serve_rows_scored"].samples[0].value == 40
     assert families["mlnb_serve_model_swaps"].samples[0].value == 1
     info = families["mlnb_serve_model_info"].samples[0]
-    assert info.labels == {"name": "clf", "version": "3", "worker": "0"}
+    assert info.labels == {"name": "clf", "version": "3", "variant": "champion", "worker": "0"}
+
+
+def test_metrics_are_kept_per_variant() -> None:
+    m = Metrics("1")
+    m.models["challenger"] = ("clf", "4")
+    m.request("/invocations", 200, "challenger")
+    m.request("/health", 200)
+    m.scored(0.002, 5, "challenger")
+    m.scored_error("challenger")
+    m.compared(5, 4)
+    m.count("swap_failures", variant="challenger")
+    m.count("shadow_dropped")
+    families = {f.name: f for f in text_string_to_metric_families(m.render())}
+    by = {(s.name, s.labels.get("variant"), s.labels.get("endpoint")): s.value for f in families.values()
+          for s in f.samples if "le" not in s.labels}
+    assert by[("mlnb_serve_requests_total", "challenger", "/invocations")] == 1
+    assert by[("mlnb_serve_requests_total", "", "/health")] == 1
+    assert by[("mlnb_serve_request_duration_seconds_count", "challenger", None)] == 1
+    assert by[("mlnb_serve_request_duration_seconds_count", "champion", None)] == 0
+    assert by[("mlnb_serve_scoring_errors_total", "challenger", None)] == 1
+    assert by[("mlnb_serve_model_swap_failures_total", "challenger", None)] == 1
+    assert by[("mlnb_serve_compared_rows_total", None, None)] == 5
+    assert by[("mlnb_serve_agreeing_rows_total", None, None)] == 4
+    assert by[("mlnb_serve_shadow_dropped_total", None, None)] == 1
+    info = {s.labels["variant"]: s.labels["version"] for s in families["mlnb_serve_model_info"].samples}
+    assert info == {"champion": "", "challenger": "4"}
 
 
 def test_metrics_labels_are_escaped() -> None:
@@ -101,7 +127,7 @@ def test_metrics_are_thread_safe() -> None:
         t.start()
     for t in threads:
         t.join()
-    assert m.latency_count == 16000 and m.rows == 16000
+    assert m.latency_count["champion"] == 16000 and m.rows["champion"] == 16000
 
 
 def _identity() -> Identity:
@@ -172,10 +198,10 @@ def test_the_watcher_retries_a_failed_fetch_but_not_a_bad_model(monkeypatch) -> 
     metrics = Metrics()
     watcher = runtime.Watcher(parse_uri("models:/m@champion"), server.Options(), "1", metrics, deliver)
     watcher.check()  # the store is down: nothing served changes, not counted as a bad version
-    assert (watcher.serving, metrics.swap_failures, delivered) == ("1", 0, [])
+    assert (watcher.serving, metrics.swap_failures["champion"], delivered) == ("1", 0, [])
     watcher.check()  # retried at the next poll
     assert (watcher.serving, delivered) == ("2", ["2"])
     alias["version"] = "3"
     watcher.check()  # a bad model: counted, and never tried again
     watcher.check()
-    assert (watcher.serving, metrics.swap_failures, watcher.failed, outcomes) == ("2", 1, {"3"}, [])
+    assert (watcher.serving, metrics.swap_failures["champion"], watcher.failed, outcomes) == ("2", 1, {"3"}, [])
