@@ -15,6 +15,7 @@ import click
 
 from mlnb.adapters.mlflow import tracking
 from mlnb.adapters.mlflow.tracking import telemetry_off
+from mlnb.cli import canary as cli_canary
 from mlnb.cli import data as cli_data
 from mlnb.cli import debug as cli_debug
 from mlnb.cli import export as cli_export
@@ -352,7 +353,7 @@ def add(notebook: str, name: str | None) -> None:
 main.add_command(cli_export.export_group)
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
                  cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS,
-                 *cli_init.COMMANDS, *cli_sweep.COMMANDS]:
+                 *cli_init.COMMANDS, *cli_sweep.COMMANDS, *cli_canary.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":

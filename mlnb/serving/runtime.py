@@ -107,8 +107,8 @@ class Watcher(threading.Thread):
         except Exception as exc:  # MlnbError, or anything a broken model raises while loading
             self.failed.add(version)
             self.metrics.count("swap_failures", variant=self.variant)
-            log.error("version %s not served, still serving %s (%s): %s", version, self.serving, self.variant,
-                      _line(exc))
+            log.error("version %s not served, still serving %s (%s): %s", version, self.serving or "none",
+                      self.variant, _line(exc))
             return
         self.serving = version
 

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlnb.core.integrity import HASH_TAG, model_sha256
+from tests.conftest import run_mlnb
 from tests.serving_fixtures import (
     MODEL_NAME,
     breast_cancer,
@@ -158,6 +159,16 @@ def test_a_share_of_traffic_goes_to_the_challenger_sticky_by_key_and_every_answe
         assert m[("mlnb_serve_requests_total", "champion")] == sent["champion"]
         assert m[("mlnb_serve_agreeing_rows_total", "")] == sent["challenger"]  # the second row of each
         assert m[("mlnb_serve_request_duration_seconds_count", "challenger")] == sent["challenger"]
+        status = run_mlnb(root, "canary", "status", "--url", f"http://127.0.0.1:{port}", "--json")
+        assert status.returncode == 0, status.stderr
+        figures = json.loads(status.stdout)
+        by = {v["variant"]: v for v in figures["variants"]}
+        assert (by["champion"]["requests"], by["challenger"]["requests"]) == (sent["champion"], sent["challenger"])
+        assert (by["champion"]["version"], by["challenger"]["version"]) == ("1", "2")
+        assert by["challenger"]["error_rate"] == 0 and 0 < by["challenger"]["p50_ms"] <= by["challenger"]["p99_ms"]
+        assert figures["agreement"] == 0.5 and figures["split"]["traffic_percent"] == 20
+        table = run_mlnb(root, "canary", "status", "--url", f"http://127.0.0.1:{port}").stdout
+        assert "challenger  2" in table and "agreement: 50.00 %" in table and "20 % to the challenger" in table
     finally:
         assert stop(proc) == 0
     records = [json.loads(line) for line in predlog.read_text().splitlines()]
@@ -197,15 +208,21 @@ def test_shadow_answers_as_the_champion_alone_whatever_the_challenger_does(proje
 def test_a_challenger_that_fails_to_load_leaves_the_champion_answering_everything(project) -> None:
     root, client = project
     client.set_registered_model_alias(MODEL_NAME, "champion", "1")
-    client.set_registered_model_alias(MODEL_NAME, "challenger", "4")  # unloadable
+    try:
+        client.delete_registered_model_alias(MODEL_NAME, "challenger")
+    except Exception:  # not set
+        pass
     body, v1, v2 = _body()
     port = free_port()
     log = root / "broken.log"
     proc = start_mlnb_serve(CHAMPION, port, root, "--challenger", CHALLENGER, "--traffic", "50",
                             "--poll-interval", "0.3", log=log)
     try:
-        wait_ready(f"http://127.0.0.1:{port}", proc)
-        assert "challenger models:/serve-classifier@challenger not served" in log.read_text()
+        wait_ready(f"http://127.0.0.1:{port}", proc)  # no challenger alias yet: the champion alone
+        assert "@challenger is not set: the champion answers every request until it is" in log.read_text()
+        client.set_registered_model_alias(MODEL_NAME, "challenger", "4")  # unloadable
+        _wait_for(lambda: "version 4 not served, still serving none (challenger)" in log.read_text(),
+                  what="version 4 refused")
         assert _serving(port)["variants"]["challenger"] is None
         answers = _many(port, body, 100, threads=2)
         assert all(a[1] == 200 and a[3] == v1 for a in answers)

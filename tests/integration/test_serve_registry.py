@@ -147,8 +147,8 @@ def test_hot_swap_under_load_then_bad_versions_leave_the_old_one_serving(project
         metrics = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         metrics.request("GET", "/metrics")
         text = metrics.getresponse().read().decode()
-        assert 'mlnb_serve_model_swaps_total{worker="0"} 1' in text
-        assert 'mlnb_serve_model_swap_failures_total{worker="0"} 2' in text
+        assert 'mlnb_serve_model_swaps_total{variant="champion",worker="0"} 1' in text
+        assert 'mlnb_serve_model_swap_failures_total{variant="champion",worker="0"} 2' in text
         client.set_registered_model_alias(MODEL_NAME, "champion", "1")  # a good version after bad ones
         _wait_for(lambda: _get(port, "/version")["model_version"] == "1", what="the swap back to version 1")
     finally:

@@ -1,0 +1,110 @@
+"""``mlnb canary start|status|promote|abort`` (CLI glue over :mod:`mlnb.services.canary` and
+:mod:`mlnb.services.canary_status`)."""
+
+from __future__ import annotations
+
+import click
+
+from mlnb.cli.kit import handle_errors
+from mlnb.cli.kit import project as _project
+from mlnb.cli.kit import table as _table
+
+
+@click.group()
+def canary() -> None:
+    """A challenger taking a share of live traffic: start it, watch it, promote or abort it.
+
+    The service serves it with `mlnb serve --challenger models:/NAME@challenger --traffic PERCENT`
+    (or --shadow); the alias moves here, the service follows at its next poll."""
+
+
+@canary.command()
+@click.argument("run_id")
+@click.option("--force", is_flag=True, help="Start it although a requirement of the promotion policy is not held "
+                                            "(audited).")
+@click.option("--note", default="", help="Why: stored in the audit record.")
+@handle_errors
+def start(run_id: str, force: bool, note: str) -> None:
+    """Point the `challenger` alias at RUN_ID's model, through the promotion policy's checks."""
+    from mlnb.cli.registry import _requirements
+    from mlnb.errors import PolicyRefused
+    from mlnb.services import canary as service
+    from mlnb.services import registry
+
+    try:
+        outcome = service.start(registry.open_registry(_project()), run_id, note=note, force=force)
+    except PolicyRefused as exc:
+        _requirements(exc.requirements)
+        raise
+    click.echo(outcome.message)
+
+
+@canary.command()
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="MLNB_SERVE_URL",
+              help="The mlnb serve service (its /metrics and /version are read).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@handle_errors
+def status(url: str, as_json: bool) -> None:
+    """Per variant: requests, error rate, latency p50/p99; and how often the challenger agrees with the champion."""
+    import json
+
+    from mlnb.services.canary_status import status as read
+
+    found = read(url)
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2))
+        return
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.2f} %"
+
+    def ms(x: float | None) -> str:
+        return "-" if x is None else f"{x:g} ms"
+
+    rows = [[v.variant, v.version or "-", str(v.requests), str(v.scored), pct(v.error_rate), ms(v.p50_ms),
+             ms(v.p99_ms)] for v in found.variants]
+    click.echo(_table(rows, ["variant", "version", "answered", "scored", "error rate", "p50", "p99"]))
+    split = found.split
+    if split:
+        how = "shadow (the champion answers everything)" if split.get("shadow") else \
+            f"{split.get('traffic_percent', 0):g} % to the challenger"
+        click.echo(f"split: {how}" + ("" if split.get("challenger_serving") else "; no challenger is being served"))
+    if found.compared_rows:
+        click.echo(f"agreement: {pct(found.agreement)} of {found.compared_rows} rows scored by both "
+                   f"({found.agreeing_rows} agree)" + (f"; {found.dropped} copies dropped" if found.dropped else ""))
+    else:
+        click.echo("agreement: no rows scored by both yet")
+
+
+@canary.command()
+@click.option("--force", is_flag=True, help="Promote although a requirement of the promotion policy is not held.")
+@click.option("--note", default="", help="Why: stored in the audit records.")
+@handle_errors
+def promote(force: bool, note: str) -> None:
+    """The challenger becomes champion (the same checked transaction as `mlnb promote`); its alias goes."""
+    from mlnb.cli.registry import _requirements
+    from mlnb.errors import PolicyRefused
+    from mlnb.services import canary as service
+    from mlnb.services import registry
+
+    try:
+        outcome, promoted = service.promote(registry.open_registry(_project()), note=note, force=force)
+    except PolicyRefused as exc:
+        _requirements(exc.requirements)
+        raise
+    _requirements(list(promoted.requirements))
+    click.echo(outcome.message)
+
+
+@canary.command()
+@click.option("--note", default="", help="Why: stored in the audit record.")
+@handle_errors
+def abort(note: str) -> None:
+    """Remove the `challenger` alias: the champion answers every request again."""
+    from mlnb.services import canary as service
+    from mlnb.services import registry
+
+    click.echo(service.abort(registry.open_registry(_project()), note=note).message)
+
+
+COMMANDS = [canary]
