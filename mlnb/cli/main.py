@@ -18,6 +18,7 @@ from mlnb.adapters.mlflow.tracking import telemetry_off
 from mlnb.cli import canary as cli_canary
 from mlnb.cli import data as cli_data
 from mlnb.cli import debug as cli_debug
+from mlnb.cli import deploy as cli_deploy
 from mlnb.cli import export as cli_export
 from mlnb.cli import init as cli_init
 from mlnb.cli import lineage as cli_lineage
@@ -353,7 +354,7 @@ def add(notebook: str, name: str | None) -> None:
 main.add_command(cli_export.export_group)
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
                  cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS,
-                 *cli_init.COMMANDS, *cli_sweep.COMMANDS, *cli_canary.COMMANDS]:
+                 *cli_init.COMMANDS, *cli_sweep.COMMANDS, *cli_deploy.COMMANDS, *cli_canary.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":

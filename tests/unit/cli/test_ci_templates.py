@@ -2,7 +2,10 @@
 
 Schemas: check-jsonschema's bundled (vendored) schemas, offline. Commands: every `make X` is a
 Makefile target and every `mlnb ...` parses with the real click CLI. Stages run in the documented
-order, telemetry is off, and no credential is written in either file.
+order, telemetry is off, and no credential is written in either file. The delivery stages (serving
+image, `mlnb deploy k8s` + `kubectl apply`) run only on the default branch after a promotable gate, in
+these files and in the ones `mlnb init` writes into a project (mlnb/templates/project), which are
+checked the same way once rendered.
 """
 
 from __future__ import annotations
@@ -27,14 +30,14 @@ GITLAB = REPO / ".gitlab-ci.yml"
 TELEMETRY_OFF = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true",
                  "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
 # Tools the templates may call besides make and mlnb (a typo such as `mlbn pull` fails the test).
-OTHER_TOOLS = {"apt-get", "cat", "cd", "docker", "echo", "exit", "export", "git", "ls", "mkdir", "pip", "printf", "python",
-               "python3", "test", "[", "true"}
+OTHER_TOOLS = {"apt-get", "cat", "cd", "docker", "echo", "exit", "export", "git", "kubectl", "ls", "mkdir", "pip",
+               "printf", "python", "python3", "test", "[", "true"}
 SHELL_KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}"}
 SEPARATORS = {"&&", "||", ";", "|", "(", ")", "&", ";;"}
 # Stages, in order: (label, tool, first argument).
 ORDER = [("install", "make", "setup"), ("pull", "mlnb", "pull"), ("lint", "make", "lint"), ("unit", "make", "unit"),
          ("nbval", "make", "nbval"), ("build", "mlnb", "build"), ("push", "mlnb", "push"),
-         ("image", "docker", "build")]
+         ("image", "docker", "build"), ("deploy", "mlnb", "deploy"), ("apply", "kubectl", "apply")]
 GITLAB_KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
                    "before_script", "after_script", "spec"}
 DEFAULT_BRANCH_RULE = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
@@ -244,6 +247,7 @@ def test_stages_run_in_order(name: str) -> None:
         first[label] = commands.index((tool, arg))
     assert first["install"] < first["pull"] < min(first["lint"], first["unit"])
     assert max(first["lint"], first["unit"]) < first["nbval"] < first["build"] < first["push"] < first["image"], first
+    assert first["image"] < first["deploy"] < first["apply"], first
     assert ("mlnb", "dvc") in commands and ["mlnb", "dvc", "sync", "--check"] in collect(_load(path))
 
 
@@ -295,7 +299,7 @@ def test_gitlab_structure() -> None:
         job = next(job for job in jobs.values() if any(line.startswith(command) for line in job["script"]))
         assert {"if": DEFAULT_BRANCH_RULE} in job["rules"], f"`{command}` must run on the default branch only"
     for name, job in jobs.items():
-        if name not in ("push", "package"):
+        if name not in ("push", "package", "manifests", "apply"):
             assert "rules" not in job and "only" not in job, f"job {name} must run on every pipeline"
 
 
@@ -368,3 +372,170 @@ def test_gitlab_deploys_only_a_promotable_build() -> None:
     guard = package["script"][0]
     assert '[ "$MLNB_GATE_VERDICT" != "promotable" ]' in guard and "exit 0" in guard
     assert package["script"][1].startswith("docker build")
+
+
+# --- 5. delivery: the serving image, then `mlnb deploy k8s` + `kubectl apply` (here and in the project
+# templates `mlnb init` writes) --------------------------------------------------------------------------
+
+PROJECT = "demo-project"
+
+
+@pytest.fixture(scope="module")
+def project_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The CI files `mlnb init` writes into a project called demo-project, rendered."""
+    from mlnb.services.scaffold import template_files
+
+    root = tmp_path_factory.mktemp("init")
+    files = template_files(PROJECT)
+    out = {}
+    for name, rel in (("github", ".github/workflows/mlnb.yml"), ("gitlab", ".gitlab-ci.yml")):
+        (root / name).mkdir()
+        out[name] = root / name / Path(rel).name
+        out[name].write_text(files[rel], encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize(("name", "schema"), [("github", "vendor.github-workflows"),
+                                              ("github", "custom.github-workflows-require-timeout"),
+                                              ("gitlab", "vendor.gitlab-ci")])
+def test_project_template_is_valid_under_the_bundled_schema(project_templates: dict[str, Path], name: str,
+                                                            schema: str) -> None:
+    proc = _check_jsonschema(schema, project_templates[name])
+    assert proc.returncode == 0, f"{name} project template is invalid under {schema}:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize("name", ["github", "gitlab"])
+def test_project_template_commands_exist_and_hold_no_credential(project_templates: dict[str, Path], name: str) -> None:
+    path = project_templates[name]
+    collect = github_commands if name == "github" else gitlab_commands
+    for words in collect(_load(path)):
+        tool = words[0].rsplit("/", 1)[-1]
+        if tool == "mlnb":
+            check_mlnb(words)
+        else:
+            assert tool in OTHER_TOOLS, f"{path.name}: `{' '.join(words)}`: unexpected tool {tool!r}"
+    text = path.read_text(encoding="utf-8")
+    assert "{{project_name}}" not in text and "{{mlnb_version}}" not in text
+    assert not LITERAL_KEYS.search(text)
+    for n, line in enumerate(text.splitlines(), 1):
+        for m in CREDENTIAL.finditer(line):
+            assert m.group(2).startswith("$"), f"{path.name}:{n}: a literal credential? {line.strip()!r}"
+            if name == "github":
+                assert m.group(2) == "${{" and "secrets." in line[m.end():], f"{path.name}:{n}: use secrets"
+    commands = [(w[0], w[1]) for w in collect(_load(path)) if len(w) > 1]
+    order = [commands.index(c) for c in [("mlnb", "build"), ("docker", "build"), ("mlnb", "deploy"),
+                                          ("kubectl", "apply")]]
+    assert order == sorted(order), order
+    verdict = [w for line in text.splitlines() for w in _substituted(line) if w[:2] == ["mlnb", "verdict"]]
+    assert verdict, "the gate's verdict reaches the delivery jobs"
+    for words in verdict:
+        check_mlnb(words)
+
+
+def _runs(job: dict) -> list[list[str]]:
+    return [cmd for step in job.get("steps", []) if "run" in step for line in _lines(step["run"])
+            for cmd in _commands(line)]
+
+
+def _option(words: list[str], name: str) -> str:
+    return words[words.index(name) + 1]
+
+
+def _deploy_command(commands: list[list[str]]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The image build, its push, `mlnb deploy k8s` and `kubectl apply`; the deploy is of the image pushed."""
+    build = next(c for c in commands if c[:2] == ["docker", "build"])
+    assert _option(build, "--target") == "serve", "the serving image is the Dockerfile's serve target"
+    tag = _option(build, "-t")
+    push = next(c for c in commands if c[:2] == ["docker", "push"])
+    deploy = next(c for c in commands if c[:3] == ["mlnb", "deploy", "k8s"])
+    apply = next(c for c in commands if c[:2] == ["kubectl", "apply"])
+    assert push == ["docker", "push", tag] and _option(deploy, "--image") == tag
+    assert _option(deploy, "--strategy") == "canary"
+    assert apply == ["kubectl", "apply", "-f", f"{_option(deploy, '--out')}/serving.yaml"]
+    return build, push, deploy, apply
+
+
+@pytest.mark.parametrize("which", ["repo", "project"])
+def test_github_delivers_a_promotable_build_to_kubernetes(project_templates: dict[str, Path], which: str) -> None:
+    wf = _load(GITHUB if which == "repo" else project_templates["github"])
+    jobs = wf["jobs"]
+    image, deploy = jobs["image"], jobs["deploy"]
+    default_branch = "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+    for job in (image, deploy):
+        for condition in ("needs.pipeline.outputs.verdict == 'promotable'", "github.event_name == 'push'",
+                          default_branch):
+            assert condition in job["if"], job["if"]
+    assert "vars.MLNB_SERVING_IMAGE != ''" in deploy["if"] and "vars.MLNB_K8S_NAMESPACE != ''" in deploy["if"]
+    assert set(deploy["needs"]) == {"pipeline", "image"} and deploy["environment"] == "production"
+    _deploy_command(_runs(image) + _runs(deploy))
+    assert image["env"]["IMAGE"].endswith(":${{ github.sha }}") and "vars.MLNB_SERVING_IMAGE" in image["env"]["IMAGE"]
+    assert deploy["env"]["IMAGE"] == "${{ vars.MLNB_SERVING_IMAGE }}:${{ github.sha }}"
+    push = next(s for s in image["steps"] if "docker push" in s.get("run", ""))
+    assert push["if"] == "vars.MLNB_SERVING_IMAGE != ''"
+    assert push["env"]["REGISTRY_PASSWORD"] == "${{ secrets.REGISTRY_PASSWORD }}"
+    context = next(s for s in deploy["steps"] if "k8s-set-context" in s.get("uses", ""))
+    assert context["with"]["kubeconfig"] == "${{ secrets.KUBECONFIG }}"
+    steps = deploy["steps"]
+    index = {key: next(i for i, s in enumerate(steps) if key in s.get("run", "") + s.get("uses", ""))
+             for key in ("mlnb deploy k8s", "k8s-set-context", "kubectl apply")}
+    assert index["mlnb deploy k8s"] < index["k8s-set-context"] < index["kubectl apply"]
+
+
+@pytest.mark.parametrize("which", ["repo", "project"])
+def test_gitlab_delivers_a_promotable_build_to_kubernetes(project_templates: dict[str, Path], which: str) -> None:
+    pipeline = _load(GITLAB if which == "repo" else project_templates["gitlab"])
+    gate = "build" if which == "repo" else "pipeline"  # the job whose dotenv carries MLNB_GATE_VERDICT
+    jobs = gitlab_jobs(pipeline)
+    package, manifests, apply = jobs["package"], jobs["manifests"], jobs["apply"]
+    stages = pipeline["stages"]
+    assert stages.index(package["stage"]) < stages.index(manifests["stage"]) == stages.index(apply["stage"])
+    for job in (package, manifests, apply):
+        assert any(DEFAULT_BRANCH_RULE in rule["if"] for rule in job["rules"]), "default branch only"
+        guard = job["script"][0]
+        assert '[ "$MLNB_GATE_VERDICT" != "promotable" ]' in guard and "exit 0" in guard
+    for job in (manifests, apply):
+        assert job["rules"] == [{"if": f"{DEFAULT_BRANCH_RULE} && $K8S_NAMESPACE"}]
+    assert manifests["dependencies"] == [gate] and apply["needs"] == [gate, "manifests"]
+    assert apply["environment"] == "production" and "deploy/k8s/" in manifests["artifacts"]["paths"]
+    image_name = {job: {**pipeline.get("variables", {}), **jobs[job].get("variables", {})}["IMAGE_NAME"]
+                  for job in ("package", "manifests")}
+    assert image_name["package"] == image_name["manifests"] == "$CI_REGISTRY_IMAGE/serving"
+    commands = [cmd for job in (package, manifests, apply) for line in _lines(job["script"]) for cmd in _commands(line)]
+    _deploy_command(commands)
+    assert "KUBECONFIG" not in yaml.safe_dump(pipeline), "KUBECONFIG is a File variable of the project, never here"
+
+
+def test_the_repo_ci_deploy_command_writes_valid_manifests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GitHub deploy step's `mlnb deploy k8s` line, its variables filled in, run in this repository."""
+    from click.testing import CliRunner
+
+    from mlnb.cli.main import main
+    from tests import k8s_checks
+
+    _, _, deploy, _ = _deploy_command(_runs(_load(GITHUB)["jobs"]["image"]) + _runs(_load(GITHUB)["jobs"]["deploy"]))
+    values = {"$IMAGE": "ghcr.io/acme/mlnb-serving:0123456789abcdef", "$MLNB_K8S_NAMESPACE": "ml-serving",
+              "$MLFLOW_TRACKING_URI": "https://mlflow.example.com", "deploy/k8s": str(tmp_path / "k8s")}
+    monkeypatch.chdir(REPO)  # the project: the model name comes from its env.yaml
+    ran = CliRunner().invoke(main, [values.get(w, w) for w in deploy[1:]])
+    assert ran.exit_code == 0, ran.output
+    docs = k8s_checks.read(tmp_path / "k8s" / "serving.yaml")
+    k8s_checks.validate_all(docs)
+    assert {d["kind"] for d in docs} >= {"Rollout", "AnalysisTemplate"}
+
+
+def test_the_project_dockerfile_has_the_serve_target_the_delivery_builds(tmp_path: Path) -> None:
+    """What `docker build --target serve` builds in a new project: `mlnb serve` as user 10001 on port 8080
+    (what the manifests of `mlnb deploy k8s` expect); hadolint-clean like the repository's Dockerfile."""
+    from mlnb.services.scaffold import template_files
+
+    text = template_files(PROJECT)["Dockerfile"]
+    stages = re.split(r"^FROM .* AS (\w+)$", text, flags=re.M)
+    serve = stages[stages.index("serve") + 1]
+    assert 'ENTRYPOINT ["mlnb", "serve"]' in serve and "USER 10001" in serve and "EXPOSE 8080" in serve
+    assert "MLNB_SERVE_HOST=0.0.0.0" in serve and "MLNB_SERVE_PORT=8080" in serve
+    assert stages[-2] == "pipeline", "the pipeline image stays the default (last) target"
+    (tmp_path / "Dockerfile").write_text(text, encoding="utf-8")
+    hadolint = Path(sys.executable).with_name("hadolint")
+    proc = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(tmp_path / "Dockerfile")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
