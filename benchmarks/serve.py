@@ -5,8 +5,12 @@ the same pre-encoded requests, in alternation (A B A B ...): single-row latency 
 1,000-row batch throughput (rows/s). The floors are measured in-process: `model.predict` through
 MLflow's pyfunc and the raw scikit-learn estimator. Predictions of both servers are compared.
 
+Two more `mlnb serve` processes share the alternation: one with a challenger taking 10 % of requests
+(`--challenger DIR --traffic 10`) and one scoring a shadow copy of every request (`--shadow`); the challenger
+is a second model (another C).
+
 Targets (issue "mlnb serve"): single-row p50 within 1.5x of in-process pyfunc predict; batch rows/s
-at least 5x MLflow's.
+at least 5x MLflow's. Issue "deploy": with `--shadow`, single-row p99 within 1.5x of `mlnb serve` alone.
 
 Usage: .venv/bin/python benchmarks/serve.py [--rounds 5] [--single 200] [--batches 10] [--model DIR]
 """
@@ -105,16 +109,21 @@ def main() -> int:
     formats = ("dataframe_split", "dataframe_records", "csv")
     batch_bodies = {fmt: payload(batch, fmt) for fmt in formats}
 
-    ports = {"mlflow": free_port(), "mlnb": free_port()}
+    challenger = save_local_model(work / "challenger", C=0.0005) / "model"
+    quiet = ("--poll-interval", "0", "--log-level", "warning")
+    extra = {"mlnb": (), "traffic 10": ("--challenger", str(challenger), "--traffic", "10"),
+             "shadow": ("--challenger", str(challenger), "--shadow")}
+    ports = {"mlflow": free_port(), **{name: free_port() for name in extra}}
     procs = {"mlflow": start_mlflow_serve(model_dir, ports["mlflow"], work),
-             "mlnb": start_mlnb_serve(str(model_dir), ports["mlnb"], work, "--poll-interval", "0",
-                                      "--log-level", "warning")}
+             **{name: start_mlnb_serve(str(model_dir), ports[name], work, *quiet, *args)
+                for name, args in extra.items()}}
     try:
         wait_ready(f"http://127.0.0.1:{ports['mlflow']}", procs["mlflow"], path="/ping")
-        wait_ready(f"http://127.0.0.1:{ports['mlnb']}", procs["mlnb"])
+        for name in extra:
+            wait_ready(f"http://127.0.0.1:{ports[name]}", procs[name])
         clients = {name: Client(port) for name, port in ports.items()}
         same = all(json.loads(clients["mlflow"].post(b)[1]) == json.loads(clients["mlnb"].post(b)[1])
-                   for b in [*single_bodies[:50], *batch_bodies.values()])
+                   == json.loads(clients["shadow"].post(b)[1]) for b in [*single_bodies[:50], *batch_bodies.values()])
         for client in clients.values():  # warm-up
             for body in single_bodies[:50]:
                 client.post(body)
@@ -137,15 +146,19 @@ def main() -> int:
     rows = {k: statistics.median(v) for k, v in rate.items()}
     print(f"model: {model_dir} | {args.rounds} rounds x {args.single} single-row + {args.batches} "
           f"1,000-row requests per server, alternating")
-    print(f"predictions identical (50 single rows + a 1,000-row batch in each format): {'yes' if same else 'NO'}")
-    print(f"{'':28}{'mlflow models serve':>22}{'mlnb serve':>14}{'mlnb / mlflow':>16}")
-    print(f"{'single row p50 (ms)':28}{p50['mlflow'] * ms:22.2f}{p50['mlnb'] * ms:14.2f}"
-          f"{p50['mlnb'] / p50['mlflow']:16.2f}")
-    print(f"{'single row p99 (ms)':28}{p99['mlflow'] * ms:22.2f}{p99['mlnb'] * ms:14.2f}"
-          f"{p99['mlnb'] / p99['mlflow']:16.2f}")
+    print(f"predictions identical, mlflow = mlnb = mlnb --shadow (50 single rows + a 1,000-row batch in each "
+          f"format): {'yes' if same else 'NO'}")
+    print(f"{'':28}{'mlflow models serve':>22}{'mlnb serve':>14}{'mlnb / mlflow':>16}{'--traffic 10':>14}"
+          f"{'--shadow':>12}")
+
+    def line(label: str, values: dict[str, float], fmt: str) -> None:
+        print(f"{label:28}{values['mlflow']:22{fmt}}{values['mlnb']:14{fmt}}{values['mlnb'] / values['mlflow']:16.2f}"
+              f"{values['traffic 10']:14{fmt}}{values['shadow']:12{fmt}}")
+
+    line("single row p50 (ms)", {n: v * ms for n, v in p50.items()}, ".2f")
+    line("single row p99 (ms)", {n: v * ms for n, v in p99.items()}, ".2f")
     for fmt in formats:
-        print(f"{'1,000 rows/s, ' + fmt:28}{rows['mlflow', fmt]:22,.0f}{rows['mlnb', fmt]:14,.0f}"
-              f"{rows['mlnb', fmt] / rows['mlflow', fmt]:16.2f}")
+        line("1,000 rows/s, " + fmt, {n: rows[n, fmt] for n in clients}, ",.0f")
     print(f"floor, in-process pyfunc predict, one row: p50 {floor['pyfunc_p50'] * ms:.2f} ms, "
           f"p99 {floor['pyfunc_p99'] * ms:.2f} ms")
     print(f"floor, raw scikit-learn predict, 1,000 rows: {floor['raw_rows_s']:,.0f} rows/s")
@@ -155,6 +168,9 @@ def main() -> int:
           f"({'met' if single_ratio <= 1.5 else 'MISSED'})")
     print(f"target batch rows/s >= 5x mlflow models serve (worst format): {batch_ratio:.2f}x "
           f"({'met' if batch_ratio >= 5 else 'MISSED'})")
+    shadow_ratio = p99["shadow"] / p99["mlnb"]
+    print(f"target --shadow single-row p99 <= 1.5x mlnb serve alone: {shadow_ratio:.2f}x "
+          f"({'met' if shadow_ratio <= 1.5 else 'MISSED'})")
     return 0 if same else 1
 
 

@@ -53,7 +53,7 @@ def _unescape(value: str) -> str:
 def _get(url: str, timeout: float) -> str:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # the user's own service (http/https only)
-            return resp.read().decode("utf-8", "replace")
+            return str(resp.read().decode("utf-8", "replace"))
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise UserInputError(f"--url {url}: cannot read it: {reason}") from None

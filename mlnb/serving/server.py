@@ -80,8 +80,10 @@ def serve(ref: ModelRef, options: Options, versions: dict[str, str],
         return
     model = load(ref, options)
     metrics = Metrics("0")
-    challenger, serving, failed = (first_challenger(options, metrics, lambda v: load(options.challenger, options, v))
-                                   if options.challenger else (None, None, set()))
+    challenger, serving, failed = None, None, set[str]()
+    if options.challenger is not None:
+        second = options.challenger
+        challenger, serving, failed = first_challenger(options, metrics, lambda v: load(second, options, v))
     try:
         sockets = bind(options.host, options.port)
     except BaseException:

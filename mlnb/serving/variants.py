@@ -11,9 +11,14 @@ With ``--shadow`` the champion answers every request and the challenger scores a
 
 Comparison. After the answer is sent, a background thread scores the same rows with the variant that did
 not answer (the challenger in shadow mode; the champion for the challenger's share of a canary) and counts
-the rows on which the two agree, so ``mlnb canary status`` can show agreement. That thread has a bounded
-queue: when it falls behind, copies are dropped and counted (``mlnb_serve_shadow_dropped_total``), never
-waited for; a challenger that is slow or raises changes neither the answer nor its latency.
+the rows on which the two agree, so ``mlnb canary status`` can show agreement. Copies that arrive within
+a quarter of a second of the first are scored in one call (one bad copy in it: each is scored alone, so
+errors are counted per request): the thread then takes the interpreter a few times a second rather than
+once per request, which is what keeps answers as fast as without a challenger (``benchmarks/serve.py``:
+per-request scoring put the champion's p99 at 2x). A copy's latency is that of the call it was scored in.
+That thread has a bounded queue: when it falls behind, copies are dropped and counted
+(``mlnb_serve_shadow_dropped_total``), never waited for; a challenger that is slow or raises changes
+neither the answer nor its latency.
 
 No challenger (none given, its alias removed, or its version failed to load): the champion answers 100 %.
 """
@@ -38,6 +43,8 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 VARIANTS = (CHAMPION, CHALLENGER)
 ROUTING_HEADER = "X-Routing-Key"
 _BUCKETS = 10_000
+BATCH_WAIT_S = 0.25  # copies gathered into one scoring call
+BATCH_ROWS = 2_000
 
 
 @dataclass(frozen=True)
@@ -113,22 +120,57 @@ class Comparer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            other, request_id, frame, answer = item
-            start = time.perf_counter()
+        while (batch := self._next_batch()) is not None:
+            for other in {item[0] for item in batch}:
+                self._compare(other, [item for item in batch if item[0] == other])
+
+    def _next_batch(self) -> list[Any] | None:
+        """The next copies to score: what arrived within ``BATCH_WAIT_S`` of the first (at most ``BATCH_ROWS``
+        rows), so the other variant scores them in one call and holds the interpreter once, not per request."""
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch, rows = [first], len(first[2])
+        deadline = time.monotonic() + BATCH_WAIT_S
+        while rows < BATCH_ROWS and (left := deadline - time.monotonic()) > 0:
             try:
-                predictions = self.score(other, frame)
-            except Exception as exc:  # counted and logged; the request was answered long ago
-                self.metrics.scored_error(other)
-                log.warning("request %s: the %s raised %s while scoring a copy", request_id, other, type(exc).__name__)
-                continue
-            if predictions is None:  # that variant is gone (the challenger retired meanwhile)
-                continue
-            if other == CHALLENGER:  # the champion's latency is measured where it answers
-                self.metrics.scored(time.perf_counter() - start, len(frame), CHALLENGER)
-            self.metrics.compared(len(frame), agreeing(answer, predictions))
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put_nowait(None)  # stop after this batch
+                break
+            batch.append(item)
+            rows += len(item[2])
+        return batch
+
+    def _compare(self, other: str, items: list[Any]) -> None:
+        import pandas as pd
+
+        start = time.perf_counter()
+        try:
+            frame = items[0][2] if len(items) == 1 else pd.concat([i[2] for i in items], ignore_index=True)
+            predictions = self.score(other, frame)
+        except Exception:  # one bad copy must not cost the others their comparison: one by one
+            if len(items) > 1:
+                for item in items:
+                    self._compare(other, [item])
+                return
+            self.metrics.scored_error(other)
+            log.warning("request %s: the %s raised while scoring a copy", items[0][1], other)
+            return
+        if predictions is None:  # that variant is gone (the challenger retired meanwhile)
+            return
+        elapsed = time.perf_counter() - start
+        at = 0
+        for _other, request_id, part, answer in items:
+            mine = predictions[at:at + len(part)]
+            at += len(part)
+            if other == CHALLENGER:  # the time of the call its copy was scored in (the champion's is measured
+                self.metrics.scored(elapsed, len(part), CHALLENGER)  # where it answers)
+            self.metrics.compared(len(part), agreeing(answer, mine))
             if self.log_other is not None:
-                self.log_other(other, request_id, frame, predictions)
+                self.log_other(other, request_id, part, mine)
 
 
 def agreeing(a: Any, b: Any) -> int:
