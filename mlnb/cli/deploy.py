@@ -53,6 +53,11 @@ def deploy_group() -> None:
               help="Analysis: highest share of /invocations answered 5xx by the new pods.")
 @click.option("--max-p99", "max_p99_seconds", type=float, default=0.5, show_default=True, metavar="SECONDS",
               help="Analysis: highest p99 latency of /invocations on the new pods.")
+@click.option("--challenger-traffic", type=float, default=None, metavar="PERCENT",
+              help="Each pod also serves models:/NAME@challenger and gives it this share of requests (set the alias "
+                   "with `mlnb canary start RUN_ID`; the pods follow it).")
+@click.option("--shadow", is_flag=True,
+              help="Each pod scores a shadow copy of every request with models:/NAME@challenger (never returned).")
 @click.option("--auto-promote", is_flag=True,
               help="blue-green: promote once the analysis passes (default: wait for kubectl argo rollouts promote).")
 @handle_errors

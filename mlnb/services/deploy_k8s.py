@@ -80,6 +80,8 @@ class DeployRequest:
     max_error_rate: float = 0.01  # 5xx share of /invocations answers the analysis accepts
     max_p99_seconds: float = 0.5  # p99 latency of /invocations the analysis accepts
     auto_promote: bool = False  # blue-green: promote without `kubectl argo rollouts promote`
+    challenger_traffic: float | None = None  # mlnb serve --challenger models:/NAME@challenger --traffic P
+    shadow: bool = False  # ... --shadow (`mlnb canary start` sets the alias; the pods follow)
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,23 @@ def plan(r: DeployRequest) -> DeployPlan:
         if given and r.strategy not in strategies:
             warnings.append(f"{option} goes with --strategy {' or '.join(strategies)}: ignored")
     warnings += _tracking_warnings(r)
+    challenger_uri(r)
     return DeployPlan(r, name, r.config_map or f"{name}-config", version, low, high, steps, url, tuple(warnings))
+
+
+def challenger_uri(r: DeployRequest) -> str | None:
+    """``models:/NAME@challenger`` when the pods serve a challenger beside the model (checked), else None."""
+    if r.challenger_traffic is None and not r.shadow:
+        return None
+    if r.challenger_traffic is not None and r.shadow:
+        raise UserInputError("--challenger-traffic and --shadow: one or the other")
+    if r.challenger_traffic is not None and not 0 < r.challenger_traffic <= 100:
+        raise UserInputError(f"--challenger-traffic {r.challenger_traffic:g}: expected a percentage in (0, 100]")
+    match = re.match(r"^models:/([^/@]+)[/@]", r.model_uri)
+    if not match:
+        raise UserInputError(f"--model-uri {r.model_uri}: a challenger is the registered model's `challenger` "
+                             "alias, so the model must be models:/NAME@ALIAS or models:/NAME/VERSION")
+    return f"models:/{match.group(1)}@challenger"
 
 
 def default_name(model_uri: str) -> str:
@@ -272,6 +290,13 @@ def config_map(p: DeployPlan) -> dict[str, Any]:
     data = {"MLNB_MODEL_URI": p.request.model_uri}
     if p.request.tracking_uri:
         data["MLFLOW_TRACKING_URI"] = p.request.tracking_uri
+    challenger = challenger_uri(p.request)
+    if challenger:  # read by `mlnb serve` (its --challenger/--traffic/--shadow options' variables)
+        data["MLNB_CHALLENGER_URI"] = challenger
+        if p.request.shadow:
+            data["MLNB_SHADOW"] = "1"
+        else:
+            data["MLNB_CHALLENGER_TRAFFIC"] = f"{p.request.challenger_traffic:g}"
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": p.metadata(p.config_map), "data": data}
 
 

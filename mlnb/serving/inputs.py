@@ -344,9 +344,18 @@ def _from_csv(body: bytes, schema: InputSchema) -> Any:
 
 
 def _csv_numbers(rest: bytes, width: int) -> Any | None:
-    """Plain numbers only (the caller checked the bytes): numpy's C reader, or None if it is ragged."""
+    """Plain numbers only (the caller checked the bytes): as one JSON array of rows (orjson: about twice as fast as
+    numpy's C reader), else numpy's C reader (numbers JSON does not spell, such as ``.5``); None if ragged."""
     import numpy as np
+    import orjson
 
+    lines = rest.replace(b"\r\n", b"\n").strip(b"\n")
+    try:
+        arr = np.array(orjson.loads(b"[[" + lines.replace(b"\n", b"],[") + b"]]"), dtype=np.float64, ndmin=2)
+        if arr.ndim == 2 and arr.shape[1] == width and len(arr) and np.isfinite(arr).all():
+            return arr
+    except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
+        pass
     try:
         arr = np.loadtxt(io.BytesIO(rest), delimiter=",", dtype=np.float64, ndmin=2, comments=None,
                          encoding="utf-8")

@@ -311,3 +311,18 @@ def test_the_model_uri_defaults_to_the_projects_champion(tmp_path: Path) -> None
         deploy.resolve_model_uri(None, tmp_path)
     with pytest.raises(UserInputError, match="--model-uri: not given"):
         deploy.resolve_model_uri(None, Path("/"))
+
+
+def test_each_pod_can_serve_the_challenger_alias_beside_the_model() -> None:
+    """What `mlnb serve` reads from the ConfigMap: `mlnb canary start` then moves the alias and the pods follow."""
+    data = _one(_docs("rolling", challenger_traffic=10.0), "ConfigMap")["data"]
+    assert data["MLNB_CHALLENGER_URI"] == "models:/Breast_Cancer-Classifier@challenger"
+    assert data["MLNB_CHALLENGER_TRAFFIC"] == "10" and "MLNB_SHADOW" not in data
+    shadow = _one(_docs("canary", shadow=True), "ConfigMap")["data"]
+    assert shadow["MLNB_SHADOW"] == "1" and "MLNB_CHALLENGER_TRAFFIC" not in shadow
+    assert "MLNB_CHALLENGER_URI" not in _one(_docs("rolling"), "ConfigMap")["data"]
+    for changes, message in (({"challenger_traffic": 10.0, "shadow": True}, "one or the other"),
+                             ({"challenger_traffic": 0.0}, "expected a percentage in (0, 100]"),
+                             ({"challenger_traffic": 10.0, "model_uri": "/opt/model"}, "models:/NAME@ALIAS")):
+        with pytest.raises(UserInputError, match=re.escape(message)):
+            deploy_k8s.plan(_request(**changes))

@@ -44,7 +44,10 @@ def test_every_mlflow_json_format_gives_the_same_frame(doc) -> None:
 
 
 @pytest.mark.parametrize("body", [b"a,b,c\n1,2.5,3\n4,5,-6e-3\n", b"c,a,b\r\n3,1,2.5\r\n-0.006,4,5\r\n",
-                                  b'"a","b","c"\n"1",2.5,3\n4,5,-6e-3\n'], ids=["plain", "crlf-reordered", "quoted"])
+                                  b'"a","b","c"\n"1",2.5,3\n4,5,-6e-3\n',
+                                  b"a,b,c\n1.,2.5,3\n4,5,-.006\n",  # not JSON numbers: numpy's reader
+                                  b"a,b,c\n1,2.5,3\n\n4,5,-6e-3\n"],  # a blank line: numpy's reader skips it
+                         ids=["plain", "crlf-reordered", "quoted", "not-json-numbers", "blank-line"])
 def test_csv_fast_and_pandas_paths_agree(body: bytes) -> None:
     pd.testing.assert_frame_equal(parse(body, content_type="text/csv"), EXPECTED)
 
