@@ -22,6 +22,7 @@ from mlnb.cli import deploy as cli_deploy
 from mlnb.cli import export as cli_export
 from mlnb.cli import init as cli_init
 from mlnb.cli import lineage as cli_lineage
+from mlnb.cli import monitor as cli_monitor
 from mlnb.cli import nbval as cli_nbval
 from mlnb.cli import registry as cli_registry
 from mlnb.cli import serve as cli_serve
@@ -354,7 +355,8 @@ def add(notebook: str, name: str | None) -> None:
 main.add_command(cli_export.export_group)
 for _command in [*cli_data.COMMANDS, *cli_debug.COMMANDS, *cli_registry.COMMANDS, *cli_serve.COMMANDS,
                  cli_nbval.nbval_group, *cli_lineage.COMMANDS, *cli_settings.COMMANDS,
-                 *cli_init.COMMANDS, *cli_sweep.COMMANDS, *cli_deploy.COMMANDS, *cli_canary.COMMANDS]:
+                 *cli_init.COMMANDS, *cli_sweep.COMMANDS, *cli_deploy.COMMANDS, *cli_canary.COMMANDS,
+                 *cli_monitor.COMMANDS]:
     main.add_command(_command)
 
 if __name__ == "__main__":

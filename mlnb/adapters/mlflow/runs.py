@@ -105,6 +105,11 @@ class ActiveRun:
 
         mlflow.log_dict(data, artifact_file)
 
+    def log_artifact(self, path: str) -> None:
+        import mlflow
+
+        mlflow.log_artifact(path)
+
     def set_tag(self, key: str, value: Any) -> None:
         import mlflow
 
