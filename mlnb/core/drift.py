@@ -38,6 +38,7 @@ class MonitorConfig:
     bins: int = 10
     drift_share: float = 0.0  # the data drifts when more than this share of its features do (0: any one)
     min_rows: int = 100  # fewer logged rows than this: refuse (the scores would be noise)
+    max_rows: int = 100_000  # a larger window is sampled (evenly spaced records of it)
     categorical_max: int = 20  # a column (or the predictions) with at most this many values is categorical
     reference: str = "products/features/train.parquet"  # the train split, as the build recorded it
     target: str = ""  # the label column in the reference (left out of the features); default data.target
@@ -66,6 +67,8 @@ class MonitorConfig:
                 raise EnvError(f"{source}: monitor.{key}: expected a positive threshold, got {getattr(config, key)}")
         if not 2 <= config.bins <= 100:
             raise EnvError(f"{source}: monitor.bins: expected 2 to 100, got {config.bins}")
+        if config.max_rows < max(config.min_rows, 1000):
+            raise EnvError(f"{source}: monitor.max_rows: expected at least 1000 and min_rows, got {config.max_rows}")
         if not 0 <= config.drift_share < 1:
             raise EnvError(f"{source}: monitor.drift_share: expected a share in [0, 1), got {config.drift_share}")
         return config

@@ -69,7 +69,7 @@ def run_monitor(project: Project, request: MonitorRequest) -> MonitorResult:
         raise UserInputError(f"--last {request.last}: expected a number of rows, at least 1")
     logs = [Path(p) for p in request.logs] or [project.root / config.log]
     window = read_window(logs, since=since_time(request.since), last=request.last, variant=request.variant,
-                         version=request.version)
+                         version=request.version, max_rows=config.max_rows)
     if len(window.inputs) < config.min_rows:
         raise UserInputError(f"{len(window.inputs)} logged rows of version {window.model_version} in the window: "
                              f"fewer than monitor.min_rows ({config.min_rows}); widen --since or --last")
@@ -123,7 +123,9 @@ def track(project: Project, result: MonitorResult, page: Path | None = None) -> 
 
 def _window_info(window: Window) -> dict[str, Any]:
     return {"model_name": window.model_name, "model_version": window.model_version, "variant": window.variant,
-            "rows": len(window.inputs), "records": window.records, "first": window.first, "last": window.last,
+            "rows": len(window.inputs), "rows_in_window": window.rows_in_window,
+            "sampled": window.rows_in_window > len(window.inputs), "records": window.records, "first": window.first,
+            "last": window.last,
             "skipped_lines": window.skipped_lines, "other_versions": window.other_versions, "files": window.files}
 
 
