@@ -157,7 +157,7 @@ def data_quality(project: Project, window: Window, reference: Any, target: str) 
             schema = loaded.get("columns") or {} if isinstance(loaded, dict) else {}
         except yaml.YAMLError as exc:
             raise UserInputError(f"{schema_path}: not YAML: {str(exc).splitlines()[0]}") from None
-    known = set(schema) if schema else set(reference.columns) - {target}
+    known = (set(schema) if schema else set(reference.columns)) - {target}  # the label is not served
     logged = list(window.inputs.columns)
     columns: dict[str, dict[str, Any]] = {}
     for name in logged:

@@ -348,3 +348,42 @@ def test_lineage_of_the_champion_matches_each_store_and_verify_names_a_tampered_
         in broken[0], bad.stdout
     wrong = run_mlnb(built_copy, "lineage", "models:/nope@champion")
     assert wrong.returncode == 2 and "no version of nope has the alias 'champion'" in wrong.stderr, wrong.stderr
+
+
+def test_monitor_compares_served_traffic_with_the_train_split_the_champion_was_built_from(built_copy: Path) -> None:
+    """The user's path: build, promote, `mlnb serve --prediction-log`, `mlnb monitor` with no --reference: the
+    reference is the train split whose hash the champion's build recorded in dvc.lock; when a later change
+    replaces the workspace copy, the build's own copy comes from the DVC cache."""
+    import http.client
+
+    import pandas as pd
+
+    (run,) = build_runs(built_copy)
+    assert run_mlnb(built_copy, "promote", run.info.run_id).returncode == 0
+    port = free_port()
+    proc = start_mlnb_serve(None, port, built_copy, "--prediction-log", "predictions.jsonl", "--poll-interval", "0",
+                            log=built_copy / "serve.log")
+    raw = pd.read_csv(built_copy / "data/raw/breast_cancer.csv").drop(columns=["diagnosis"])
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        sample = raw.sample(600, replace=True, random_state=7)
+        for start in range(0, 600, 60):
+            part = sample.iloc[start:start + 60]
+            conn.request("POST", "/invocations", json.dumps({"dataframe_split": {
+                "columns": list(part.columns), "data": part.to_numpy().tolist()}}), {"Content-Type": "application/json"})
+            assert conn.getresponse().read() and True
+    finally:
+        assert stop(proc) == 0
+    res = run_mlnb(built_copy, "monitor", "--json", "--no-mlflow")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr
+    data = json.loads(res.stdout)
+    assert data["window"]["model_name"] == MODEL and data["window"]["model_version"] == "1"
+    assert data["reference"]["source"] == "workspace (matches the build's dvc.lock)"
+    assert data["reference"]["path"] == "products/features/train.parquet" and data["reference"]["verified"] is True
+    assert data["drift"] is False and len(data["features"]) == 30 and data["quality"]["ok"] is True
+
+    train = pd.read_parquet(built_copy / "products/features/train.parquet")  # a later rebuild on other data
+    train.assign(mean_radius=train["mean_radius"] * 3).to_parquet(built_copy / "products/features/train.parquet")
+    again = json.loads(run_mlnb(built_copy, "monitor", "--json", "--no-mlflow").stdout)
+    assert again["reference"]["source"].startswith("DVC cache") and again["drift"] is False
