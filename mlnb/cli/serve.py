@@ -83,11 +83,19 @@ def _context(model_uri: str | None, allow_unsafe_pickle: bool) -> tuple[str, Pat
                    "compared and logged.")
 @click.option("--routing-header", default="X-Routing-Key", show_default=True,
               help="Requests carrying this header go to the same variant for the same value.")
+@click.option("--drift-reference", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              envvar="MLNB_DRIFT_REFERENCE", help="Live drift gauges on /metrics: PSI of each feature over the last "
+              "--drift-window rows against this table (the train split, .parquet or .csv).")
+@click.option("--drift-window", type=click.IntRange(100, 1_000_000), default=1000, show_default=True,
+              help="Rows the drift gauges cover.")
+@click.option("--drift-target", default=None, help="The reference's label column (predictions are compared with "
+              "it). [default: the project's data.target]")
 @handle_errors
 def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb: float, poll_interval: float,
           prediction_log: Path | None, log_sample_rate: float, log_max_rows: int, no_verify: bool,
           cache_dir: Path | None, allow_unsafe_pickle: bool, log_level: str, challenger_uri: str | None,
-          traffic: float | None, shadow: bool, routing_header: str) -> None:
+          traffic: float | None, shadow: bool, routing_header: str, drift_reference: Path | None,
+          drift_window: int, drift_target: str | None) -> None:
     """Serve MODEL_URI over HTTP in MLflow's scoring protocol (default models:/<model_name>@champion).
 
     MODEL_URI: models:/NAME@ALIAS (hot-swapped when the alias moves), models:/NAME/VERSION, runs:/ID/PATH,
@@ -113,7 +121,10 @@ def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb
     options = server.Options(host=host, port=port, workers=workers, max_body=int(max_body_mb * 2 ** 20),
                              poll_interval=poll_interval, verify=not no_verify, cache_dir=cache_dir or cache,
                              prediction_log=prediction_log, log_sample_rate=log_sample_rate,
-                             log_max_rows=log_max_rows, challenger=challenger, split=split)
+                             log_max_rows=log_max_rows, challenger=challenger, split=split,
+                             drift_reference=drift_reference, drift_window=drift_window,
+                             drift_target=drift_target if drift_target is not None or not drift_reference
+                             else _target())
     versions = {"mlnb": version("mlnb"), "mlflow": version("mlflow")}
 
     def ready(ident: Any, sockets: list[Any]) -> None:
@@ -129,6 +140,19 @@ def serve(model_uri: str | None, host: str, port: int, workers: int, max_body_mb
             click.echo(f"challenger {challenger.uri}: {share} (routing header {routing_header})", err=True)
 
     server.serve(source.parse_uri(uri), options, versions, ready)
+
+
+def _target() -> str | None:
+    """The project's ``data.target`` (the label column of its training data), when run in a project."""
+    from mlnb.core.io import find_project_root
+
+    try:
+        from mlnb.core.project import load_project
+
+        target = (load_project(find_project_root()).env.get("data") or {}).get("target")
+    except (MlnbError, OSError):
+        return None
+    return str(target) if target else None
 
 
 @click.command("fetch-model")

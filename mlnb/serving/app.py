@@ -44,6 +44,7 @@ class State:
     split: Split = field(default_factory=Split)
     router: Router | None = None
     comparer: Comparer | None = None
+    drift: Any = None  # mlnb.serving.drift.DriftGauges, with --drift-reference
 
     def with_challenger(self, slot: Slot, split: Split) -> None:
         """Serve ``slot`` beside the champion, sharing requests as ``split`` says."""
@@ -168,6 +169,8 @@ class Invocations(Base):
             self.send_json(200, payload)
             if state.predlog is not None:
                 state.predlog.offer(request_id, model.identity, frame, predictions, variant)
+            if state.drift is not None and variant == CHAMPION:
+                state.drift.offer(frame, predictions)
             if state.comparer is not None and state.challenger.current is not None:
                 if state.split.shadow:  # the challenger scores a copy, after the answer
                     state.comparer.offer(CHALLENGER, request_id, frame, predictions)

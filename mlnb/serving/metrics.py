@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -46,6 +47,7 @@ class Metrics:
         self.log_dropped = 0
         self.shadow_dropped = 0
         self.models: dict[str, tuple[str, str]] = {"champion": ("", "")}
+        self.extra: Callable[[str], list[str]] | None = None  # more series (the drift gauges), by worker
 
     @property
     def model(self) -> tuple[str, str]:
@@ -139,4 +141,6 @@ class Metrics:
                     "# TYPE mlnb_serve_model_info gauge"]
             for variant, (name, version) in sorted(self.models.items()):
                 out.append(f"mlnb_serve_model_info{_labels(name=name, version=version, variant=variant, worker=w)} 1")
+        if self.extra is not None:
+            out += self.extra(w)
         return "\n".join(out) + "\n"

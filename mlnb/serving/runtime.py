@@ -42,6 +42,9 @@ class Options:
     log_max_bytes: int = 100 * 2 ** 20
     challenger: ModelRef | None = None  # served beside the champion (see mlnb.serving.variants)
     split: Split = field(default_factory=Split)
+    drift_reference: Path | None = None  # live drift gauges against this table (mlnb.serving.drift)
+    drift_target: str | None = None  # its label column (the predictions' reference)
+    drift_window: int = 1000
 
 
 def load(ref: ModelRef, options: Options, version: str | None = None) -> ServedModel:
@@ -209,6 +212,12 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
     state = State(holder, metrics, options.max_body, predlog, versions)
     if options.challenger is not None:
         state.with_challenger(challenger or Slot(), options.split)
+    if options.drift_reference is not None:
+        from mlnb.serving.drift import DriftGauges, load_reference
+
+        state.drift = DriftGauges(load_reference(options.drift_reference, options.drift_target),
+                                  holder.current.schema.names, options.drift_target, options.drift_window)
+        metrics.extra = state.drift.render
     gc.freeze()  # the imported stack and the model are long-lived: keep the collector from re-walking them
 
     async def main() -> None:
@@ -235,6 +244,8 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
     asyncio.run(main())
     if state.comparer is not None:
         state.comparer.close()
+    if state.drift is not None:
+        state.drift.close()
     if predlog is not None:
         predlog.close()
 

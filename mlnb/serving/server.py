@@ -65,6 +65,10 @@ def serve(ref: ModelRef, options: Options, versions: dict[str, str],
         except OSError as exc:
             raise ServingError(f"{options.prediction_log}: cannot write the prediction log: {exc.strerror}") \
                 from None
+    if options.drift_reference is not None:  # unreadable: one line now, not one per worker later
+        from mlnb.serving.drift import load_reference
+
+        load_reference(options.drift_reference, options.drift_target)
     if options.workers > 1:
         path, identity = source.fetch(ref, options.cache_dir, verify=options.verify)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,51 @@ def test_an_empty_window_and_a_missing_log_are_one_line(project: Path) -> None:
         res = run_mlnb(project, "monitor", *args, "--reference", "reference.parquet", "--no-mlflow")
         assert res.returncode == 2, (args, res.stdout, res.stderr)
         assert said in res.stderr and res.stderr.strip().count("\n") == 0, (args, res.stderr)
+
+
+def test_live_drift_gauges_move_when_drifted_traffic_is_served(project: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    X, _ = breast_cancer()
+    port = free_port()
+    proc = start_mlnb_serve(str(project / "served"), port, project, "--drift-reference", "reference.parquet",
+                            "--drift-window", "500", "--poll-interval", "0", log=project / "gauges.serve.log")
+
+    def gauges() -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        return {(s.name, s.labels.get("feature")): s.value for f in text_string_to_metric_families(text)
+                for s in f.samples if s.name.startswith(("mlnb_serve_drift", "mlnb_serve_prediction_drift"))}
+
+    def send(frame) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for start in range(0, len(frame), 50):
+            part = frame.iloc[start:start + 50]
+            conn.request("POST", "/invocations", json.dumps({"dataframe_split": {
+                "columns": list(part.columns), "data": part.to_numpy().tolist()}}), {"Content-Type": "application/json"})
+            assert conn.getresponse().read()
+
+    def until(ok, what: str) -> dict:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            seen = gauges()
+            if ok(seen):
+                return seen
+            time.sleep(0.1)
+        raise AssertionError(f"the gauges never showed {what}: {gauges()}")
+
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        send(X.sample(500, replace=True, random_state=8))
+        calm = until(lambda g: g.get(("mlnb_serve_drift_window_rows", None)) == 500, "500 rows")
+        assert calm[("mlnb_serve_drifted_features", None)] == 0
+        assert max(v for (n, _f), v in calm.items() if n == "mlnb_serve_drift_psi") < 0.2
+        assert calm[("mlnb_serve_prediction_drift_psi", None)] < 0.1  # predicted classes as the labels' shares
+        moved = X.sample(500, replace=True, random_state=9).reset_index(drop=True)
+        moved["mean_radius"] += X["mean_radius"].std()
+        send(moved)
+        drifted = until(lambda g: g[("mlnb_serve_drift_psi", "mean_radius")] > 0.2, "mean_radius drifting")
+        assert drifted[("mlnb_serve_drifted_features", None)] == 1  # the other 29 did not move
+    finally:
+        assert stop(proc) == 0
