@@ -26,9 +26,11 @@ from mlnb.cli.kit import table as _table
 @click.option("--html", "page", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a report page here (per feature: reference and served shares, scores).")
 @click.option("--no-mlflow", is_flag=True, help="Do not log the result as an MLflow run (kind monitor).")
+@click.option("--ab", is_flag=True, help="Compare champion and challenger on the labels sent to POST /feedback "
+                                         "(accuracy difference and its p-value).")
 @handle_errors
 def monitor(logs: tuple[Path, ...], since: str | None, last: int | None, reference: Path | None, version: str | None,
-            variant: str, as_json: bool, page: Path | None, no_mlflow: bool) -> None:
+            variant: str, as_json: bool, page: Path | None, no_mlflow: bool, ab: bool) -> None:
     """Drift of the served inputs and predictions from the model's training data, and data quality.
 
     Exit 0: no drift; 1: drift; 2: bad input (a scheduled CI job can act on it)."""
@@ -39,7 +41,7 @@ def monitor(logs: tuple[Path, ...], since: str | None, last: int | None, referen
     from mlnb.services.monitor import MonitorRequest, run_monitor, track
 
     project = _project()
-    result = run_monitor(project, MonitorRequest(tuple(logs), since, last, reference, version, variant))
+    result = run_monitor(project, MonitorRequest(tuple(logs), since, last, reference, version, variant, ab=ab))
     data = result.to_dict()
     if page is not None:
         page.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +81,23 @@ def _print(data: dict, page: Path | None) -> None:
     problems += [f"unknown columns: {', '.join(q['unknown_columns'])}"] if q["unknown_columns"] else []
     problems += [f"missing columns: {', '.join(q['missing_columns'])}"] if q["missing_columns"] else []
     click.echo("data quality: " + ("; ".join(problems) if problems else f"ok ({q['schema'] or 'no schema'})"))
+    live = data.get("live")
+    if live:
+        gate = live["gate"]
+        click.echo(f"live quality ({live['matched']} labelled requests; {live['unknown']} labels without a logged "
+                   f"prediction, {live['duplicate']} duplicates):")
+        for row in live["by_version"]:
+            value = row.get(gate["metric"])
+            floor = "" if value is None else (f" ({'>=' if value >= gate['threshold'] else 'BELOW'} gate.threshold "
+                                              f"{gate['threshold']})")
+            click.echo(f"  {row['variant']} v{row['model_version']}: {row['labelled_rows']} rows, accuracy "
+                       f"{row['accuracy']:.4f}" + (f", f1 {row['f1']:.4f}" if "f1" in row else "") + floor)
+        if "ab" in live:
+            a = live["ab"]
+            click.echo(f"  challenger v{a['challenger_version']} vs champion v{a['champion_version']}: accuracy "
+                       f"{a['accuracy_difference']:+.4f} (p = {a['p_value']:.3g})")
+        elif live.get("ab_note"):
+            click.echo(f"  --ab: {live['ab_note']}")
     n, k = len(data["features"]), len(data["drifted_features"])
     verdict = "DRIFT" if data["drift"] else "no drift"
     click.echo(f"{verdict}: {k} of {n} features drifted" + (f" ({', '.join(data['drifted_features'])})" if k else "")

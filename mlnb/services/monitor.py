@@ -35,6 +35,7 @@ class MonitorRequest:
     version: str | None = None
     variant: str = "champion"
     track: bool = True  # log an MLflow run of kind "monitor"
+    ab: bool = False  # compare champion and challenger on the labels (mlnb.services.monitor_live)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class MonitorResult:
     reference: dict[str, Any]
     config: dict[str, Any]
     drifted: list[str] = field(default_factory=list)
+    live: dict[str, Any] | None = None  # quality on /feedback labels, per variant and version
     run_id: str | None = None
     seconds: float = 0.0
 
@@ -54,7 +56,7 @@ class MonitorResult:
         return {"drift": self.drift, "drifted_features": self.drifted,
                 "drift_share": round(len(self.drifted) / max(len(self.features), 1), 4),
                 "features": self.features, "prediction": self.prediction, "quality": self.quality,
-                "window": self.window, "reference": self.reference, "thresholds": self.config,
+                "window": self.window, "reference": self.reference, "thresholds": self.config, "live": self.live,
                 "mlflow_run_id": self.run_id, "seconds": round(self.seconds, 3)}
 
 
@@ -95,6 +97,14 @@ def run_monitor(project: Project, request: MonitorRequest) -> MonitorResult:
                            prediction, quality, _window_info(window), described,
                            {"psi": config.psi, "wasserstein": config.wasserstein, "bins": config.bins,
                             "drift_share": config.drift_share}, drifted)
+    if window.feedback_lines or request.ab:
+        from mlnb.services.monitor_live import live
+
+        result.live = live(logs, since_time(request.since))
+        gate = project.env.get("gate") if isinstance(project.env.get("gate"), dict) else {}
+        result.live["gate"] = {"metric": gate.get("metric", "f1"), "threshold": gate.get("threshold", 0.9)}
+        if request.ab and "ab" not in result.live:
+            result.live["ab_note"] = "no labelled answers of both the champion and a challenger in the window"
     result.seconds = time.perf_counter() - start
     return result
 

@@ -41,6 +41,7 @@ class Window:
     other_versions: dict[str, int] = field(default_factory=dict)  # version -> rows left out
     files: list[str] = field(default_factory=list)
     rows_in_window: int = 0  # before sampling (see read_window's max_rows)
+    feedback_lines: int = 0  # labels in the log (POST /feedback)
 
 
 def since_time(text: str | None, now: float | None = None) -> float | None:
@@ -105,13 +106,16 @@ def read_window(paths: list[Path], *, since: float | None = None, last: int | No
 
     files = log_files(paths)
     kept: list[tuple[dict[str, Any], bytes]] = []
-    skipped = 0
+    skipped = feedback = 0
     for path in files:
         with open(path, "rb") as fh:
             for line in fh:
                 meta = _meta(line)
                 if meta is None or (not line.endswith(b"\n") and not line.rstrip().endswith(b"}")):
                     skipped += 1
+                    continue
+                if meta.get("kind") == "feedback":  # labels sent to /feedback (mlnb.services.monitor_live)
+                    feedback += 1
                     continue
                 if meta.get("variant", "champion") != variant:
                     continue
@@ -180,4 +184,5 @@ def read_window(paths: list[Path], *, since: float | None = None, last: int | No
                     str(first.get("time", "")), str(newest.get("time", "")), skipped,
                     {v: n for v, n in versions.items() if v != chosen}, [str(p) for p in files])
     window.rows_in_window = min(in_window, last) if last is not None else in_window
+    window.feedback_lines = feedback
     return window

@@ -20,6 +20,8 @@ import tornado.web
 
 from mlnb.errors import BadRequest, PayloadTooLarge
 from mlnb.serving import openapi
+from mlnb.serving.feedback import Feedback
+from mlnb.serving.feedback import parse as parse_feedback
 from mlnb.serving.inputs import parse_request
 from mlnb.serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from mlnb.serving.metrics import Metrics
@@ -45,6 +47,7 @@ class State:
     router: Router | None = None
     comparer: Comparer | None = None
     drift: Any = None  # mlnb.serving.drift.DriftGauges, with --drift-reference
+    feedback: Feedback = field(default_factory=Feedback)
 
     def with_challenger(self, slot: Slot, split: Split) -> None:
         """Serve ``slot`` beside the champion, sharing requests as ``split`` says."""
@@ -171,12 +174,37 @@ class Invocations(Base):
                 state.predlog.offer(request_id, model.identity, frame, predictions, variant)
             if state.drift is not None and variant == CHAMPION:
                 state.drift.offer(frame, predictions)
+            state.feedback.answered(request_id, variant, model.identity.model_version, predictions)
             if state.comparer is not None and state.challenger.current is not None:
                 if state.split.shadow:  # the challenger scores a copy, after the answer
                     state.comparer.offer(CHALLENGER, request_id, frame, predictions)
                 elif variant == CHALLENGER:  # the canary's share: what would the champion have said?
                     state.comparer.offer(CHAMPION, request_id, frame, predictions)
         state.metrics.scored(time.perf_counter() - start, rows, variant)
+
+
+class FeedbackHandler(Base):
+    endpoint = "/feedback"
+
+    def limit(self) -> int:
+        return self.state.max_body
+
+    def post(self) -> None:
+        if self._finished:
+            return
+        try:
+            try:
+                body = orjson.loads(self.body)
+            except orjson.JSONDecodeError:
+                raise BadRequest("feedback: the body is not JSON") from None
+            records = parse_feedback(body)
+        except BadRequest as exc:
+            self.refuse(exc)
+            return
+        outcome = self.state.feedback.receive(records)
+        if self.state.predlog is not None:
+            self.state.predlog.feedback(records)
+        self.send_json(200, {**outcome, "logged": self.state.predlog is not None})
 
 
 class Health(Base):
@@ -249,7 +277,8 @@ class NotFound(Base):
 
 
 def make_app(state: State) -> tornado.web.Application:
-    routes = [(r"/invocations", Invocations), (r"/health", Health), (r"/ping", Ping), (r"/ready", Ready),
+    routes = [(r"/invocations", Invocations), (r"/feedback", FeedbackHandler),
+              (r"/health", Health), (r"/ping", Ping), (r"/ready", Ready),
               (r"/version", Version), (r"/metrics", MetricsPage), (r"/openapi.json", OpenAPI)]
     return tornado.web.Application([(path, cls, {"state": state}) for path, cls in routes],
                                    default_handler_class=NotFound, default_handler_args={"state": state},

@@ -55,6 +55,13 @@ class PredictionLog:
         except queue.Full:
             self.metrics.count("log_dropped")
 
+    def feedback(self, records: list[dict[str, Any]]) -> None:
+        """Labels sent to /feedback, one line each (``"kind": "feedback"``), for ``mlnb monitor`` to join."""
+        try:
+            self._queue.put_nowait(("feedback", time.time(), records))
+        except queue.Full:
+            self.metrics.count("log_dropped")
+
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer."""
         try:
@@ -69,6 +76,9 @@ class PredictionLog:
             if item is _STOP:
                 return
             try:
+                if item[0] == "feedback":
+                    self._write(self._feedback_lines(item[1], item[2]))
+                    continue
                 self._write(self._line(*item))
             except Exception as exc:  # a full disk must not take the service down; say so once per record
                 self.metrics.count("log_dropped")
@@ -91,6 +101,13 @@ class PredictionLog:
         if shadow:  # scored after the answer, never returned
             record["shadow"] = True
         return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+    def _feedback_lines(self, ts: float, records: list[dict[str, Any]]) -> bytes:
+        import orjson
+
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+        return b"".join(orjson.dumps({"time": stamp, "kind": "feedback", "request_id": r["request_id"],
+                                      "labels": r["labels"]}) + b"\n" for r in records)
 
     def _write(self, line: bytes) -> None:
         try:

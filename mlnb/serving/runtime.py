@@ -212,12 +212,14 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
     state = State(holder, metrics, options.max_body, predlog, versions)
     if options.challenger is not None:
         state.with_challenger(challenger or Slot(), options.split)
+    extra = [state.feedback.render]
     if options.drift_reference is not None:
         from mlnb.serving.drift import DriftGauges, load_reference
 
         state.drift = DriftGauges(load_reference(options.drift_reference, options.drift_target),
                                   holder.current.schema.names, options.drift_target, options.drift_window)
-        metrics.extra = state.drift.render
+        extra.append(state.drift.render)
+    metrics.extra = lambda worker: [line for render in extra for line in render(worker)]
     gc.freeze()  # the imported stack and the model are long-lived: keep the collector from re-walking them
 
     async def main() -> None:

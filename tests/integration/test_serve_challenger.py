@@ -312,3 +312,62 @@ def test_bad_combinations_are_one_line(project) -> None:
         assert proc.returncode == 2, (args, proc.stderr)
         last = proc.stderr.strip().splitlines()[-1]  # click's usage errors print the usage first
         assert said in last, (args, proc.stderr)
+
+
+def test_feedback_labels_give_live_quality_per_variant_and_monitor_compares_them(project, tmp_path: Path) -> None:
+    """Labels posted to /feedback join the answers they belong to: live accuracy per variant and version on
+    /metrics, and `mlnb monitor --ab` on the prediction log compares champion and challenger."""
+    root, client = project
+    client.set_registered_model_alias(MODEL_NAME, "champion", "1")
+    client.set_registered_model_alias(MODEL_NAME, "challenger", "2")
+    X, y = breast_cancer()
+    X.assign(diagnosis=y).to_parquet(tmp_path / "reference.parquet")
+    (root / "env.yaml").write_text(f"mlflow:\n  experiment: serve-test\n  model_name: {MODEL_NAME}\n"
+                                   "data:\n  target: diagnosis\nmonitor:\n  min_rows: 100\n")
+    log = tmp_path / "ab.jsonl"
+    port = free_port()
+    proc = start_mlnb_serve(CHAMPION, port, root, "--challenger", CHALLENGER, "--traffic", "50",
+                            "--prediction-log", str(log), log=root / "feedback.log")
+    rows = X.sample(400, random_state=11)
+    answers = []
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for i in range(len(rows)):
+            part = rows.iloc[[i]]
+            body = json.dumps({"dataframe_split": {"columns": list(part.columns), "data": part.to_numpy().tolist()}})
+            status, headers, predictions, _s = _post(conn, body.encode())
+            assert status == 200
+            answers.append((headers["X-Request-Id"], headers["X-Model-Variant"], predictions[0], int(y[part.index[0]])))
+        records = [{"request_id": rid, "label": label} for rid, _v, _p, label in answers]
+        records += [{"request_id": f"{i:032x}", "label": 1} for i in range(5)] + records[:5]  # unknown, duplicates
+        conn.request("POST", "/feedback", json.dumps({"feedback": records}), {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read()) == {"matched": 400, "unknown": 5, "duplicate": 5,
+                                                                  "logged": True}
+        conn.request("POST", "/feedback", json.dumps({"feedback": [{"request_id": "nope", "label": 1}]}))
+        bad = conn.getresponse()
+        assert bad.status == 400 and "feedback[0].request_id" in json.loads(bad.read())["message"]
+        expected = {}
+        for variant in ("champion", "challenger"):
+            mine = [(p, label) for _r, v, p, label in answers if v == variant]
+            expected[variant] = sum(p == label for p, label in mine) / len(mine)
+        live = {(s.labels["variant"], s.labels["version"]): s.value
+                for f in text_string_to_metric_families(_get(port, "/metrics")) for s in f.samples
+                if s.name == "mlnb_serve_live_metric" and s.labels["metric"] == "accuracy"}
+        assert live[("champion", "1")] == pytest.approx(expected["champion"])
+        assert live[("challenger", "2")] == pytest.approx(expected["challenger"])
+    finally:
+        assert stop(proc) == 0
+    res = run_mlnb(root, "monitor", "--log", str(log), "--reference", str(tmp_path / "reference.parquet"), "--ab",
+                   "--json", "--no-mlflow")
+    assert res.returncode in (0, 1), res.stderr
+    quality = json.loads(res.stdout)["live"]
+    assert (quality["matched"], quality["unknown"], quality["duplicate"]) == (400, 5, 5)
+    by = {(r["variant"], r["model_version"]): r for r in quality["by_version"]}
+    assert by[("champion", "1")]["accuracy"] == pytest.approx(expected["champion"], abs=1e-6)
+    assert by[("challenger", "2")]["accuracy"] == pytest.approx(expected["challenger"], abs=1e-6)
+    assert quality["ab"]["accuracy_difference"] == pytest.approx(expected["challenger"] - expected["champion"],
+                                                                 abs=1e-6)
+    assert 0 <= quality["ab"]["p_value"] <= 1
+    (root / "env.yaml").write_text(f"mlflow:\n  experiment: serve-test\n  model_name: {MODEL_NAME}\n")
