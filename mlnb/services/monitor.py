@@ -100,11 +100,13 @@ def run_monitor(project: Project, request: MonitorRequest) -> MonitorResult:
     if window.feedback_lines or request.ab:
         from mlnb.services.monitor_live import live
 
-        result.live = live(logs, since_time(request.since))
-        gate = project.env.get("gate") if isinstance(project.env.get("gate"), dict) else {}
-        result.live["gate"] = {"metric": gate.get("metric", "f1"), "threshold": gate.get("threshold", 0.9)}
-        if request.ab and "ab" not in result.live:
-            result.live["ab_note"] = "no labelled answers of both the champion and a challenger in the window"
+        quality = live(logs, since_time(request.since))
+        section = project.env.get("gate")
+        gate: dict[str, Any] = section if isinstance(section, dict) else {}
+        quality["gate"] = {"metric": gate.get("metric", "f1"), "threshold": gate.get("threshold", 0.9)}
+        if request.ab and "ab" not in quality:
+            quality["ab_note"] = "no labelled answers of both the champion and a challenger in the window"
+        result.live = quality
     result.seconds = time.perf_counter() - start
     return result
 
