@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data build test unit nbval lint lab clean convert-check browser
+.PHONY: setup data build test unit nbval lint lab clean convert-check browser prometheus
 
 setup: $(VENV)/.installed $(LABEXT)
 
@@ -43,6 +43,11 @@ $(LABEXT): $(VENV)/.installed $(wildcard extension/src/*.ts extension/style/*) e
 browser:
 	test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's Prometheus: promtool checks the shipped alert rules (mlnb/templates/project/monitoring), and the
+# canary tests start their own `prometheus` process (the package's service is never started).
+prometheus:
+	test -x /usr/bin/prometheus || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 data: setup
 	$(PY) scripts/make_raw_data.py
 
@@ -58,7 +63,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 
-test: setup data lint browser
+test: setup data lint browser prometheus
 	cd extension && PATH="$(abspath $(BIN)):$$PATH" jlpm test --silent
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory nbval

@@ -42,15 +42,41 @@ def start(run_id: str, force: bool, note: str) -> None:
 @canary.command()
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="MLNB_SERVE_URL",
               help="The mlnb serve service (its /metrics and /version are read).")
+@click.option("--prometheus", "prometheus", default=None, metavar="URL",
+              help="Read the figures from this Prometheus server (it scrapes mlnb serve) instead of --url.")
+@click.option("--window", default=None, metavar="DURATION",
+              help="With --prometheus: the figures over this last stretch of time (increase()). [default: 10m]")
+@click.option("--selector", default="", metavar="MATCHERS",
+              help='With --prometheus: only series matching these label matchers, e.g. '
+                   'app_kubernetes_io_name="breast-cancer",namespace="ml".')
+@click.option("--totals", is_flag=True,
+              help="With --prometheus: the counters since each process started (what --url shows), from the "
+                   "series seen within --window, instead of their increase over it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
 @handle_errors
-def status(url: str, as_json: bool) -> None:
-    """Per variant: requests, error rate, latency p50/p99; and how often the challenger agrees with the champion."""
+def status(ctx: click.Context, url: str, prometheus: str | None, window: str | None, selector: str, totals: bool,
+           as_json: bool) -> None:
+    """Per variant: requests, error rate, latency p50/p99; and how often the challenger agrees with the champion.
+
+    From the service's own /metrics (--url, every worker), or from a Prometheus server that scrapes it
+    (--prometheus; the traffic split is not a series there, so it is not shown)."""
     import json
 
+    from mlnb.errors import UserInputError
+    from mlnb.services import canary_prometheus
     from mlnb.services.canary_status import status as read
 
-    found = read(url)
+    if prometheus is None:
+        given = [name for name, value in (("--window", window), ("--selector", selector), ("--totals", totals))
+                 if value]
+        if given:
+            raise UserInputError(f"{', '.join(given)}: only with --prometheus URL")
+        found = read(url)
+    elif ctx.get_parameter_source("url") == click.core.ParameterSource.COMMANDLINE:
+        raise UserInputError("--url and --prometheus: give one (the service itself, or a Prometheus that scrapes it)")
+    else:
+        found = canary_prometheus.status(prometheus, window or canary_prometheus.DEFAULT_WINDOW, selector, totals)
     if as_json:
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
@@ -64,6 +90,10 @@ def status(url: str, as_json: bool) -> None:
     rows = [[v.variant, v.version or "-", str(v.requests), str(v.scored), pct(v.error_rate), ms(v.p50_ms),
              ms(v.p99_ms)] for v in found.variants]
     click.echo(_table(rows, ["variant", "version", "answered", "scored", "error rate", "p50", "p99"]))
+    if prometheus is not None:
+        span = f"since each process started (series seen within {window or canary_prometheus.DEFAULT_WINDOW})" \
+            if totals else f"over the last {window or canary_prometheus.DEFAULT_WINDOW} (Prometheus' increase)"
+        click.echo(f"from {prometheus}: {span}" + (f", {selector}" if selector else ""))
     split = found.split
     if split:
         how = "shadow (the champion answers everything)" if split.get("shadow") else \

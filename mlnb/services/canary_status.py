@@ -1,4 +1,5 @@
 """``mlnb canary status``: how the champion and the challenger are doing, from the service's own ``/metrics``.
+(:mod:`mlnb.services.canary_prometheus` reads the same series from a Prometheus server instead.)
 
 With ``mlnb serve --workers N`` each scrape of ``/metrics`` is answered by one worker (whichever accepted the
 connection), labelled ``worker``: the status scrapes until no new worker shows up for several scrapes in a
@@ -139,6 +140,8 @@ def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
 
 
 def summarize(samples: Samples, split: dict[str, Any] | None = None) -> Status:
+    """The figures (module doc) from summed samples; counts are rounded (a Prometheus increase is an estimate)."""
+
     def total(name: str, **want: str) -> float:
         return sum(v for (n, labels), v in samples.items() if n == name
                    and all(dict(labels).get(k) == w for k, w in want.items()))
@@ -150,19 +153,19 @@ def summarize(samples: Samples, split: dict[str, Any] | None = None) -> Status:
         if variant not in versions and not total("mlnb_serve_request_duration_seconds_count", variant=variant):
             continue
         status = VariantStatus(variant, versions.get(variant, ""))
-        status.requests = int(total("mlnb_serve_requests_total", endpoint="/invocations", variant=variant))
-        status.scored = int(total("mlnb_serve_request_duration_seconds_count", variant=variant))
+        status.requests = round(total("mlnb_serve_requests_total", endpoint="/invocations", variant=variant))
+        status.scored = round(total("mlnb_serve_request_duration_seconds_count", variant=variant))
         failed = sum(v for (n, labels), v in samples.items() if n == "mlnb_serve_requests_total"
                      and dict(labels).get("variant") == variant and dict(labels).get("status", "0")[:1] == "5")
-        status.errors = int(failed + total("mlnb_serve_scoring_errors_total", variant=variant))
+        status.errors = round(failed + total("mlnb_serve_scoring_errors_total", variant=variant))
         buckets = [(float(dict(labels)["le"]), v) for (n, labels), v in samples.items()
                    if n == "mlnb_serve_request_duration_seconds_bucket" and dict(labels).get("variant") == variant]
         for attr, q in (("p50_ms", 0.5), ("p99_ms", 0.99)):
             value = quantile(q, buckets)
             setattr(status, attr, None if value is None else round(value * 1000, 2))
         out.append(status)
-    return Status(out, int(total("mlnb_serve_compared_rows_total")), int(total("mlnb_serve_agreeing_rows_total")),
-                  int(total("mlnb_serve_shadow_dropped_total")), split or {})
+    return Status(out, round(total("mlnb_serve_compared_rows_total")), round(total("mlnb_serve_agreeing_rows_total")),
+                  round(total("mlnb_serve_shadow_dropped_total")), split or {})
 
 
 def status(url: str) -> Status:
