@@ -1,7 +1,8 @@
 """`mlnb canary status --prometheus URL` against a real Prometheus (Debian's `/usr/bin/prometheus`, scraping every
-second) that scrapes a real `mlnb serve --challenger ... --traffic 20`: the figures agree with the traffic the test sent and with `--url`; the shipped alert rules load and
-evaluate on the real series (the challenger's disagreement goes pending); every query of the shipped Grafana
-dashboard returns data; bad input and a failing Prometheus are one line."""
+second) that scrapes a real `mlnb serve --challenger ... --traffic 20 --drift-reference ...` (labels posted to
+/feedback): the figures agree with the traffic the test sent and with `--url`; the shipped alert rules load
+and evaluate on the real series (the challenger's disagreement and the inputs' drift go pending); every query
+of the shipped Grafana dashboard returns data; bad input and a failing Prometheus are one line."""
 
 from __future__ import annotations
 
@@ -20,7 +21,15 @@ from mlnb.services import canary_prometheus
 from mlnb.services.canary_status import status as service_status
 from tests.conftest import REPO, run_mlnb
 from tests.integration.test_serve_challenger import _body, _many, _wait_for
-from tests.serving_fixtures import MODEL_NAME, free_port, register_versions, start_mlnb_serve, stop, wait_ready
+from tests.serving_fixtures import (
+    MODEL_NAME,
+    breast_cancer,
+    free_port,
+    register_versions,
+    start_mlnb_serve,
+    stop,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.integration
 PROMETHEUS = "/usr/bin/prometheus"
@@ -78,10 +87,13 @@ def test_canary_status_from_prometheus_agrees_with_the_traffic_and_the_service(t
     client.set_registered_model_alias(MODEL_NAME, "champion", "1")
     client.set_registered_model_alias(MODEL_NAME, "challenger", "2")
     body, _v1, _v2 = _body()
+    X, y = breast_cancer()
+    X.assign(diagnosis=y).to_parquet(root / "reference.parquet")  # the drift gauges' reference
     port, prom_port = free_port(), free_port()
     url, prom = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{prom_port}"
     serve = start_mlnb_serve(f"models:/{MODEL_NAME}@champion", port, root, "--challenger",
-                             f"models:/{MODEL_NAME}@challenger", "--traffic", "20", log=root / "serve.log")
+                             f"models:/{MODEL_NAME}@challenger", "--traffic", "20", "--drift-reference",
+                             str(root / "reference.parquet"), "--drift-target", "diagnosis", log=root / "serve.log")
     prometheus = _start_prometheus(root, port, prom_port)
     try:
         wait_ready(url, serve)
@@ -94,8 +106,13 @@ def test_canary_status_from_prometheus_agrees_with_the_traffic_and_the_service(t
             return {r["metric"]["variant"] for r in _query(prom, promql)}
 
         keys = [f"user-{i}" for i in range(20)]  # sticky keys: the same variants every run
-        warmup = Counter(a[2]["X-Model-Variant"] for a in _many(port, body, 20, threads=1, keys=keys))
+        answered = _many(port, body, 20, threads=1, keys=keys)
+        warmup = Counter(a[2]["X-Model-Variant"] for a in answered)
         assert set(warmup) == {"champion", "challenger"}, warmup
+        labels = {"feedback": [{"request_id": a[2]["X-Request-Id"], "labels": a[3]} for a in answered]}
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/feedback", json.dumps(labels).encode(),
+                                                           {"Content-Type": "application/json"}), timeout=10) as r:
+            assert json.loads(r.read())["matched"] == 20
         _wait_for(lambda: seen() == {"champion", "challenger"}, timeout=15, what="Prometheus scraping the warm-up")
 
         answers = _many(port, body, 1000, threads=4)
@@ -135,18 +152,22 @@ def test_canary_status_from_prometheus_agrees_with_the_traffic_and_the_service(t
         assert table.returncode == 0, table.stderr
         assert "challenger  2" in table.stdout and "over the last 5m (Prometheus' increase)" in table.stdout
 
-        # the shipped alert rules: loaded, evaluated on the real series without error; the challenger's 50 %
-        # disagreement on well over 100 rows is pending (for: 15m), nothing else is
+        # the shipped alert rules: loaded, evaluated on the real series without error. Pending (not yet for
+        # their `for:`): the challenger's 50 % disagreement on well over 100 rows, and the inputs' drift (the
+        # test serves the same two rows over and over); the predictions' drift when its PSI reaches 0.2
         def alerts() -> dict[str, dict]:
             return {a["labels"]["alertname"]: a for a in _get_json(f"{prom}/api/v1/alerts")["data"]["alerts"]}
 
-        _wait_for(lambda: "MlnbServeChallengerDisagrees" in alerts(), timeout=15, what="the disagreement alert")
+        expected = {"MlnbServeChallengerDisagrees", "MlnbServeInputDrift"}
+        _wait_for(lambda: expected <= set(alerts()), timeout=15, what="the disagreement and drift alerts")
         found = alerts()
-        assert set(found) == {"MlnbServeChallengerDisagrees"}, found
-        assert found["MlnbServeChallengerDisagrees"]["state"] == "pending"
+        prediction_psi = float(_query(prom, "max(mlnb_serve_prediction_drift_psi)")[0]["value"][1])
+        assert set(found) == expected | ({"MlnbServePredictionDrift"} if prediction_psi >= 0.2 else set()), found
+        assert {a["state"] for a in found.values()} == {"pending"}
         assert float(found["MlnbServeChallengerDisagrees"]["value"]) == pytest.approx(0.5, abs=0.01)
+        assert found["MlnbServeInputDrift"]["labels"]["variant"] == "champion"
         rules = [r for g in _get_json(f"{prom}/api/v1/rules")["data"]["groups"] for r in g["rules"]]
-        assert len(rules) == 6 and all(r["health"] == "ok" and not r.get("lastError") for r in rules), rules
+        assert len(rules) == 9 and all(r["health"] == "ok" and not r.get("lastError") for r in rules), rules
 
         # every query of the shipped dashboard answers with data ($job, $instance: what Grafana would fill in)
         dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())

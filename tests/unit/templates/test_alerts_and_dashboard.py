@@ -17,6 +17,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlnb.services.scaffold import template_files
+from mlnb.serving.drift import DriftGauges
+from mlnb.serving.feedback import Feedback
 from mlnb.serving.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[3]
@@ -47,8 +49,20 @@ def dashboard_exprs(dash: dict[str, Any]) -> list[str]:
 
 def exported() -> list[Any]:
     """Every sample `mlnb serve` renders once a champion and a challenger have answered, failed, raised, been
-    compared, swapped and dropped records."""
+    compared, swapped and dropped records, with drift gauges (--drift-reference) and labels on /feedback."""
+    import pandas as pd
+
+    reference = pd.DataFrame({"a": [float(i) for i in range(100)], "b": [float(i % 7) for i in range(100)],
+                              "y": [i % 2 for i in range(100)]})
+    drift = DriftGauges(reference, ["a", "b"], "y", window=100)
+    drift.offer(reference.head(10), [1] * 10)
+    drift.update()
+    drift.close()
+    feedback = Feedback()
+    feedback.answered("0" * 32, "challenger", "2", [1, 0])
+    feedback.receive([{"request_id": "0" * 32, "labels": [1, 1]}])
     m = Metrics("0")
+    m.extra = lambda worker: [*feedback.render(worker), *drift.render(worker)]
     m.models.update(champion=("m", "1"), challenger=("m", "2"))
     for variant in ("champion", "challenger"):
         m.request("/invocations", 200, variant)
@@ -108,11 +122,11 @@ def test_every_series_the_rules_and_the_dashboard_query_is_one_mlnb_serve_export
     samples = exported()
     dash = dashboard()
     exprs = [r["expr"] for r in rules()] + dashboard_exprs(dash)
-    assert len(rules()) == 6 and len(dashboard_exprs(dash)) == 15
+    assert len(rules()) == 9 and len(dashboard_exprs(dash)) == 20
     for expr in exprs:
         assert unknown_series(expr, samples) == [], expr
     used = {w for e in exprs for w in re.findall(r"mlnb_serve_[a-z_]+", e)}
-    assert len(used) >= 12, used
+    assert len(used) >= 18, used
     for var in dash["templating"]["list"]:  # label_values(SERIES{...}, LABEL)
         series, label = re.fullmatch(r"label_values\(([^,]+),\s*(\w+)\)", var["definition"]).groups()
         assert unknown_series(series, samples) == [] and label in TARGET_LABELS, var["definition"]
@@ -129,9 +143,10 @@ def test_the_series_check_catches_a_misspelled_series_a_foreign_one_and_an_impos
     assert unknown_series(good.replace("/invocations", "/invocation"), samples) == [
         'mlnb_serve_requests_total{job=~"$job", endpoint="/invocation"} matches nothing mlnb serve exports']
     assert unknown_series(good.replace("by (variant)", "by (model)"), samples) == ["label model is on no series"]
-    # a series the monitoring work may add later is not exported yet: the rules must not use it
-    assert unknown_series("max(mlnb_serve_drift_score) > 0.2", samples) == [
+    assert unknown_series("max(mlnb_serve_drift_score) > 0.2", samples) == [  # it is mlnb_serve_drift_psi
         "mlnb_serve_drift_score is no series mlnb serve exports"]
+    assert unknown_series('mlnb_serve_live_metric{metric="auc"} < 0.9', samples) == [
+        'mlnb_serve_live_metric{metric="auc"} matches nothing mlnb serve exports']
     # each rule, its first series misspelled, is caught
     for rule in rules():
         series = re.search(r"mlnb_serve_[a-z_]+", rule["expr"]).group()
@@ -143,7 +158,7 @@ def test_the_series_check_catches_a_misspelled_series_a_foreign_one_and_an_impos
 def test_every_rule_is_an_alert_with_a_severity_a_duration_and_annotations() -> None:
     found = rules()
     names = [r["alert"] for r in found]
-    assert len(set(names)) == len(names) == 6
+    assert len(set(names)) == len(names) == 9
     for rule in found:
         assert re.fullmatch(r"[0-9]+[smh]", rule["for"]), rule["alert"]
         assert rule["labels"]["severity"] in {"critical", "warning"}
@@ -153,7 +168,7 @@ def test_every_rule_is_an_alert_with_a_severity_a_duration_and_annotations() -> 
 @needs_promtool
 def test_promtool_checks_the_rules() -> None:
     result = subprocess.run([PROMTOOL, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "SUCCESS: 6 rules found" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "SUCCESS: 9 rules found" in result.stdout, result.stdout + result.stderr
 
 
 @needs_promtool
@@ -222,7 +237,7 @@ def test_the_dashboard_is_well_formed() -> None:
     assert uids == {"${DS_PROMETHEUS}", "-- Grafana --", "mlnb-serve"}
     titles = " | ".join(p["title"] for p in panels)
     for needed in ("Requests per second", "Error rate", "Latency p50 / p99", "agreement", "Model version",
-                   "swaps", "Workers"):
+                   "swaps", "Workers", "Drifted input features", "Live quality"):
         assert needed in titles, needed
 
 
