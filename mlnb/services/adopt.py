@@ -17,7 +17,8 @@ from mlnb.core.yamlio import read_yaml
 from mlnb.errors import UserInputError
 from mlnb.services.scaffold import ENV_LINK, PARAMS_FILE, ScaffoldResult, project_name, template_files
 
-ADDED_WHEN_ABSENT = (".github/workflows/mlnb.yml", ".gitlab-ci.yml", "Dockerfile", "Makefile")
+ADDED_WHEN_ABSENT = (".github/workflows/mlnb.yml", ".github/workflows/monitor.yml", ".gitlab-ci.yml",
+                     "scripts/monitor-ci.sh", "Dockerfile", "Makefile")
 PARAM_SECTIONS = ("gate", "promotion", "mlflow")
 _TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*):")
 

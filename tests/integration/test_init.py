@@ -92,7 +92,8 @@ def test_from_ploomber_adds_mlnb_files_and_leaves_the_tasks_byte_identical(tmp_p
     result = run_mlnb(root, "init", "--from-ploomber")
     assert result.returncode == 0, result.stderr
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.iterdir() if p.name in tasks} == tasks
-    assert git_status(root) == [".github/workflows/mlnb.yml", ".gitignore", ".gitlab-ci.yml", "Dockerfile", "Makefile",
-                                "env.yaml", "params.yaml"]
+    assert git_status(root) == [".github/workflows/mlnb.yml", ".github/workflows/monitor.yml", ".gitignore",
+                                ".gitlab-ci.yml", "Dockerfile", "Makefile", "env.yaml", "params.yaml",
+                                "scripts/monitor-ci.sh"]
     again = run_mlnb(root, "init", "--from-ploomber")
     assert again.returncode == 0 and "wrote" not in again.stdout and "appended" not in again.stdout, again.stdout

@@ -1,11 +1,13 @@
-"""The CI/CD templates (.github/workflows/ci.yml, .gitlab-ci.yml) are valid and run real commands.
+"""The CI/CD templates (.github/workflows/ci.yml and monitor.yml, .gitlab-ci.yml) are valid and run real commands.
 
 Schemas: check-jsonschema's bundled (vendored) schemas, offline. Commands: every `make X` is a
 Makefile target and every `mlnb ...` parses with the real click CLI. Stages run in the documented
 order, telemetry is off, and no credential is written in either file. The delivery stages (serving
 image, `mlnb deploy k8s` + `kubectl apply`) run only on the default branch after a promotable gate, in
 these files and in the ones `mlnb init` writes into a project (mlnb/templates/project), which are
-checked the same way once rendered.
+checked the same way once rendered. The scheduled monitoring job (GitHub: monitor.yml; GitLab: the only
+job of scheduled pipelines, rules evaluated here as GitLab does) runs scripts/monitor-ci.sh, whose
+commands are checked too; tests/unit/cli/test_monitor_ci.py runs that script.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from tests.conftest import REPO
 
 GITHUB = REPO / ".github/workflows/ci.yml"
 GITLAB = REPO / ".gitlab-ci.yml"
+MONITOR = REPO / ".github/workflows/monitor.yml"
+MONITOR_SCRIPT = "scripts/monitor-ci.sh"
 TELEMETRY_OFF = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true",
                  "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
 # Tools the templates may call besides make and mlnb (a typo such as `mlbn pull` fails the test).
-OTHER_TOOLS = {"apt-get", "cat", "cd", "docker", "echo", "exit", "export", "git", "kubectl", "ls", "mkdir", "pip",
-               "printf", "python", "python3", "test", "[", "true"}
+OTHER_TOOLS = {"apt-get", "bash", "cat", "cd", "docker", "echo", "exit", "export", "git", "kubectl", "ls", "mkdir",
+               "pip", "printf", "python", "python3", "test", "[", "true"}
 SHELL_KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}"}
 SEPARATORS = {"&&", "||", ";", "|", "(", ")", "&", ";;"}
 # Stages, in order: (label, tool, first argument).
@@ -41,6 +45,8 @@ ORDER = [("install", "make", "setup"), ("pull", "mlnb", "pull"), ("lint", "make"
 GITLAB_KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache",
                    "before_script", "after_script", "spec"}
 DEFAULT_BRANCH_RULE = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+SCHEDULE = '$CI_PIPELINE_SOURCE == "schedule"'
+NOT_SCHEDULED = {"if": SCHEDULE, "when": "never"}  # first rule of every job but `monitor`
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -166,6 +172,45 @@ def check_mlnb(words: list[str]) -> None:
         pytest.fail(f"`{' '.join(words)}`: {exc.format_message()}")
 
 
+def script_commands(text: str) -> list[list[str]]:
+    """The commands of a shell script that start a line (after `if`/`then`/...) or sit in a `$(...)`."""
+    out = []
+    for line in re.sub(r"\\\n\s*", " ", text).splitlines():
+        line = line.strip()
+        if line.startswith("#"):
+            continue
+        for inner in re.findall(r"\$\(([^()]*)\)", line):
+            out += _commands(inner)
+        if re.match(r"(?:(?:if|then|else|elif|!)\s+)*(mlnb|make)\s", line):
+            out += _commands(line)
+    return out
+
+
+def check_command(where: str, words: list[str], scripts: dict[str, str] | None = None) -> None:
+    """`make X` is a Makefile target, `mlnb ...` parses, `bash SCRIPT` names a script whose own `mlnb`
+    commands parse (``scripts``: {path: text}; default: this repository's files), any other tool is known."""
+    tool = words[0].rsplit("/", 1)[-1]  # .venv/bin/mlnb is mlnb
+    if tool == "make":
+        targets = makefile_targets()
+        wanted = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        assert wanted, f"{where}: `{' '.join(words)}` names no target"
+        missing = [t for t in wanted if t not in targets]
+        assert not missing, f"{where}: `{' '.join(words)}`: no Makefile target {missing} (targets: {sorted(targets)})"
+    elif tool == "mlnb":
+        check_mlnb(words)
+    elif tool == "bash":
+        rel = words[1]
+        text = scripts[rel] if scripts is not None and rel in scripts else \
+            (REPO / rel).read_text(encoding="utf-8") if scripts is None and (REPO / rel).is_file() else None
+        assert text is not None, f"{where}: `{' '.join(words)}`: no such script"
+        inner = [w for w in script_commands(text) if w[0] in ("mlnb", "make")]
+        assert inner, f"{rel}: runs no mlnb command"
+        for cmd in inner:
+            check_command(rel, cmd, scripts)
+    else:
+        assert tool in OTHER_TOOLS, f"{where}: `{' '.join(words)}`: unexpected tool {tool!r}"
+
+
 TEMPLATES = {"github": (GITHUB, github_commands), "gitlab": (GITLAB, gitlab_commands)}
 
 
@@ -179,6 +224,8 @@ def test_check_jsonschema_is_installed() -> None:
 
 @pytest.mark.parametrize(("path", "schema"), [(GITHUB, "vendor.github-workflows"),
                                               (GITHUB, "custom.github-workflows-require-timeout"),
+                                              (MONITOR, "vendor.github-workflows"),
+                                              (MONITOR, "custom.github-workflows-require-timeout"),
                                               (GITLAB, "vendor.gitlab-ci")], ids=lambda v: str(v).split("/")[-1])
 def test_template_is_valid_under_the_bundled_schema(path: Path, schema: str) -> None:
     proc = _check_jsonschema(schema, path)
@@ -217,24 +264,23 @@ def test_command_parsing() -> None:
         ["apt-get", "update", "-qq"], ["make", "setup"]]
 
 
-@pytest.mark.parametrize("name", TEMPLATES)
+@pytest.mark.parametrize("name", [*TEMPLATES, "monitor"])
 def test_every_command_exists(name: str) -> None:
-    path, collect = TEMPLATES[name]
+    path, collect = TEMPLATES[name] if name in TEMPLATES else (MONITOR, github_commands)
     commands = collect(_load(path))
     assert commands, f"{path.name}: no commands found"
-    targets = makefile_targets()
     for words in commands:
-        tool = words[0].rsplit("/", 1)[-1]  # .venv/bin/mlnb is mlnb
-        if tool == "make":
-            wanted = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
-            assert wanted, f"{path.name}: `{' '.join(words)}` names no target"
-            missing = [t for t in wanted if t not in targets]
-            assert not missing, f"{path.name}: `{' '.join(words)}`: no Makefile target {missing} " \
-                                f"(targets: {sorted(targets)})"
-        elif tool == "mlnb":
-            check_mlnb(words)
-        else:
-            assert tool in OTHER_TOOLS, f"{path.name}: `{' '.join(words)}`: unexpected tool {tool!r}"
+        check_command(path.name, words)
+
+
+def test_command_checks_catch_a_missing_script_and_a_wrong_mlnb_option_inside_it() -> None:
+    with pytest.raises(AssertionError, match="no such script"):
+        check_command("x.yml", ["bash", "scripts/nope.sh"])
+    script = "#!/bin/bash\nif [ -f x ]; then\n  mlnb monitor --log x --sinse 24h\nfi\n"
+    assert script_commands(script + 'v="$(mlnb verdict)"\n') == [["mlnb", "monitor", "--log", "x", "--sinse", "24h"],
+                                                                 ["mlnb", "verdict"]]
+    with pytest.raises(AssertionError, match="has no option --sinse"):
+        check_command("x.yml", ["bash", "s.sh"], {"s.sh": script})
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
@@ -299,13 +345,15 @@ def test_gitlab_structure() -> None:
         job = next(job for job in jobs.values() if any(line.startswith(command) for line in job["script"]))
         assert {"if": DEFAULT_BRANCH_RULE} in job["rules"], f"`{command}` must run on the default branch only"
     for name, job in jobs.items():
-        if name not in ("push", "package", "manifests", "apply"):
-            assert "rules" not in job and "only" not in job, f"job {name} must run on every pipeline"
+        if name not in ("push", "package", "manifests", "apply", "monitor"):
+            assert "only" not in job and job["rules"] == [NOT_SCHEDULED, {"when": "on_success"}], \
+                f"job {name} must run on every pipeline but the scheduled (monitoring) ones"
 
 
 # --- 3. telemetry and credentials -----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("path", "key"), [(GITHUB, "env"), (GITLAB, "variables")], ids=["github", "gitlab"])
+@pytest.mark.parametrize(("path", "key"), [(GITHUB, "env"), (MONITOR, "env"), (GITLAB, "variables")],
+                         ids=["github", "monitor", "gitlab"])
 def test_telemetry_is_off(path: Path, key: str) -> None:
     env = _load(path)[key]
     for var, value in TELEMETRY_OFF.items():
@@ -325,7 +373,7 @@ def test_credential_pattern() -> None:
     assert LITERAL_KEYS.search("key: AKIAIOSFODNN7EXAMPLE")
 
 
-@pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=["github", "gitlab"])
+@pytest.mark.parametrize("path", [GITHUB, MONITOR, GITLAB], ids=["github", "monitor", "gitlab"])
 def test_no_credentials_in_the_templates(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert not LITERAL_KEYS.search(text), f"{path.name}: a credential-looking literal"
@@ -333,7 +381,7 @@ def test_no_credentials_in_the_templates(path: Path) -> None:
         for m in CREDENTIAL.finditer(line):
             value = m.group(2)
             assert value.startswith(("${{", "$")), f"{path.name}:{n}: a literal credential? {line.strip()!r}"
-            if path == GITHUB:
+            if path != GITLAB:
                 assert value == "${{" and "secrets." in line[m.end():], f"{path.name}:{n}: use ${{{{ secrets.X }}}}"
     assert "MLNB_DVC_REMOTE" in text, f"{path.name}: say where the DVC remote comes from"
     assert not re.search(r"dvc remote (add|modify)(?! --local)", text), "remote config belongs in .dvc/config.local"
@@ -388,7 +436,8 @@ def project_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     root = tmp_path_factory.mktemp("init")
     files = template_files(PROJECT)
     out = {}
-    for name, rel in (("github", ".github/workflows/mlnb.yml"), ("gitlab", ".gitlab-ci.yml")):
+    for name, rel in (("github", ".github/workflows/mlnb.yml"), ("gitlab", ".gitlab-ci.yml"),
+                      ("monitor", ".github/workflows/monitor.yml"), ("script", MONITOR_SCRIPT)):
         (root / name).mkdir()
         out[name] = root / name / Path(rel).name
         out[name].write_text(files[rel], encoding="utf-8")
@@ -397,6 +446,8 @@ def project_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 
 @pytest.mark.parametrize(("name", "schema"), [("github", "vendor.github-workflows"),
                                               ("github", "custom.github-workflows-require-timeout"),
+                                              ("monitor", "vendor.github-workflows"),
+                                              ("monitor", "custom.github-workflows-require-timeout"),
                                               ("gitlab", "vendor.gitlab-ci")])
 def test_project_template_is_valid_under_the_bundled_schema(project_templates: dict[str, Path], name: str,
                                                             schema: str) -> None:
@@ -408,12 +459,10 @@ def test_project_template_is_valid_under_the_bundled_schema(project_templates: d
 def test_project_template_commands_exist_and_hold_no_credential(project_templates: dict[str, Path], name: str) -> None:
     path = project_templates[name]
     collect = github_commands if name == "github" else gitlab_commands
+    script = {MONITOR_SCRIPT: project_templates["script"].read_text(encoding="utf-8")}
     for words in collect(_load(path)):
-        tool = words[0].rsplit("/", 1)[-1]
-        if tool == "mlnb":
-            check_mlnb(words)
-        else:
-            assert tool in OTHER_TOOLS, f"{path.name}: `{' '.join(words)}`: unexpected tool {tool!r}"
+        assert words[0] != "make", f"{path.name}: `{' '.join(words)}`: a project's Makefile differs from this one"
+        check_command(path.name, words, script)
     text = path.read_text(encoding="utf-8")
     assert "{{project_name}}" not in text and "{{mlnb_version}}" not in text
     assert not LITERAL_KEYS.search(text)
@@ -494,7 +543,7 @@ def test_gitlab_delivers_a_promotable_build_to_kubernetes(project_templates: dic
         guard = job["script"][0]
         assert '[ "$MLNB_GATE_VERDICT" != "promotable" ]' in guard and "exit 0" in guard
     for job in (manifests, apply):
-        assert job["rules"] == [{"if": f"{DEFAULT_BRANCH_RULE} && $K8S_NAMESPACE"}]
+        assert job["rules"] == [NOT_SCHEDULED, {"if": f"{DEFAULT_BRANCH_RULE} && $K8S_NAMESPACE"}]
     assert manifests["dependencies"] == [gate] and apply["needs"] == [gate, "manifests"]
     assert apply["environment"] == "production" and "deploy/k8s/" in manifests["artifacts"]["paths"]
     image_name = {job: {**pipeline.get("variables", {}), **jobs[job].get("variables", {})}["IMAGE_NAME"]
@@ -539,3 +588,157 @@ def test_the_project_dockerfile_has_the_serve_target_the_delivery_builds(tmp_pat
     proc = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(tmp_path / "Dockerfile")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- 6. monitoring: a scheduled job runs `mlnb monitor` and, on drift, proposes a retrained candidate -------
+# (scripts/monitor-ci.sh itself is run in tests/unit/cli/test_monitor_ci.py)
+
+def _gitlab_if(expr: str, env: dict[str, str]) -> bool:
+    """GitLab's `rules:if` for what these files use: `&&` of `$VAR`, `$A == $B`, `$A != "text"`."""
+    assert "||" not in expr and "(" not in expr and "=~" not in expr, f"extend the evaluator for {expr!r}"
+
+    def value(operand: str) -> str | None:
+        operand = operand.strip()
+        if operand.startswith("$"):
+            return env.get(operand[1:]) or None
+        assert operand[0] == operand[-1] == '"', operand
+        return operand[1:-1]
+
+    def term(text: str) -> bool:
+        for op in ("==", "!="):
+            if op in text:
+                left, right = text.split(op)
+                return (value(left) == value(right)) == (op == "==")
+        return value(text) is not None
+
+    return all(term(t) for t in expr.split("&&"))
+
+
+def _gitlab_runs(rules: list[dict] | None, env: dict[str, str]) -> bool:
+    if rules is None:
+        return True
+    for rule in rules:
+        if "if" not in rule or _gitlab_if(rule["if"], env):
+            return rule.get("when", "on_success") != "never"
+    return False
+
+
+def gitlab_pipeline_jobs(pipeline: dict, **env: str) -> set[str]:
+    """The jobs GitLab creates for a pipeline with these predefined variables (empty: no pipeline)."""
+    if not _gitlab_runs(pipeline.get("workflow", {}).get("rules"), env):
+        return set()
+    return {name for name, job in gitlab_jobs(pipeline).items() if _gitlab_runs(job.get("rules"), env)}
+
+
+def test_gitlab_rule_evaluator() -> None:
+    env = {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}
+    assert _gitlab_if(SCHEDULE, env) and _gitlab_if(DEFAULT_BRANCH_RULE, env)
+    assert not _gitlab_if(f"{DEFAULT_BRANCH_RULE} && $K8S_NAMESPACE", env)
+    assert _gitlab_if(f"{DEFAULT_BRANCH_RULE} && $K8S_NAMESPACE", {**env, "K8S_NAMESPACE": "ml"})
+    assert not _gitlab_runs([NOT_SCHEDULED, {"when": "on_success"}], env)
+    assert _gitlab_runs([NOT_SCHEDULED, {"when": "on_success"}], {**env, "CI_PIPELINE_SOURCE": "push"})
+    assert not _gitlab_runs([{"if": '$CI_PIPELINE_SOURCE != "schedule"'}], env)
+
+
+@pytest.mark.parametrize("which", ["repo", "project"])
+def test_gitlab_scheduled_pipelines_run_only_the_monitor(project_templates: dict[str, Path], which: str) -> None:
+    pipeline = _load(GITLAB if which == "repo" else project_templates["gitlab"])
+    every = set(gitlab_jobs(pipeline))
+    main = {"CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main", "K8S_NAMESPACE": "ml"}
+    assert gitlab_pipeline_jobs(pipeline, CI_PIPELINE_SOURCE="schedule", **main) == {"monitor"}
+    assert gitlab_pipeline_jobs(pipeline, CI_PIPELINE_SOURCE="push", **main) == every - {"monitor"}
+    branch = {**main, "CI_COMMIT_BRANCH": "mlnb/retrain-20260101-052300"}  # the branch the monitor pushes
+    delivery = {"push", "package", "manifests", "apply"}
+    assert gitlab_pipeline_jobs(pipeline, CI_PIPELINE_SOURCE="push", **branch) == every - {"monitor"} - delivery
+    mr = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main",
+          "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": branch["CI_COMMIT_BRANCH"]}
+    assert gitlab_pipeline_jobs(pipeline, **mr) == every - {"monitor"} - delivery  # the gate runs on its MR
+
+
+@pytest.mark.parametrize("which", ["repo", "project"])
+def test_gitlab_monitor_job(project_templates: dict[str, Path], which: str) -> None:
+    pipeline = _load(GITLAB if which == "repo" else project_templates["gitlab"])
+    job = gitlab_jobs(pipeline)["monitor"]
+    assert job["rules"] == [{"if": SCHEDULE}] and pipeline["stages"][-1] == job["stage"] == "monitor"
+    assert job["resource_group"] and job["interruptible"] is False  # one at a time, never cancelled midway
+    lines = _lines(job.get("before_script", [])) + _lines(job["script"])
+    guard = lines[0]  # before anything is installed
+    assert guard.startswith('if [ -z "$MLNB_PREDICTION_LOG_URL" ]; then echo ') and guard.endswith("exit 0; fi")
+    commands = [c for line in lines for c in _commands(line)]
+    assert commands[-1] == ["bash", MONITOR_SCRIPT]
+    install = ["make", "setup"] if which == "repo" else ["pip", "install", "$INSTALL_MLNB"]
+    assert commands.index(install) < commands.index(["mlnb", "pull"]) < commands.index(["bash", MONITOR_SCRIPT])
+    if which == "repo":
+        assert _lines(job["before_script"])[1:] == _lines(pipeline["default"]["before_script"])
+    assert job["artifacts"]["when"] == "always" and "reports/" in job["artifacts"]["paths"]
+    header = (GITLAB if which == "repo" else project_templates["gitlab"]).read_text(encoding="utf-8")
+    for said in ("Pipeline schedules", "MLNB_PREDICTION_LOG_URL", "MLNB_RAW_DATA_URL", "MLNB_PUSH_TOKEN",
+                 "merge_request.create"):
+        assert said in header, f"the GitLab template says {said!r}"
+
+
+@pytest.mark.parametrize("which", ["repo", "project"])
+def test_github_monitor_workflow(project_templates: dict[str, Path], which: str) -> None:
+    wf = _load(MONITOR if which == "repo" else project_templates["monitor"])
+    on = _github_on(wf)
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    [cron] = [entry["cron"] for entry in on["schedule"]]
+    assert len(cron.split()) == 5, cron
+    assert wf["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert wf["concurrency"] == {"group": "mlnb-monitor", "cancel-in-progress": False}
+    [job] = wf["jobs"].values()
+    assert job["if"] == "vars.MLNB_PREDICTION_LOG_URL != ''", "skipped, like deploy, until it is configured"
+    for var in ("MLNB_PREDICTION_LOG_URL", "MLNB_RAW_DATA_URL", "MLNB_DVC_REMOTE", "MLFLOW_TRACKING_URI"):
+        assert job["env"][var] == f"${{{{ vars.{var} }}}}", var
+    steps = job["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["token"] == "${{ secrets.MLNB_PR_TOKEN || github.token }}"
+    commands = [c for s in steps if "run" in s for line in _lines(s["run"]) for c in _commands(line)]
+    install = ["make", "setup"] if which == "repo" else ["pip", "install", "$INSTALL_MLNB"]
+    assert commands.index(install) < commands.index(["mlnb", "pull"]) < commands.index(["bash", MONITOR_SCRIPT])
+    run = next(s for s in steps if s.get("run") == f"bash {MONITOR_SCRIPT}")
+    assert run["env"]["GH_TOKEN"] == "${{ secrets.MLNB_PR_TOKEN || github.token }}"
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "${{ !cancelled() }}" and "reports/" in upload["with"]["path"]
+    assert steps.index(upload) > steps.index(run)
+    if which == "project":
+        for words in github_commands(wf):
+            check_command("monitor.yml", words, {MONITOR_SCRIPT: project_templates["script"].read_text()})
+
+
+@pytest.mark.parametrize("which", ["repo", "project"])
+def test_the_build_workflows_are_not_scheduled(project_templates: dict[str, Path], which: str) -> None:
+    wf = _load(GITHUB if which == "repo" else project_templates["github"])
+    assert "schedule" not in _github_on(wf), "the schedule belongs to monitor.yml"
+
+
+@pytest.mark.parametrize("which", ["repo", "project"])
+def test_the_monitor_script_runs_mlnb_monitor_with_options_it_has(project_templates: dict[str, Path],
+                                                                  which: str) -> None:
+    from mlnb.cli.monitor import monitor
+
+    text = (REPO / MONITOR_SCRIPT if which == "repo" else project_templates["script"]).read_text(encoding="utf-8")
+    assert text == (REPO / MONITOR_SCRIPT).read_text(encoding="utf-8"), "one script for both"
+    commands = [c for c in script_commands(text) if c[0] == "mlnb"]
+    for words in commands:
+        check_mlnb(words)
+    assert {tuple(c[:2]) for c in commands} >= {("mlnb", s) for s in ("build", "monitor", "verdict", "push")}
+    [line] = [c for c in commands if c[1] == "monitor"]
+    opts = {o for p in monitor.params for o in p.opts}
+    used = [w for w in line if w.startswith("--")]
+    assert used == ["--log", "--since", "--json", "--html"] and set(used) <= opts
+    assert line[line.index("--log") + 1] == "predictions.jsonl"
+    assert not LITERAL_KEYS.search(text)
+    assert not re.search(r"(?i)\b\w*(token|secret|password)\w*=(?![\"']?\$)", text), "credentials only by name"
+    assert not re.search(r"git push[^\n]*\b(main|master)\b", text), "never a push to the base branch"
+
+
+def test_a_new_project_monitors_its_own_train_split() -> None:
+    """`mlnb monitor`'s reference in a new project is the train split its `train` task writes."""
+    from mlnb.services.scaffold import template_files
+
+    files = template_files(PROJECT)
+    params = yaml.safe_load(files["params.yaml"])
+    spec = yaml.safe_load(files["pipeline.yaml"])
+    train = next(t for t in spec["tasks"] if t["source"] == "notebooks/train.ipynb")
+    assert params["monitor"]["reference"] == train["product"]["train"]
