@@ -87,9 +87,17 @@ def status(ctx: click.Context, url: str, prometheus: str | None, window: str | N
     def ms(x: float | None) -> str:
         return "-" if x is None else f"{x:g} ms"
 
+    def live(v: object) -> str:
+        figures = getattr(v, "live", {})
+        if not figures:
+            return "-"
+        f1 = f", f1 {figures['f1']:.3f}" if "f1" in figures else ""
+        return f"acc {figures['accuracy']:.3f}{f1} ({int(figures['labelled_rows'])} labels)"
+
     rows = [[v.variant, v.version or "-", str(v.requests), str(v.scored), pct(v.error_rate), ms(v.p50_ms),
-             ms(v.p99_ms)] for v in found.variants]
-    click.echo(_table(rows, ["variant", "version", "answered", "scored", "error rate", "p50", "p99"]))
+             ms(v.p99_ms), live(v)] for v in found.variants]
+    click.echo(_table(rows, ["variant", "version", "answered", "scored", "error rate", "p50", "p99",
+                             "live quality"]))
     if prometheus is not None:
         span = f"since each process started (series seen within {window or canary_prometheus.DEFAULT_WINDOW})" \
             if totals else f"over the last {window or canary_prometheus.DEFAULT_WINDOW} (Prometheus' increase)"

@@ -38,6 +38,7 @@ from mlnb.services.canary_status import Samples, Status, summarize
 DEFAULT_WINDOW = "10m"
 INVOCATIONS = "/invocations"
 MODEL_INFO = "mlnb_serve_model_info"
+LIVE = ("mlnb_serve_live_metric", "mlnb_serve_live_labelled_rows")  # gauges: the quality on /feedback labels
 # (series, the labels the figures read, a matcher of its own): what summarize() reads
 SERIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("mlnb_serve_requests_total", ("endpoint", "status", "variant"), f'endpoint="{INVOCATIONS}"'),
@@ -84,6 +85,9 @@ def queries(window: str = DEFAULT_WINDOW, selector: str = "", totals: bool = Fal
         grouping = f"sum by ({', '.join(by)})" if by else "sum"
         out[name] = f"{grouping} ({fn}({name}{{{matchers}}}[{window}]))"
     out[MODEL_INFO] = f"count by (variant, version) ({MODEL_INFO}{{{selector}}})"
+    for gauge in LIVE:  # ratios per process: kept apart (summarize weighs them by each one's labelled rows)
+        out[gauge] = (f"max by (metric, variant, version, worker, instance) "
+                      f"(last_over_time({gauge}{{{selector}}}[{window}]))")
     return out
 
 
@@ -133,6 +137,8 @@ def samples(base: str, window: str = DEFAULT_WINDOW, selector: str = "", totals:
             if name == MODEL_INFO:
                 versions.setdefault(labels.get("variant", ""), set()).add(labels.get("version", ""))
                 continue
+            if name in LIVE:  # one process: its pod (instance) and its worker
+                labels["worker"] = f"{labels.pop('instance', '')}/{labels.get('worker', '')}"
             out[(name, tuple(sorted(labels.items())))] = value
     for variant, found in versions.items():
         joined = ",".join(sorted(found, key=lambda v: (len(v), v)))

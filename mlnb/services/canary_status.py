@@ -28,6 +28,7 @@ from mlnb.errors import UserInputError
 _SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)$')
 _LABEL = re.compile(r'(?P<key>[a-zA-Z_][a-zA-Z0-9_]*)="(?P<value>(?:[^"\\]|\\.)*)"')
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+_PER_WORKER = ("mlnb_serve_live_metric", "mlnb_serve_live_labelled_rows")
 
 
 def parse(text: str) -> Samples:
@@ -77,6 +78,9 @@ def scrape(base: str, quiet_rounds: int = 6, max_scrapes: int = 60, timeout: flo
     for samples in latest.values():
         for key, value in samples.items():
             name, labels = key
+            if name in _PER_WORKER:  # ratios: combined in summarize, weighted by each worker's labelled rows
+                merged[key] = value
+                continue
             if name == "mlnb_serve_model_info":
                 merged[(name, tuple(kv for kv in labels if kv[0] != "worker"))] = value
                 continue
@@ -93,6 +97,7 @@ class VariantStatus:
     errors: int = 0
     p50_ms: float | None = None
     p99_ms: float | None = None
+    live: dict[str, float] = field(default_factory=dict)  # accuracy, f1 on /feedback labels; labelled_rows
 
     @property
     def error_rate(self) -> float | None:
@@ -101,7 +106,8 @@ class VariantStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {"variant": self.variant, "version": self.version, "requests": self.requests, "scored": self.scored,
-                "errors": self.errors, "error_rate": self.error_rate, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms}
+                "errors": self.errors, "error_rate": self.error_rate, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
+                "live": self.live}
 
 
 @dataclass
@@ -163,9 +169,29 @@ def summarize(samples: Samples, split: dict[str, Any] | None = None) -> Status:
         for attr, q in (("p50_ms", 0.5), ("p99_ms", 0.99)):
             value = quantile(q, buckets)
             setattr(status, attr, None if value is None else round(value * 1000, 2))
+        status.live = _live(samples, variant, status.version)
         out.append(status)
     return Status(out, round(total("mlnb_serve_compared_rows_total")), round(total("mlnb_serve_agreeing_rows_total")),
                   round(total("mlnb_serve_shadow_dropped_total")), split or {})
+
+
+def _live(samples: Samples, variant: str, version: str) -> dict[str, float]:
+    """The quality on /feedback labels of ``variant`` at ``version``, each worker weighted by its labelled rows."""
+    rows: dict[str, float] = {}
+    for (name, labels), value in samples.items():
+        got = dict(labels)
+        if name == "mlnb_serve_live_labelled_rows" and got.get("variant") == variant and got.get("version") == version:
+            rows[got.get("worker", "")] = value
+    total = sum(rows.values())
+    if not total:
+        return {}
+    out = {"labelled_rows": total}
+    for (name, labels), value in samples.items():
+        got = dict(labels)
+        if name == "mlnb_serve_live_metric" and got.get("variant") == variant and got.get("version") == version:
+            metric = got.get("metric", "")
+            out[metric] = out.get(metric, 0.0) + value * rows.get(got.get("worker", ""), 0) / total
+    return {k: round(v, 6) for k, v in out.items()}
 
 
 def status(url: str) -> Status:

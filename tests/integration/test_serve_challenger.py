@@ -357,6 +357,10 @@ def test_feedback_labels_give_live_quality_per_variant_and_monitor_compares_them
                 if s.name == "mlnb_serve_live_metric" and s.labels["metric"] == "accuracy"}
         assert live[("champion", "1")] == pytest.approx(expected["champion"])
         assert live[("challenger", "2")] == pytest.approx(expected["challenger"])
+        status = json.loads(run_mlnb(root, "canary", "status", "--url", f"http://127.0.0.1:{port}", "--json").stdout)
+        by = {v["variant"]: v["live"] for v in status["variants"]}
+        assert by["champion"]["accuracy"] == pytest.approx(expected["champion"], abs=1e-5)
+        assert by["challenger"]["labelled_rows"] == sum(v == "challenger" for _r, v, _p, _l in answers)
     finally:
         assert stop(proc) == 0
     res = run_mlnb(root, "monitor", "--log", str(log), "--reference", str(tmp_path / "reference.parquet"), "--ab",
