@@ -38,7 +38,7 @@ def monitor(logs: tuple[Path, ...], since: str | None, last: int | None, referen
 
     from mlnb.core.io import atomic_write
     from mlnb.services import monitor_report
-    from mlnb.services.monitor import MonitorRequest, run_monitor, track
+    from mlnb.services.monitor import MonitorRequest, run_monitor, save_last, track
 
     project = _project()
     result = run_monitor(project, MonitorRequest(tuple(logs), since, last, reference, version, variant, ab=ab))
@@ -50,6 +50,7 @@ def monitor(logs: tuple[Path, ...], since: str | None, last: int | None, referen
     if not no_mlflow:
         result.run_id = track(project, result, page)
         data["mlflow_run_id"] = result.run_id
+    save_last(project, data)  # what `mlnb report` shows
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:

@@ -133,6 +133,25 @@ def track(project: Project, result: MonitorResult, page: Path | None = None) -> 
         return run.run_id
 
 
+def last_path(root: Path) -> Path:
+    """Where the latest ``mlnb monitor`` result is kept (``mlnb report`` shows it)."""
+    from mlnb.core import settings
+
+    return settings.state_dir(root) / "monitor" / "last.json"
+
+
+def save_last(project: Project, data: dict[str, Any]) -> Path:
+    import json
+
+    from mlnb.core.io import atomic_write
+
+    path = last_path(project.root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, encoding="utf-8") as fh:
+        fh.write(json.dumps(data, default=str))
+    return path
+
+
 def _window_info(window: Window) -> dict[str, Any]:
     return {"model_name": window.model_name, "model_version": window.model_version, "variant": window.variant,
             "rows": len(window.inputs), "rows_in_window": window.rows_in_window,

@@ -36,6 +36,34 @@ def _notebook_html(path: Path) -> str:
     return body
 
 
+def _monitoring(root: Path) -> list[str]:
+    """The latest ``mlnb monitor`` result (drift of what is served), when there is one."""
+    from mlnb.services.monitor import last_path
+
+    try:
+        data = json.loads(last_path(root).read_text(encoding="utf-8"))
+        w = data["window"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    css, word = ("bad", "DRIFT") if data.get("drift") else ("ok", "NO DRIFT")
+    parts = [f'<h2>Monitoring <span class="{css}">{word}</span></h2>',
+             f"<p>{html.escape(str(w.get('model_name')))} version {html.escape(str(w.get('model_version')))}: "
+             f"{w.get('rows')} served rows, {html.escape(str(w.get('first', ''))[:19])} to "
+             f"{html.escape(str(w.get('last', ''))[:19])}, against {html.escape(str(data['reference'].get('path')))} "
+             f"({html.escape(str(data['reference'].get('source')))}); {len(data.get('drifted_features', []))} of "
+             f"{len(data.get('features', {}))} features drifted (<code>mlnb monitor --html</code> draws each).</p>"]
+    rows = [{"column": name, "drifted": f.get("drifted"), "psi": f.get("psi"), "wasserstein": f.get("wasserstein"),
+             "ks p": f.get("ks_p", f.get("chi2_p"))} for name, f in list(data.get("features", {}).items())[:10]]
+    if rows:
+        parts.append(_table(rows))
+    live = data.get("live") or {}
+    if live.get("by_version"):
+        parts += ["<h3>Live quality (labels posted to /feedback)</h3>",
+                  _table([{k: r.get(k) for k in ("variant", "model_version", "labelled_rows", "accuracy", "f1")}
+                          for r in live["by_version"]])]
+    return parts
+
+
 def build_report(spec: PipelineSpec, out: Path, root: Path) -> Path:
     """Write ``out`` (self-contained HTML: images inlined) and return it; ``root`` is the project's (where
     the build wrote ``products/last_build.json``; a spec in a subfolder resolves its products there)."""
@@ -72,6 +100,7 @@ def build_report(spec: PipelineSpec, out: Path, root: Path) -> Path:
         for img in images:
             data = base64.b64encode(img.read_bytes()).decode()
             parts.append(f'<img alt="{html.escape(img.stem)}" src="data:image/png;base64,{data}">')
+    parts += _monitoring(root)
     parts.append("<h2>Executed notebooks</h2>")
     for name, task in spec.tasks.items():
         nb = task.notebook_product

@@ -382,6 +382,9 @@ def test_monitor_compares_served_traffic_with_the_train_split_the_champion_was_b
     assert data["reference"]["source"] == "workspace (matches the build's dvc.lock)"
     assert data["reference"]["path"] == "products/features/train.parquet" and data["reference"]["verified"] is True
     assert data["drift"] is False and len(data["features"]) == 30 and data["quality"]["ok"] is True
+    assert run_mlnb(built_copy, "report").returncode == 0  # the latest monitoring result is in the report
+    page = (built_copy / "reports/report.html").read_text()
+    assert "Monitoring <span class=\"ok\">NO DRIFT</span>" in page and "0 of 30 features drifted" in page
 
     train = pd.read_parquet(built_copy / "products/features/train.parquet")  # a later rebuild on other data
     train.assign(mean_radius=train["mean_radius"] * 3).to_parquet(built_copy / "products/features/train.parquet")

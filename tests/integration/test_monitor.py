@@ -27,6 +27,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     X, y = breast_cancer()
     X.assign(diagnosis=y).to_parquet(root / "reference.parquet")
     save_local_model(root / "served")
+    # the schema the data is validated with: worst_area's bound is the training data's largest value
+    bounds = {c: {"dtype": "float", "min": 0, "max": float(X[c].max()) * (1 if c == "worst_area" else 3)}
+              for c in X.columns}
+    import yaml
+
+    (root / "data").mkdir()
+    (root / "data/schema.yaml").write_text(yaml.safe_dump({"target": "diagnosis", "columns": {
+        **bounds, "diagnosis": {"dtype": "int"}, "patient_age": {"dtype": "float"}}}))
     return root
 
 
@@ -59,7 +67,7 @@ def test_traffic_like_the_training_data_does_not_drift(project: Path) -> None:
     assert data["drift"] is False and data["drifted_features"] == []
     assert data["window"]["rows"] == 1500 and data["window"]["model_version"] == "local"
     assert len(data["features"]) == 30 and data["prediction"]["kind"] == "categorical"
-    assert data["quality"]["missing_columns"] == [] and data["quality"]["unknown_columns"] == []
+    assert data["quality"]["columns"] == {} and data["quality"]["unknown_columns"] == []
 
 
 def test_two_moved_columns_are_flagged_exactly(project: Path, tmp_path: Path) -> None:
@@ -84,6 +92,9 @@ def test_two_moved_columns_are_flagged_exactly(project: Path, tmp_path: Path) ->
     data = json.loads(run_mlnb(project, "monitor", "--log", "moved.jsonl", "--reference", "reference.parquet",
                                "--json", "--no-mlflow").stdout)
     assert sorted(data["drifted_features"]) == ["mean_radius", "worst_area"]
+    quality = data["quality"]  # the doubled spread crosses the schema's bound; a column the schema has is never sent
+    assert set(quality["columns"]) == {"worst_area"} and quality["columns"]["worst_area"]["out_of_range"] > 0
+    assert quality["missing_columns"] == ["patient_age"] and quality["ok"] is False
     assert 0.4 < data["features"]["mean_radius"]["wasserstein"] < 0.6
     run_id = res.stdout.strip().rsplit("MLflow run ", 1)[1]
     from mlflow.tracking import MlflowClient
