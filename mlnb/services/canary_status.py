@@ -1,9 +1,9 @@
 """``mlnb canary status``: how the champion and the challenger are doing, from the service's own ``/metrics``.
 (:mod:`mlnb.services.canary_prometheus` reads the same series from a Prometheus server instead.)
 
-With ``mlnb serve --workers N`` each scrape of ``/metrics`` is answered by one worker (whichever accepted the
-connection), labelled ``worker``: the status scrapes until no new worker shows up for several scrapes in a
-row and keeps each worker's latest counters, then sums them. Figures per variant:
+With ``mlnb serve --workers N`` each scrape of ``/metrics`` is answered by one worker, which adds the other
+workers' series (at most a second old), each labelled ``worker``: the status scrapes until no new worker
+shows up for several scrapes in a row, keeps each worker's latest counters, then sums them. Figures per variant:
 
 - requests: the ``/invocations`` requests it answered (a shadow challenger answers none: its copies scored);
 - error rate: the requests answered 5xx or on which the model raised, over all it was asked to score;
@@ -68,10 +68,11 @@ def scrape(base: str, quiet_rounds: int = 6, max_scrapes: int = 60, timeout: flo
     latest: dict[str, Samples] = {}
     quiet = 0
     for _ in range(max_scrapes):
-        samples = parse(_get(base.rstrip("/") + "/metrics", timeout))
-        worker = next((dict(labels).get("worker", "") for (_n, labels) in samples), "")
-        quiet = quiet + 1 if worker in latest else 0
-        latest[worker] = samples
+        by_worker: dict[str, Samples] = defaultdict(dict)
+        for key, value in parse(_get(base.rstrip("/") + "/metrics", timeout)).items():
+            by_worker[dict(key[1]).get("worker", "")][key] = value  # one scrape may carry every worker's
+        quiet = quiet + 1 if set(by_worker) <= set(latest) else 0
+        latest.update(by_worker)
         if quiet >= quiet_rounds:
             break
     merged: Samples = defaultdict(float)

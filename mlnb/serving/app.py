@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from mlnb.serving.feedback import Feedback
 from mlnb.serving.feedback import parse as parse_feedback
 from mlnb.serving.inputs import parse_request
 from mlnb.serving.metrics import CONTENT_TYPE as METRICS_TYPE
-from mlnb.serving.metrics import Metrics
+from mlnb.serving.metrics import Metrics, merge
 from mlnb.serving.model import ModelHolder, predictions_json
 from mlnb.serving.predlog import PredictionLog
 from mlnb.serving.variants import CHALLENGER, CHAMPION, Comparer, Router, Slot, Split
@@ -48,6 +49,7 @@ class State:
     comparer: Comparer | None = None
     drift: Any = None  # mlnb.serving.drift.DriftGauges, with --drift-reference
     feedback: Feedback = field(default_factory=Feedback)
+    peers: Path | None = None  # with --workers N: where every worker leaves its metrics for the others
 
     def with_challenger(self, slot: Slot, split: Split) -> None:
         """Serve ``slot`` beside the champion, sharing requests as ``split`` says."""
@@ -258,7 +260,19 @@ class MetricsPage(Base):
 
     def get(self) -> None:
         self.set_header("Content-Type", METRICS_TYPE)
-        self.finish(self.state.metrics.render())
+        own = self.state.metrics.render()
+        peers = self.state.peers
+        if peers is None:
+            self.finish(own)
+            return
+        texts = [own]  # every worker's series in one scrape, whichever worker answers it
+        for path in sorted(peers.glob("worker-*.prom")):
+            if path.name != f"worker-{self.state.metrics.worker}.prom":
+                try:
+                    texts.append(path.read_text(encoding="utf-8"))
+                except OSError:  # a worker being restarted
+                    continue
+        self.finish(merge(texts))
 
 
 class OpenAPI(Base):

@@ -144,3 +144,25 @@ class Metrics:
         if self.extra is not None:
             out += self.extra(w)
         return "\n".join(out) + "\n"
+
+
+def merge(texts: list[str]) -> str:
+    """Several processes' renders as one exposition: each family's HELP and TYPE once, then every process's
+    samples of it (they differ by their ``worker`` label). Families keep the order they first appear in."""
+    families: dict[str, list[str]] = {}
+    heads: dict[str, list[str]] = {}
+    for text in texts:
+        current = ""
+        for line in text.splitlines():
+            if line.startswith("# HELP ") or line.startswith("# TYPE "):
+                current = line.split(" ", 3)[2]
+                heads.setdefault(current, [])
+                if len(heads[current]) < 2 and not any(h.startswith(line[:7]) for h in heads[current]):
+                    heads[current].append(line)
+                families.setdefault(current, [])
+            elif line and not line.startswith("#"):
+                families.setdefault(current, []).append(line)
+    out = []
+    for name, samples in families.items():
+        out += heads.get(name, []) + samples
+    return "\n".join(out) + "\n"

@@ -195,7 +195,8 @@ def watch_challenger(options: Options, serving: str | None, failed: set[str], me
 
 
 def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, options: Options,
-               versions: dict[str, str], updates: int | None = None, challenger: Slot | None = None) -> None:
+               versions: dict[str, str], updates: int | None = None, challenger: Slot | None = None,
+               peers: Path | None = None) -> None:
     """One serving process's event loop, until SIGTERM/SIGINT (or, for a worker, its pipe closing)."""
     from tornado.httpserver import HTTPServer
 
@@ -212,6 +213,10 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
     state = State(holder, metrics, options.max_body, predlog, versions)
     if options.challenger is not None:
         state.with_challenger(challenger or Slot(), options.split)
+    state.peers = peers
+    if peers is not None:  # this worker's series, for whichever worker answers the next scrape
+        threading.Thread(target=_share_metrics, args=(metrics, peers), name="mlnb-metrics-share",
+                         daemon=True).start()
     extra = [state.feedback.render]
     if options.drift_reference is not None:
         from mlnb.serving.drift import DriftGauges, load_reference
@@ -250,6 +255,21 @@ def run_worker(sockets: list[Any], holder: ModelHolder, metrics: Metrics, option
         state.drift.close()
     if predlog is not None:
         predlog.close()
+
+
+def _share_metrics(metrics: Metrics, peers: Path, every: float = 1.0) -> None:
+    """Write this worker's render to ``peers/worker-<index>.prom`` every second (whole files: renamed in)."""
+    import time
+
+    path = peers / f"worker-{metrics.worker}.prom"
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        try:
+            tmp.write_text(metrics.render(), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:  # the supervisor removed the folder: it is shutting down
+            return
+        time.sleep(every)
 
 
 def _read_updates(fd: int, holder: ModelHolder, challenger: Slot, metrics: Metrics,

@@ -5,7 +5,10 @@ verified, after the fork (the supervisor never runs the model: OpenMP and fork d
 versions arrive as one JSON line over a pipe. The supervisor restarts a worker that dies (at most
 ``MAX_RESTARTS`` a minute), forwards SIGTERM/SIGINT and exits when every worker has exited. A worker
 that cannot load the model at start exits with ``LOAD_FAILED`` and the supervisor stops. A challenger is
-fetched, checked and sent the same way (a worker that cannot load it serves the champion alone).
+fetched, checked and sent the same way (a worker that cannot load it serves the champion alone). Each
+worker writes its metrics into a private folder every second, and whichever worker answers ``/metrics``
+adds the others' (labelled by ``worker``): one scrape sees every worker (Prometheus keeps its connection to
+one of them).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -53,6 +58,7 @@ class Supervisor:
         self.stopping = False
         self.failure = ""
         self.metrics = Metrics("supervisor")
+        self.peers = Path(tempfile.mkdtemp(prefix="mlnb-metrics-"))  # each worker's series, shared
         self.restarts: list[float] = []
 
     def run(self) -> None:
@@ -74,6 +80,7 @@ class Supervisor:
                     watcher.stop.set()
             for path in [*self.downloads[CHAMPION], *self.downloads[CHALLENGER]]:
                 source.discard(path, self.options.cache_dir)
+            shutil.rmtree(self.peers, ignore_errors=True)
         if self.failure:
             raise ServingError(self.failure)
 
@@ -203,7 +210,7 @@ def _worker(index: int, path: Path, identity: Identity, updates: int, supervisor
             log.error("worker %d: challenger not served: %s", index, exc)
     try:
         run_worker(supervisor.sockets, ModelHolder(model), metrics, supervisor.options, supervisor.versions,
-                   updates=updates, challenger=slot)
+                   updates=updates, challenger=slot, peers=supervisor.peers)
     except BaseException as exc:  # a worker reports its own death in one line
         log.error("worker %d: %s: %s", index, type(exc).__name__, exc)
         return 1

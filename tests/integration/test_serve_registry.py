@@ -187,6 +187,15 @@ def test_workers_all_swap(project) -> None:
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc)
         _wait_for(lambda: versions() == {("0", "1"), ("1", "1")}, what="both workers on version 1")
+
+        def one_scrape() -> set[str]:  # whichever worker answers, it reports every worker's series
+            from prometheus_client.parser import text_string_to_metric_families
+
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/metrics")
+            families = list(text_string_to_metric_families(conn.getresponse().read().decode()))  # valid text
+            return {s.labels["worker"] for f in families if f.name == "mlnb_serve_model_info" for s in f.samples}
+        _wait_for(lambda: one_scrape() == {"0", "1"}, what="one scrape showing both workers")
         with Load(port, body, clients=4) as load:
             client.set_registered_model_alias(MODEL_NAME, "champion", "2")
             _wait_for(lambda: versions() == {("0", "2"), ("1", "2")}, what="both workers on version 2")

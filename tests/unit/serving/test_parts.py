@@ -205,3 +205,20 @@ def test_the_watcher_retries_a_failed_fetch_but_not_a_bad_model(monkeypatch) -> 
     watcher.check()  # a bad model: counted, and never tried again
     watcher.check()
     assert (watcher.serving, metrics.swap_failures["champion"], watcher.failed, outcomes) == ("2", 1, {"3"}, [])
+
+
+def test_renders_of_several_workers_merge_into_one_valid_exposition() -> None:
+    from mlnb.serving.metrics import merge
+
+    renders = []
+    for worker in ("0", "1"):
+        m = Metrics(worker)
+        m.request("/invocations", 200, "champion")
+        m.scored(0.002, 3)
+        renders.append(m.render())
+    families = {f.name: f for f in text_string_to_metric_families(merge(renders))}  # one TYPE per family
+    assert {s.labels["worker"] for s in families["mlnb_serve_requests"].samples} == {"0", "1"}
+    counts = [s for s in families["mlnb_serve_request_duration_seconds"].samples if s.name.endswith("_count")
+              and s.labels["variant"] == "champion"]
+    assert sorted(s.labels["worker"] for s in counts) == ["0", "1"]
+    assert merge(renders).count("# TYPE mlnb_serve_requests_total counter") == 1
