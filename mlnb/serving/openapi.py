@@ -14,6 +14,9 @@ _TYPES = {"double": {"type": "number"}, "float": {"type": "number"},
           "boolean": {"type": "boolean"}, "string": {"type": "string"}}
 
 
+_LABEL = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}  # a class or a value
+
+
 def _value(kind: str, required: bool) -> dict[str, Any]:
     return {**_TYPES[kind], **({} if required else {"nullable": True})}
 
@@ -71,6 +74,21 @@ def document(schema: InputSchema, identity: Identity, version: str) -> dict[str,
                     "413": _error("Body over the size limit"),
                     "415": _error("Unsupported Content-Type"),
                     "503": _error("No model ready")}}},
+            "/feedback": {"post": {
+                "summary": "Labels for earlier answers (by their X-Request-Id)", "operationId": "feedback",
+                "requestBody": {"required": True, "content": {JSON: {"schema": {
+                    "type": "object", "required": ["feedback"], "properties": {"feedback": {
+                        "type": "array", "minItems": 1, "maxItems": 10000, "items": {
+                            "type": "object", "required": ["request_id"],
+                            "anyOf": [{"required": ["label"]}, {"required": ["labels"]}], "properties": {
+                                "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                                "label": _LABEL, "labels": {"type": "array", "minItems": 1, "maxItems": 100000,
+                                                            "items": _LABEL}}}}}}}}},
+                "responses": {
+                    "200": {"description": "How many labels matched an answer of this process", "content": {
+                        JSON: {"schema": {"type": "object", "properties": {
+                            k: {"type": "integer"} for k in ("matched", "unknown", "duplicate")}}}}},
+                    "400": _error("Not a list of {request_id, label} records")}}},
             "/health": {"get": {"summary": "Alive", "operationId": "health",
                                 "responses": {"200": {"description": "Alive", "content": plain}}}},
             "/ping": {"get": {"summary": "Alive (MLflow's name)", "operationId": "ping",

@@ -135,6 +135,11 @@ def test_health_ready_version_metrics_openapi(model_dir: Path, server: Server) -
     assert families["mlnb_serve_rows_scored"].samples[0].value >= 12
     doc = json.loads(request(server.port, "GET", "/openapi.json")[2])
     assert doc["openapi"].startswith("3.") and "/invocations" in doc["paths"]
+    from mlnb.serving.app import State, make_app
+
+    routes = {r.matcher.regex.pattern.rstrip("$") for r in make_app(State(None, None)).default_router.rules[0]
+              .target.rules}  # type: ignore[arg-type]
+    assert routes - {"/openapi.json"} == set(doc["paths"])  # every endpoint served is described
     assert sorted(doc["components"]["schemas"]["Record"]["properties"]) == sorted(X.columns)
 
 
