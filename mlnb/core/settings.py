@@ -113,6 +113,16 @@ _DECLARED = (
             maximum=64),
     Setting("MLNB_ALLOW_UNSAFE_PICKLE", "bool", False, "Let `mlnb serve`/`fetch-model` load models in formats "
             "that run code when loaded (pickle, cloudpickle): only for models you trust."),
+    Setting("MLNB_CHALLENGER_URI", "str", None, "`mlnb serve --challenger`: a second model served beside the "
+            "champion (e.g. models:/NAME@challenger), with MLNB_CHALLENGER_TRAFFIC or MLNB_SHADOW."),
+    Setting("MLNB_CHALLENGER_TRAFFIC", "float", None, "`mlnb serve --traffic`: percent of requests the challenger "
+            "answers.", minimum=0, maximum=100),
+    Setting("MLNB_SHADOW", "bool", False, "`mlnb serve --shadow`: the challenger scores a copy of every request; "
+            "the champion answers."),
+    Setting("MLNB_DRIFT_REFERENCE", "path", None, "`mlnb serve --drift-reference`: the table (the train split) "
+            "the live drift gauges on /metrics compare served rows with."),
+    Setting("MLNB_SERVE_URL", "str", None, "`mlnb canary status --url`: the mlnb serve service whose /metrics and "
+            "/version it reads (default http://127.0.0.1:8080)."),
 )
 SETTINGS: Mapping[str, Setting] = {s.name: s for s in _DECLARED}
 

@@ -20,7 +20,10 @@ NAME = re.compile(r"\b(?:MLNB_[A-Z0-9_]*[A-Z0-9]|ENTRY_POINT)\b")  # and Ploombe
 # Where the product reads its variables (tests set their own, e.g. MLNB_SCREENSHOTS, not declared);
 # MLNB_GATE_VERDICT is the CI templates' own variable, written and read by the pipeline's shell steps.
 SOURCES = ("mlnb", "scripts", "extension/src", "Makefile", "Dockerfile")
-NOT_READ_BY_MLNB = {"MLNB_GATE_VERDICT"}
+NOT_READ_BY_MLNB = {"MLNB_GATE_VERDICT",
+                    # CI variables of the scheduled monitoring job, read by scripts/monitor-ci.sh (README)
+                    "MLNB_PREDICTION_LOG_URL", "MLNB_MONITOR_SINCE", "MLNB_RAW_DATA_URL", "MLNB_RAW_DATA_PATH",
+                    "MLNB_PUSH_TOKEN", "MLNB_BASE_BRANCH", "MLNB_GIT_NAME", "MLNB_GIT_EMAIL"}
 
 
 def literals() -> dict[str, list[str]]:
